@@ -13,7 +13,9 @@
 typedef struct {
   size_t chunk_size_limit;         /* largest top-level message, bytes */
   size_t decompression_size_limit; /* largest gunzipped PackedForward payload */
-  int max_depth;                   /* deepest nesting of arrays/maps, >= 2 */
+  int max_depth;                   /* deepest nesting of arrays/maps, >= 2;
+                                      the top-level array is depth 1; values
+                                      above 32 act as 32 (msgpack-c's stack) */
   bool skip_invalid_event;         /* true: skip a bad entry; false: reject message */
 } sl_fwd_limits_t;
 
@@ -88,7 +90,10 @@ typedef struct {
  * (free with sl_fwd_message_free, before the frame), or a negative error with
  * *msg left freeable: SL_ENOTARRAY, SL_EBADTAG, SL_EBADMODE, SL_EBADOPTION,
  * SL_EBADGZIP, SL_EBOMB, SL_EMSGPACK (packed entries malformed), SL_EDEPTH,
- * SL_EBADENTRY (an invalid entry and !skip_invalid_event). */
+ * SL_EBADENTRY (an invalid entry and !skip_invalid_event).
+ * Packed entries are depth-checked as if nested where Forward mode nests its
+ * entries (an entry is depth 3), so a record fits the limit in both modes
+ * alike.  `size_mismatch` compares `size` with n_entries + n_skipped. */
 int sl_fwd_message_parse(const msgpack_object *root, const sl_fwd_limits_t *limits,
                          sl_fwd_message_t *msg);
 void sl_fwd_message_free(sl_fwd_message_t *msg); /* accepts a zeroed message */

@@ -1,7 +1,11 @@
 /* TOML 1.0 parser: text in, a tree of values out, every key and value
  * carrying the line and column where it was written so that the config
  * schema can report errors as file:line:col.  Pure; no I/O but
- * sl_toml_parse_file. */
+ * sl_toml_parse_file.
+ *
+ * Lines and columns are 1-based; a column counts bytes from the start of the
+ * line (a tab is one byte, "é" two), in error messages as in the tree, the
+ * way gcc reports columns. */
 #ifndef SL_TOML_H
 #define SL_TOML_H
 
@@ -66,13 +70,23 @@ struct sl_toml_value {
  * 0 and sets *root to a TABLE owned by the caller (free with sl_toml_free).
  * On failure returns SL_ESYNTAX and writes one message to err:
  * "<filename>:<line>:<col>: <what is wrong>" (filename may be NULL: then
- * "<line>:<col>: ..."). */
+ * "<line>:<col>: ..."); SL_ENOMEM when memory runs out.  Trees nested deeper
+ * than 128 levels (arrays, tables, dotted keys) are rejected, and so are
+ * floats that overflow to infinity (write inf for that). */
 int sl_toml_parse(const char *text, size_t len, const char *filename, sl_toml_value_t **root,
                   char *err, size_t errlen);
 
 /* Reads and parses a file; -errno (with a message in err) when it cannot be
  * read. */
 int sl_toml_parse_file(const char *path, sl_toml_value_t **root, char *err, size_t errlen);
+
+/* An empty TABLE at line 0 (not from a file); free with sl_toml_free. */
+sl_toml_value_t *sl_toml_table_new(void);
+
+/* Appends key = v to TABLE t (key copied), taking v, which must come from
+ * this module (sl_toml_parse, sl_toml_table_new); v is freed on failure.
+ * The caller makes sure the key is not there yet.  0 or SL_ENOMEM. */
+int sl_toml_table_append(sl_toml_value_t *t, const char *key, sl_toml_value_t *v);
 
 /* Accepts NULL. */
 void sl_toml_free(sl_toml_value_t *v);
@@ -86,7 +100,9 @@ const sl_toml_kv_t *sl_toml_get_kv(const sl_toml_value_t *t, const char *key);
 const char *sl_toml_type_name(sl_toml_type_t t);
 
 /* Formats a date/time value the way TOML writes it (RFC 3339, 'T'
- * separator, fractional seconds only when non-zero). Returns bytes written. */
+ * separator, fractional seconds only when non-zero, as 3, 6 or 9 digits).
+ * Writes at most buflen-1 bytes and a NUL; returns the bytes written, 0 for
+ * a value that is not a date/time. */
 size_t sl_toml_datetime_format(const sl_toml_value_t *v, char *buf, size_t buflen);
 
 #endif

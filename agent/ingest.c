@@ -1,0 +1,350 @@
+/* The ingest stage: for each record of a decoded forward message, find the
+ * route, build the Kafka message (value in JSON or msgpack with the
+ * configured keys injected, key from a record field, timestamp = event time,
+ * header fluent.tag) and produce it; or print it in print mode.  When the
+ * producer is full the rest of the message waits here, the forward server is
+ * paused, and both resume as delivery reports drain the queue.  Loop thread
+ * only. */
+#include "ingest.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+#include "json_encode.h"
+#include "kafka_producer.h"
+#include "log.h"
+#include "metrics.h"
+
+/* A message that did not fit into the producer queue yet. */
+typedef struct stalled {
+  struct stalled *next;
+  sl_fwd_frame_t frame;
+  sl_fwd_message_t msg;
+  size_t next_entry;
+  const sl_route_t *route; /* NULL: default topic or unrouted */
+  sl_ack_tracker_t *tracker;
+  char *tag; /* owned, NUL-terminated, with tag_prefix */
+  size_t tag_len;
+  char address[64];
+  char hostname[256];
+} stalled_t;
+
+struct sl_ingest {
+  const sl_config_t *cfg;
+  sl_kafka_producer_t *producer;
+  sl_fwd_server_t *server;
+  stalled_t *stalled_head, *stalled_tail;
+  size_t n_stalled;
+  sl_buf_t value, key, topic, tagbuf;
+  sl_route_t default_route; /* for default_topic: json, no key */
+};
+
+int sl_ingest_new(const sl_config_t *cfg, sl_kafka_producer_t *producer, sl_ingest_t **out) {
+  sl_ingest_t *in = calloc(1, sizeof *in);
+  if (!in) return SL_ENOMEM;
+  in->cfg = cfg;
+  in->producer = producer;
+  if (cfg->kafka.default_topic) {
+    char err[256];
+    int r = sl_topic_tmpl_compile(cfg->kafka.default_topic, &in->default_route.topic, err, sizeof err);
+    if (r) {
+      free(in);
+      return r;
+    }
+    in->default_route.topic_text = strdup(cfg->kafka.default_topic);
+  }
+  *out = in;
+  return 0;
+}
+
+void sl_ingest_set_server(sl_ingest_t *in, sl_fwd_server_t *server) { in->server = server; }
+
+static void stalled_free(stalled_t *s) {
+  sl_fwd_message_free(&s->msg);
+  sl_fwd_frame_free(&s->frame);
+  free(s->tag);
+  free(s);
+}
+
+void sl_ingest_free(sl_ingest_t *in) {
+  if (!in) return;
+  while (in->stalled_head) {
+    stalled_t *s = in->stalled_head;
+    in->stalled_head = s->next;
+    /* Never acked: the client re-sends what was not delivered. */
+    if (s->tracker) {
+      sl_ack_tracker_hold(s->tracker);
+      sl_ack_tracker_settle(s->tracker, false);
+      sl_ack_tracker_seal(s->tracker);
+    }
+    stalled_free(s);
+  }
+  sl_buf_free(&in->value);
+  sl_buf_free(&in->key);
+  sl_buf_free(&in->topic);
+  sl_buf_free(&in->tagbuf);
+  sl_topic_tmpl_free(in->default_route.topic);
+  free(in->default_route.topic_text);
+  free(in);
+}
+
+size_t sl_ingest_stalled(const sl_ingest_t *in) { return in->n_stalled; }
+
+/* ---- encoding -------------------------------------------------------------- */
+
+static void format_rfc3339(int64_t sec, uint32_t nsec, char *buf, size_t len) {
+  time_t t = (time_t)sec;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, len - n, ".%09" PRIu32 "Z", nsec);
+}
+
+typedef struct {
+  const char *key;
+  const char *str;
+  size_t len;
+  bool number; /* str is the exact decimal text of a number (epoch time) */
+} extra_t;
+
+/* Collects the keys injected into every record of this message. */
+static size_t collect_extras(const sl_ingest_t *in, const sl_route_t *r, const sl_fwd_peer_t *peer,
+                             const char *tag, size_t tag_len, const char *time_text, extra_t *x) {
+  const sl_forward_config_t *f = &in->cfg->forward;
+  size_t n = 0;
+  if (r && r->tag_key) x[n++] = (extra_t){r->tag_key, tag, tag_len, false};
+  if (r && r->time_key) x[n++] = (extra_t){r->time_key, time_text, strlen(time_text), !r->time_rfc3339};
+  if (f->source_address_key)
+    x[n++] = (extra_t){f->source_address_key, peer->address, strlen(peer->address), false};
+  if (f->source_hostname_key)
+    x[n++] = (extra_t){f->source_hostname_key, peer->hostname, strlen(peer->hostname), false};
+  return n;
+}
+
+static bool key_overridden(const msgpack_object *k, const extra_t *x, size_t nx) {
+  if (k->type != MSGPACK_OBJECT_STR) return false;
+  for (size_t i = 0; i < nx; i++)
+    if (strlen(x[i].key) == k->via.str.size && memcmp(x[i].key, k->via.str.ptr, k->via.str.size) == 0)
+      return true;
+  return false;
+}
+
+static int encode_json(sl_buf_t *out, const msgpack_object *rec, const extra_t *x, size_t nx) {
+  int r = sl_buf_putc(out, '{');
+  bool first = true;
+  for (uint32_t i = 0; !r && i < rec->via.map.size; i++) {
+    const msgpack_object_kv *kv = &rec->via.map.ptr[i];
+    if (key_overridden(&kv->key, x, nx)) continue;
+    if (!first) r = sl_buf_putc(out, ',');
+    first = false;
+    if (!r) r = sl_json_encode_key(out, &kv->key);
+    if (!r) r = sl_buf_putc(out, ':');
+    if (!r) r = sl_json_encode(out, &kv->val);
+  }
+  for (size_t i = 0; !r && i < nx; i++) {
+    if (!first) r = sl_buf_putc(out, ',');
+    first = false;
+    if (!r) r = sl_json_encode_string(out, x[i].key, strlen(x[i].key));
+    if (!r) r = sl_buf_putc(out, ':');
+    if (r) break;
+    /* The epoch time goes out as its exact decimal text: a JSON number with
+     * all nine digits of nanoseconds, which a double could not carry. */
+    r = x[i].number ? sl_buf_append(out, x[i].str, x[i].len) : sl_json_encode_string(out, x[i].str, x[i].len);
+  }
+  if (!r) r = sl_buf_putc(out, '}');
+  return r;
+}
+
+static int encode_msgpack(sl_buf_t *out, const msgpack_object *rec, const extra_t *x, size_t nx) {
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, out, sl_buf_msgpack_write);
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < rec->via.map.size; i++) kept += !key_overridden(&rec->via.map.ptr[i].key, x, nx);
+  int r = msgpack_pack_map(&pk, kept + (uint32_t)nx);
+  for (uint32_t i = 0; !r && i < rec->via.map.size; i++) {
+    const msgpack_object_kv *kv = &rec->via.map.ptr[i];
+    if (key_overridden(&kv->key, x, nx)) continue;
+    r = msgpack_pack_object(&pk, kv->key);
+    if (!r) r = msgpack_pack_object(&pk, kv->val);
+  }
+  for (size_t i = 0; !r && i < nx; i++) {
+    r = msgpack_pack_str_with_body(&pk, x[i].key, strlen(x[i].key));
+    if (!r)
+      r = x[i].number ? msgpack_pack_double(&pk, strtod(x[i].str, NULL))
+                      : msgpack_pack_str_with_body(&pk, x[i].str, x[i].len);
+  }
+  return r ? SL_ENOMEM : 0;
+}
+
+/* ---- producing ------------------------------------------------------------- */
+
+/* Produces entry `e`.  0 (produced, or dropped with a count), or
+ * SL_EQUEUEFULL. */
+static int produce_entry(sl_ingest_t *in, const sl_route_t *route, const sl_fwd_entry_t *e,
+                         const char *tag, size_t tag_len, const sl_fwd_peer_t *peer, sl_ack_tracker_t *t) {
+  char time_text[48];
+  if (route && route->time_key) {
+    if (route->time_rfc3339)
+      format_rfc3339(e->sec, e->nsec, time_text, sizeof time_text);
+    else
+      snprintf(time_text, sizeof time_text, "%" PRId64 ".%09" PRIu32, e->sec, e->nsec);
+  }
+  extra_t extras[4];
+  size_t nx = collect_extras(in, route, peer, tag, tag_len, time_text, extras);
+
+  sl_buf_reset(&in->topic);
+  const char *why = NULL;
+  if (sl_topic_tmpl_render(route->topic, tag, tag_len, e->record, &in->topic, &why) ||
+      sl_buf_putc(&in->topic, 0)) {
+    sl_metric_inc(ROUTE_TEMPLATE);
+    sl_log_rl(SL_LOG_WARN, "route", "record with tag %.*s dropped: topic \"%s\": %s", (int)tag_len, tag,
+              route->topic_text, why ? why : "out of memory");
+    return 0;
+  }
+  sl_buf_reset(&in->key);
+  bool has_key = false;
+  if (route->key.n) {
+    const msgpack_object *kv = sl_field_lookup(e->record, &route->key);
+    if (kv && kv->type != MSGPACK_OBJECT_NIL) {
+      if (sl_scalar_text(kv, &in->key) && sl_json_encode(&in->key, kv)) return SL_ENOMEM;
+      has_key = true;
+    }
+  }
+  sl_buf_reset(&in->value);
+  int r = route->format == SL_FORMAT_MSGPACK ? encode_msgpack(&in->value, e->record, extras, nx)
+                                             : encode_json(&in->value, e->record, extras, nx);
+  if (r) {
+    sl_log_rl(SL_LOG_ERROR, "route", "cannot encode a record with tag %.*s: %s", (int)tag_len, tag,
+              sl_strerror(r));
+    if (t) {
+      sl_ack_tracker_hold(t);
+      sl_ack_tracker_settle(t, false);
+    }
+    return 0;
+  }
+  int64_t ts_ms = e->sec * 1000 + e->nsec / 1000000;
+  r = sl_kafka_producer_send(in->producer, in->topic.data, has_key ? in->key.data : NULL,
+                             has_key ? in->key.len : 0, in->value.data, in->value.len, ts_ms, tag, tag_len, t);
+  return r == SL_EQUEUEFULL ? r : 0;
+}
+
+static void print_entry(sl_ingest_t *in, const sl_fwd_entry_t *e, const char *tag, size_t tag_len,
+                        const sl_fwd_peer_t *peer) {
+  char time_text[48];
+  format_rfc3339(e->sec, e->nsec, time_text, sizeof time_text);
+  extra_t extras[4];
+  size_t nx = collect_extras(in, NULL, peer, tag, tag_len, time_text, extras);
+  sl_buf_t *b = &in->value;
+  sl_buf_reset(b);
+  sl_buf_puts(b, "{\"tag\":");
+  sl_json_encode_string(b, tag, tag_len);
+  sl_buf_puts(b, ",\"time\":\"");
+  sl_buf_puts(b, time_text);
+  sl_buf_puts(b, "\",\"record\":");
+  encode_json(b, e->record, extras, nx);
+  sl_buf_puts(b, "}\n");
+  fwrite(b->data, 1, b->len, stdout);
+  sl_metric_inc(PRINTED);
+}
+
+/* Produces entries from *next on.  0 when all are done, 1 when the queue is
+ * full (*next says where to go on). */
+static int run_entries(sl_ingest_t *in, const sl_route_t *route, sl_fwd_message_t *msg, size_t *next,
+                       const char *tag, size_t tag_len, const sl_fwd_peer_t *peer, sl_ack_tracker_t *t) {
+  for (; *next < msg->n_entries; (*next)++)
+    if (produce_entry(in, route, &msg->entries[*next], tag, tag_len, peer, t) == SL_EQUEUEFULL) return 1;
+  return 0;
+}
+
+static const sl_route_t *route_for(sl_ingest_t *in, const char *tag, size_t tag_len, size_t n_records) {
+  const sl_route_t *r = sl_route_find(in->cfg->routes, in->cfg->n_routes, tag, tag_len);
+  if (r) return r;
+  if (in->default_route.topic) return &in->default_route;
+  sl_metric_add(ROUTE_UNMATCHED, n_records);
+  sl_log_rl(SL_LOG_WARN, "route", "%zu records with tag %.*s dropped: no route matches and no default_topic",
+            n_records, (int)tag_len, tag);
+  return NULL;
+}
+
+int sl_ingest_submit(sl_ingest_t *in, const sl_fwd_peer_t *peer, sl_fwd_frame_t *frame, sl_fwd_message_t *msg,
+                     sl_ack_tracker_t *tracker) {
+  const char *tag = msg->tag;
+  size_t tag_len = msg->tag_len;
+  const char *prefix = in->cfg->forward.tag_prefix;
+  if (prefix) {
+    sl_buf_reset(&in->tagbuf);
+    sl_buf_puts(&in->tagbuf, prefix);
+    sl_buf_putc(&in->tagbuf, '.');
+    sl_buf_append(&in->tagbuf, tag, tag_len);
+    tag = in->tagbuf.data;
+    tag_len = in->tagbuf.len;
+  }
+  if (!in->producer) {
+    for (size_t i = 0; i < msg->n_entries; i++) print_entry(in, &msg->entries[i], tag, tag_len, peer);
+    fflush(stdout);
+    if (tracker) sl_ack_tracker_seal(tracker);
+    return 0;
+  }
+  const sl_route_t *route = route_for(in, tag, tag_len, msg->n_entries);
+  size_t next = 0;
+  if (route && !in->stalled_head && run_entries(in, route, msg, &next, tag, tag_len, peer, tracker) == 0) {
+    if (tracker) sl_ack_tracker_seal(tracker);
+    return 0;
+  }
+  if (!route) {
+    if (tracker) sl_ack_tracker_seal(tracker);
+    return 0;
+  }
+  /* The queue is full (or others wait already): keep the rest, in order. */
+  stalled_t *s = calloc(1, sizeof *s);
+  if (!s || !(s->tag = strndup(tag, tag_len))) {
+    free(s);
+    sl_log_rl(SL_LOG_ERROR, "ingest", "out of memory holding a message back; it will not be acked");
+    if (tracker) {
+      sl_ack_tracker_hold(tracker);
+      sl_ack_tracker_settle(tracker, false);
+      sl_ack_tracker_seal(tracker);
+    }
+    return 0;
+  }
+  s->frame = *frame;
+  s->msg = *msg;
+  s->next_entry = next;
+  s->route = route;
+  s->tracker = tracker;
+  s->tag_len = tag_len;
+  snprintf(s->address, sizeof s->address, "%s", peer->address);
+  snprintf(s->hostname, sizeof s->hostname, "%s", peer->hostname);
+  if (in->stalled_tail)
+    in->stalled_tail->next = s;
+  else
+    in->stalled_head = s;
+  in->stalled_tail = s;
+  in->n_stalled++;
+  if (in->server && !sl_fwd_server_paused(in->server)) {
+    sl_log(SL_LOG_INFO, "ingest", "producer queue full: pausing reads from forward clients");
+    sl_fwd_server_pause(in->server);
+  }
+  return 1;
+}
+
+void sl_ingest_on_drain(sl_ingest_t *in) {
+  while (in->stalled_head) {
+    stalled_t *s = in->stalled_head;
+    sl_fwd_peer_t peer = {s->address, s->hostname};
+    if (run_entries(in, s->route, &s->msg, &s->next_entry, s->tag, s->tag_len, &peer, s->tracker)) return;
+    if (s->tracker) sl_ack_tracker_seal(s->tracker);
+    in->stalled_head = s->next;
+    if (!in->stalled_head) in->stalled_tail = NULL;
+    in->n_stalled--;
+    stalled_free(s);
+  }
+  if (in->server && sl_fwd_server_paused(in->server) && sl_kafka_producer_below_low_water(in->producer)) {
+    sl_log(SL_LOG_INFO, "ingest", "producer queue drained: resuming reads from forward clients");
+    sl_fwd_server_resume(in->server);
+  }
+}
