@@ -1,0 +1,115 @@
+"""The `sluice` command line as an operator meets it: exit codes, help,
+`check` errors with file:line:col, `--print` redaction, the example configs,
+the README's generated reference, and `run` starting and stopping."""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+
+from harness import SLUICE, SRCDIR, Sluice, Tap
+
+t = Tap()
+tmp = tempfile.mkdtemp(prefix="sluice-cli-")
+
+
+def run(*args, stdin=None):
+    return subprocess.run([SLUICE, *args], capture_output=True, text=True, input=stdin, timeout=30)
+
+
+def write(name, text):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+r = run("version")
+t.ok(r.returncode == 0 and r.stdout.startswith("sluice "), "version prints the version, exit 0", r)
+for cmd in (["--help"], ["run", "--help"], ["check", "--help"], ["cat", "--help"]):
+    r = run(*cmd)
+    t.ok(r.returncode == 0 and "usage: sluice" in r.stdout, f"`sluice {' '.join(cmd)}` prints usage, exit 0", r)
+for cmd, why in (([], "no command"), (["frobnicate"], "unknown command"), (["check"], "check without -c"),
+                 (["run", "-c"], "run with -c missing its argument"), (["cat"], "cat without a tag"),
+                 (["check", "-c", "x", "extra"], "stray argument")):
+    r = run(*cmd)
+    t.ok(r.returncode == 64 and "usage:" in r.stderr, f"{why}: usage on stderr, exit 64", r)
+
+for name in ("sluice.toml", "demo.toml"):
+    path = os.path.join(SRCDIR, "config", name)
+    r = run("check", "-c", path)
+    t.ok(r.returncode == 0 and r.stdout.strip() == f"{path}: ok", f"config/{name} passes check", r.stderr)
+
+bad = write("bad.toml", '[log]\nlevel = "info"\n\n[input.forward]\nlistn = "0.0.0.0:1"\n')
+r = run("check", "-c", bad)
+t.eq(r.returncode, 2, "unknown key: exit 2")
+t.eq(r.stderr.splitlines()[0] if r.stderr else "",
+     f'{bad}:5:1: input.forward: unknown key "listn" (did you mean "listen"?)',
+     "unknown key named with file, line, column and the suggestion")
+
+many = write("many.toml", '[input.forward]\nmax_connections = 0\nidle_timeout = "10"\n'
+             '[kafka]\nclient_id = "x"\n[[route]]\nmatch = "**"\ntopic = "logs.${nope}"\n')
+r = run("check", "-c", many)
+lines = r.stderr.splitlines()
+t.eq(r.returncode, 2, "several errors: exit 2")
+t.ok(any(l.startswith(f"{many}:2:19: input.forward.max_connections: 0 is out of range") for l in lines)
+     and any(l.startswith(f"{many}:3:16: input.forward.idle_timeout: duration \"10\" has no unit") for l in lines)
+     and any(l.startswith(f"{many}:4:1: kafka: missing required key \"brokers\"") for l in lines)
+     and lines[-1] == f"{many}: 3 errors", "every schema error listed, with a count", r.stderr)
+
+tmpl = write("tmpl.toml", '[kafka]\nbrokers = "embedded"\n[[route]]\nmatch = "**"\ntopic = "logs.${nope}"\n')
+r = run("check", "-c", tmpl)
+t.ok(r.returncode == 2 and f"{tmpl}:5:9: route[0].topic: topic template" in r.stderr,
+     "bad topic template: exit 2 at its position", r.stderr)
+
+syntax = write("syntax.toml", '[log]\nlevel = "info\n')
+r = run("check", "-c", syntax)
+t.ok(r.returncode == 2 and r.stderr.startswith(f"{syntax}:2:9: unterminated string"),
+     "TOML syntax error with file:line:col", r.stderr)
+r = run("check", "-c", os.path.join(tmp, "missing.toml"))
+t.ok(r.returncode == 2 and "No such file or directory" in r.stderr, "missing file: exit 2 with the reason", r.stderr)
+
+tls = write("tls.toml", '[input.forward.tls]\ncert_file = "/x.crt"\n')
+r = run("check", "-c", tls)
+t.ok(r.returncode == 2 and "TLS is not implemented" in r.stderr, "TLS options refused clearly", r.stderr)
+
+secret = write("secret.toml", '[input.forward.security]\nshared_key = "tops3cret"\n'
+               '[kafka]\nbrokers = ["127.0.0.1:9"]\n[kafka.properties]\n"sasl.password" = "hunter2"\n')
+r = run("check", "-c", secret, "--print")
+t.ok(r.returncode == 0 and 'shared_key = "<redacted>"' in r.stdout and "tops3cret" not in r.stdout
+     and "hunter2" not in r.stdout, "--print redacts secrets", r.stdout)
+t.ok('chunk_size_limit = "8MiB"' in r.stdout and 'acks' not in r.stdout.split("[kafka.properties]")[0],
+     "--print shows defaults", r.stdout)
+printed = write("printed.toml", r.stdout)
+r2 = run("check", "-c", printed)
+t.eq(r2.returncode, 0, "the printed config is itself valid")
+
+badprop = write("badprop.toml", '[kafka]\nbrokers = ["127.0.0.1:9"]\n[kafka.properties]\n"linger.ms" = 5\n'
+                '"no.such.property" = "x"\n')
+r = run("check", "-c", badprop)
+t.ok(r.returncode == 2 and f'{badprop}:5:1: kafka.properties."no.such.property": No such configuration property'
+     in r.stderr, "librdkafka's error for a bad property, with the config line", r.stderr)
+
+r = subprocess.run([sys.executable, os.path.join(SRCDIR, "test", "readme_reference.py"), SLUICE],
+                   capture_output=True, text=True)
+t.eq(r.returncode, 0, "README's configuration reference matches `sluice reference` (regenerate with --write)")
+
+# run: invalid config exits 2 before starting; a clean SIGTERM/SIGINT exits 0.
+r = run("run", "-c", bad)
+t.ok(r.returncode == 2 and "unknown key" in r.stderr, "run with an invalid config: exit 2", r.stderr)
+for sig in (signal.SIGTERM, signal.SIGINT):
+    s = Sluice('[http]\nlisten = "127.0.0.1:0"\n[input.forward]\nlisten = ["127.0.0.1:0"]\n')
+    status, body = s.http("/readyz")
+    t.ok(status == 200, "readyz answers 200 once started")
+    t.eq(s.stop(sig), 0, f"{signal.Signals(sig).name} stops run with exit 0")
+    t.ok(s.log.count(r"agent: stopped") == 1, "the last log line says stopped")
+
+# A port already in use: exit 1 and a line naming the address.
+s1 = Sluice('[http]\nlisten = "127.0.0.1:0"\n[input.forward]\nlisten = ["127.0.0.1:0"]\n')
+s2 = Sluice(f'[http]\nlisten = "127.0.0.1:0"\n[input.forward]\nlisten = ["127.0.0.1:{s1.port}"]\n', wait_ready=False)
+code = s2.p.wait(20)
+t.eq(code, 1, "listen address in use: exit 1")
+t.ok(s2.log.count(rf"cannot listen on 127\.0\.0\.1:{s1.port}: address already in use") == 1,
+     "the error names the address", s2.log.text())
+s1.stop()
+t.done()
