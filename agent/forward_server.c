@@ -317,6 +317,8 @@ static bool handle_message(sl_fwd_conn_t *c, sl_fwd_frame_t *f) {
     if (msg.chunk) conn_write_ack(c, msg.chunk, msg.chunk_len);
     sl_fwd_message_free(&msg);
     sl_fwd_frame_free(f);
+    /* deny_keepalive: with no ack to write, on_write will not close it. */
+    if (c->close_when_done && !c->trackers && !c->pending_writes) conn_close(c);
     return !c->close_when_done;
   }
   sl_ack_tracker_t *t = NULL;
@@ -337,8 +339,11 @@ static bool handle_message(sl_fwd_conn_t *c, sl_fwd_frame_t *f) {
   return true;
 }
 
+/* close_when_done stops the loop in every state: after deny_keepalive's one
+ * message, and after a refused handshake, whose client gets one PONG and no
+ * answer to PINGs (further key guesses) it queued behind the first. */
 static void conn_process(sl_fwd_conn_t *c) {
-  while (!c->closing && !c->srv->paused && !(c->close_when_done && c->state == ST_ESTABLISHED)) {
+  while (!c->closing && !c->srv->paused && !c->close_when_done) {
     sl_fwd_frame_t f;
     memset(&f, 0, sizeof f);
     int r = sl_fwd_decoder_next(c->dec, &f);

@@ -39,6 +39,7 @@ struct sl_ingest {
   sl_fwd_server_t *server;
   stalled_t *stalled_head, *stalled_tail;
   size_t n_stalled;
+  bool paused_reads; /* this stage paused the server (not the agent's drain) */
   sl_buf_t value, key, topic, tagbuf;
   sl_route_t default_route; /* for default_topic: json, no key */
 };
@@ -328,6 +329,7 @@ int sl_ingest_submit(sl_ingest_t *in, const sl_fwd_peer_t *peer, sl_fwd_frame_t 
   if (in->server && !sl_fwd_server_paused(in->server)) {
     sl_log(SL_LOG_INFO, "ingest", "producer queue full: pausing reads from forward clients");
     sl_fwd_server_pause(in->server);
+    in->paused_reads = true;
   }
   return 1;
 }
@@ -343,7 +345,10 @@ void sl_ingest_on_drain(sl_ingest_t *in) {
     in->n_stalled--;
     stalled_free(s);
   }
-  if (in->server && sl_fwd_server_paused(in->server) && sl_kafka_producer_below_low_water(in->producer)) {
+  /* Resume only a pause of our own: the agent pauses reads for its SIGTERM
+   * drain, and a delivery report must not undo that. */
+  if (in->paused_reads && sl_kafka_producer_below_low_water(in->producer)) {
+    in->paused_reads = false;
     sl_log(SL_LOG_INFO, "ingest", "producer queue drained: resuming reads from forward clients");
     sl_fwd_server_resume(in->server);
   }
