@@ -288,7 +288,11 @@ static bool handle_message(sl_fwd_conn_t *c, sl_fwd_frame_t *f) {
     sl_log_rl(SL_LOG_WARN, "forward", "message from %s dropped (no ack): %s", c->address, sl_strerror(r));
     sl_fwd_message_free(&msg);
     sl_fwd_frame_free(f);
-    return true;
+    if (!s->cfg->deny_keepalive) return true;
+    /* deny_keepalive: one message per connection, good or bad. */
+    c->close_when_done = true;
+    if (!c->trackers && !c->pending_writes) conn_close(c);
+    return false;
   }
   sl_metric_inc(FWD_MESSAGES);
   sl_metric_add(FWD_RECORDS, msg.n_entries);

@@ -104,6 +104,26 @@ for sig in (signal.SIGTERM, signal.SIGINT):
     t.eq(s.stop(sig), 0, f"{signal.Signals(sig).name} stops run with exit 0")
     t.ok(s.log.count(r"agent: stopped") == 1, "the last log line says stopped")
 
+# sluice cat: handshake, acks, modes; print mode shows what arrived.
+s = Sluice('[http]\nlisten = "127.0.0.1:0"\n[input.forward]\nlisten = ["127.0.0.1:0"]\n'
+           '[input.forward.security]\nshared_key = "k3y"\nself_hostname = "srv"\n')
+recs = [{"n": i, "msg": f"m{i}"} for i in range(5)]
+stdin = "".join(__import__("json").dumps(x) + "\n" for x in recs) + "not json\n"
+for mode, extra in (("message", []), ("forward", []), ("packed", []), ("packed", ["--gzip"])):
+    r = run("cat", "-p", str(s.port), "--shared-key", "k3y", "--ack", "--mode", mode, *extra, "cli.cat", stdin=stdin)
+    t.ok(r.returncode == 0 and "sent 5 records, all acked" in r.stderr and "stdin line 6: not a JSON object" in r.stderr,
+         f"cat --mode {mode} {' '.join(extra)}: handshake, 5 records acked, bad line reported", r.stderr)
+got = []
+for _ in range(20):
+    line = s.out.wait(r"^\{", 10, start=len(got))
+    got.append(__import__("json").loads(line.string))
+t.eq([g["record"] for g in got], recs * 4, "every record arrived once per mode, in order")
+t.ok(all(g["tag"] == "cli.cat" for g in got), "tag kept")
+r = run("cat", "-p", str(s.port), "--shared-key", "wrong", "--ack", "cli.cat", stdin=stdin)
+t.ok(r.returncode == 1 and "handshake failed: authentication failed: shared_key mismatch" in r.stderr,
+     "cat with a wrong key: exit 1 with the server's reason", r.stderr)
+s.stop()
+
 # A port already in use: exit 1 and a line naming the address.
 s1 = Sluice('[http]\nlisten = "127.0.0.1:0"\n[input.forward]\nlisten = ["127.0.0.1:0"]\n')
 s2 = Sluice(f'[http]\nlisten = "127.0.0.1:0"\n[input.forward]\nlisten = ["127.0.0.1:{s1.port}"]\n', wait_ready=False)
