@@ -81,6 +81,9 @@ static void on_signal(uv_signal_t *s, int signum) {
   if (a->server) {
     sl_fwd_server_stop_accepting(a->server);
     sl_fwd_server_pause(a->server);
+    /* From here on on nothing is read; ingest must not undo the pause when
+     * the producer drains. */
+    if (a->ingest) sl_ingest_set_server(a->ingest, NULL);
   }
   a->drain_deadline = uv_now(&a->loop) + DRAIN_TIMEOUT_MS;
   uv_timer_start(&a->drain_timer, on_drain_tick, 0, 50);

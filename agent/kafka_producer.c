@@ -179,6 +179,7 @@ int sl_kafka_producer_new(uv_loop_t *loop, const sl_config_t *cfg, sl_kafka_prod
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
   rd_kafka_conf_set_error_cb(conf, on_error);
   rd_kafka_conf_set_log_cb(conf, on_rdkafka_log);
+  conf_set(conf, "log.queue", "true", err, sizeof err);
   rd_kafka_conf_set_opaque(conf, p);
   p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (!p->rk) {

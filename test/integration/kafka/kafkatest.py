@@ -21,14 +21,14 @@ def event_time(sec, nsec):
     return msgpack.ExtType(0, struct.pack(">II", sec, nsec))
 
 
-def sluice_config(bootstrap, body="", properties=None, default_topic=None, level="info"):
+def sluice_config(bootstrap, body="", properties=None, default_topic=None, level="info", forward=""):
     """A config with run-time ports (logged, read back by harness.Sluice)
     and a short reconnect backoff so a broker coming back is seen within
     a second rather than librdkafka's default ten."""
     props = {"reconnect.backoff.max.ms": "500"}
     props.update(properties or {})
     out = [f'[log]\nlevel = "{level}"\n', '[http]\nlisten = "127.0.0.1:0"\n',
-           '[input.forward]\nlisten = "127.0.0.1:0"\n', f'[kafka]\nbrokers = "{bootstrap}"\n']
+           '[input.forward]\nlisten = "127.0.0.1:0"\n' + forward, f'[kafka]\nbrokers = "{bootstrap}"\n']
     if default_topic:
         out.append(f'default_topic = "{default_topic}"\n')
     out.append("[kafka.properties]\n")
