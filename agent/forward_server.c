@@ -17,7 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 
-#define READ_BUF_SIZE (64 * 1024)
+#define READ_BUF_SIZE (256 * 1024)
 
 typedef struct listener {
   sl_fwd_server_t *srv;

@@ -57,7 +57,12 @@ int sl_ingest_new(const sl_config_t *cfg, sl_kafka_producer_t *producer, sl_inge
       return r;
     }
     in->default_route.topic_text = strdup(cfg->kafka.default_topic);
+    if (producer) sl_kafka_producer_prepare_topic(producer, cfg->kafka.default_topic);
   }
+  /* Fixed topics get their handles (and metadata) before the first record. */
+  for (size_t i = 0; producer && i < cfg->n_routes; i++)
+    if (sl_topic_tmpl_is_fixed(cfg->routes[i].topic))
+      sl_kafka_producer_prepare_topic(producer, cfg->routes[i].topic_text);
   *out = in;
   return 0;
 }
@@ -197,15 +202,17 @@ static int produce_entry(sl_ingest_t *in, const sl_route_t *route, const sl_fwd_
   extra_t extras[4];
   size_t nx = collect_extras(in, route, peer, tag, tag_len, time_text, extras);
 
-  sl_buf_reset(&in->topic);
+  const char *topic = route->topic_text;
   const char *why = NULL;
-  if (sl_topic_tmpl_render(route->topic, tag, tag_len, e->record, &in->topic, &why) ||
-      sl_buf_putc(&in->topic, 0)) {
+  if (!sl_topic_tmpl_is_fixed(route->topic) &&
+      (sl_buf_reset(&in->topic), sl_topic_tmpl_render(route->topic, tag, tag_len, e->record, &in->topic, &why) ||
+                                     sl_buf_putc(&in->topic, 0))) {
     sl_metric_inc(ROUTE_TEMPLATE);
     sl_log_rl(SL_LOG_WARN, "route", "record with tag %.*s dropped: topic \"%s\": %s", (int)tag_len, tag,
               route->topic_text, why ? why : "out of memory");
     return 0;
   }
+  if (!sl_topic_tmpl_is_fixed(route->topic)) topic = in->topic.data;
   sl_buf_reset(&in->key);
   bool has_key = false;
   if (route->key.n) {
@@ -228,7 +235,7 @@ static int produce_entry(sl_ingest_t *in, const sl_route_t *route, const sl_fwd_
     return 0;
   }
   int64_t ts_ms = e->sec * 1000 + e->nsec / 1000000;
-  r = sl_kafka_producer_send(in->producer, in->topic.data, has_key ? in->key.data : NULL,
+  r = sl_kafka_producer_send(in->producer, topic, has_key ? in->key.data : NULL,
                              has_key ? in->key.len : 0, in->value.data, in->value.len, ts_ms, tag, tag_len, t);
   return r == SL_EQUEUEFULL ? r : 0;
 }

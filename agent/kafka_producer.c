@@ -19,7 +19,20 @@
 #include "log.h"
 #include "metrics.h"
 
+/* Topic handles by name: librdkafka looks a topic up by name (under a lock)
+ * on every produce by name, so handles are kept here.  Bounded: templated
+ * topics past TOPIC_CACHE_MAX names are produced by name. */
+#define TOPIC_CACHE_MAX 1024
+#define TOPIC_CACHE_SLOTS 2048 /* power of two, > 2 * TOPIC_CACHE_MAX */
+
+typedef struct {
+  char *name; /* owned */
+  rd_kafka_topic_t *rkt;
+} topic_slot_t;
+
 struct sl_kafka_producer {
+  topic_slot_t topics[TOPIC_CACHE_SLOTS];
+  size_t n_topics;
   uv_loop_t *loop;
   rd_kafka_t *rk;
   rd_kafka_t *mock_rk; /* owns the embedded cluster */
@@ -215,14 +228,50 @@ void sl_kafka_producer_set_ingest(sl_kafka_producer_t *p, sl_ingest_t *ingest) {
 
 const char *sl_kafka_producer_bootstrap(const sl_kafka_producer_t *p) { return p->bootstrap; }
 
+static uint64_t name_hash(const char *s, size_t n) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+  return h;
+}
+
+/* The cached handle for `topic`, created on first use; NULL when the cache
+ * is full or librdkafka refuses the name. */
+static rd_kafka_topic_t *topic_handle(sl_kafka_producer_t *p, const char *topic) {
+  size_t n = strlen(topic);
+  size_t i = name_hash(topic, n) & (TOPIC_CACHE_SLOTS - 1);
+  for (; p->topics[i].name; i = (i + 1) & (TOPIC_CACHE_SLOTS - 1))
+    if (strcmp(p->topics[i].name, topic) == 0) return p->topics[i].rkt;
+  if (p->n_topics >= TOPIC_CACHE_MAX) return NULL;
+  rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+  char *name = rkt ? strdup(topic) : NULL;
+  if (!name) {
+    if (rkt) rd_kafka_topic_destroy(rkt);
+    return NULL;
+  }
+  p->topics[i].name = name;
+  p->topics[i].rkt = rkt;
+  p->n_topics++;
+  return rkt;
+}
+
+void sl_kafka_producer_prepare_topic(sl_kafka_producer_t *p, const char *topic) { topic_handle(p, topic); }
+
 int sl_kafka_producer_send(sl_kafka_producer_t *p, const char *topic, const void *key, size_t key_len,
                            const void *value, size_t value_len, int64_t timestamp_ms, const char *tag,
                            size_t tag_len, sl_ack_tracker_t *tracker) {
-  rd_kafka_resp_err_t err = rd_kafka_producev(
-      p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-      RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_KEY(key, key_len),
-      RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_HEADER("fluent.tag", tag, (ssize_t)tag_len),
-      RD_KAFKA_V_OPAQUE(tracker), RD_KAFKA_V_END);
+  rd_kafka_topic_t *rkt = topic_handle(p, topic);
+  rd_kafka_resp_err_t err;
+#define SL_PRODUCE(target)                                                                          \
+  rd_kafka_producev(p->rk, target, RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),                      \
+                    RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_KEY(key, key_len),       \
+                    RD_KAFKA_V_TIMESTAMP(timestamp_ms),                                             \
+                    RD_KAFKA_V_HEADER("fluent.tag", tag, (ssize_t)tag_len), RD_KAFKA_V_OPAQUE(tracker), \
+                    RD_KAFKA_V_END)
+  if (rkt)
+    err = SL_PRODUCE(RD_KAFKA_V_RKT(rkt));
+  else
+    err = SL_PRODUCE(RD_KAFKA_V_TOPIC(topic));
+#undef SL_PRODUCE
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (tracker) sl_ack_tracker_hold(tracker);
     p->inflight++;
@@ -270,6 +319,11 @@ void sl_kafka_producer_free(sl_kafka_producer_t *p, int flush_ms) {
     rd_kafka_queue_destroy(mq);
     p->ingest = NULL;
     if (flush_ms > 0) rd_kafka_flush(p->rk, flush_ms);
+    for (size_t i = 0; i < TOPIC_CACHE_SLOTS; i++) {
+      if (!p->topics[i].name) continue;
+      rd_kafka_topic_destroy(p->topics[i].rkt);
+      free(p->topics[i].name);
+    }
     rd_kafka_destroy(p->rk);
   }
   if (p->mock) rd_kafka_mock_cluster_destroy(p->mock);

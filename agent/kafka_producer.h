@@ -34,6 +34,10 @@ int sl_kafka_producer_send(sl_kafka_producer_t *p, const char *topic, const void
                            const void *value, size_t value_len, int64_t timestamp_ms, const char *tag,
                            size_t tag_len, sl_ack_tracker_t *tracker);
 
+/* Creates the topic handle now, so its metadata is fetched before the first
+ * record (fixed route topics at start). */
+void sl_kafka_producer_prepare_topic(sl_kafka_producer_t *p, const char *topic);
+
 /* Whether the queue is below the resume (low-water) mark. */
 bool sl_kafka_producer_below_low_water(const sl_kafka_producer_t *p);
 

@@ -41,9 +41,7 @@ void sl_topic_tmpl_free(sl_topic_tmpl_t *t) {
 }
 
 bool sl_topic_tmpl_is_fixed(const sl_topic_tmpl_t *t) {
-  for (size_t i = 0; i < t->n; i++)
-    if (t->parts[i].kind != PART_TEXT) return false;
-  return true;
+  return t->n == 1 && t->parts[0].kind == PART_TEXT;
 }
 
 static bool topic_char_ok(char c) {
