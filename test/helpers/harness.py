@@ -5,10 +5,12 @@ events (log lines, metric values, process exits) instead of sleeping.
 
 Tests print TAP through `Tap`.  Paths come from the environment meson sets:
 SLUICE (the binary), MOCK_BROKER, SRCDIR (the source tree)."""
+import atexit
 import json
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +24,29 @@ SLUICE = os.environ.get("SLUICE", "build/agent/sluice")
 MOCK_BROKER = os.environ.get("MOCK_BROKER", "build/test/mock_broker")
 SRCDIR = os.environ.get("SRCDIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SYSTEM_PYTHON = "/usr/bin/python3"
+
+# Processes and folders a test leaves behind (a failed assertion, an
+# exception) are cleaned up when the test exits.
+_procs = []
+_dirs = []
+
+
+def _cleanup():
+    for p in _procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    for d in _dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_cleanup)
+
+
+def tempdir(prefix="sluice-test-"):
+    d = tempfile.mkdtemp(prefix=prefix)
+    _dirs.append(d)
+    return d
 
 
 class Tap:
@@ -134,6 +159,7 @@ class Broker:
         for t in topics:
             args += ["-t", t]
         self.p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _procs.append(self.p)
         self.out = LineReader(self.p.stdout)
         self.err = LineReader(self.p.stderr)
         self.bootstrap = self.out.wait(r"^bootstrap (\S+)", 20).group(1)
@@ -165,7 +191,7 @@ class Sluice:
     forward and HTTP ports are read back from its logs."""
 
     def __init__(self, toml, wait_ready=True, extra_env=None):
-        self.dir = tempfile.mkdtemp(prefix="sluice-test-")
+        self.dir = tempdir()
         self.config = os.path.join(self.dir, "sluice.toml")
         with open(self.config, "w") as f:
             f.write(toml)
@@ -174,6 +200,7 @@ class Sluice:
             env.update(extra_env)
         self.p = subprocess.Popen([SLUICE, "run", "-c", self.config], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, env=env)
+        _procs.append(self.p)
         self.out = LineReader(self.p.stdout)
         self.log = LineReader(self.p.stderr)
         self.port = None

@@ -5,12 +5,11 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 
-from harness import SLUICE, SRCDIR, Sluice, Tap
+from harness import SLUICE, SRCDIR, Sluice, Tap, tempdir
 
 t = Tap()
-tmp = tempfile.mkdtemp(prefix="sluice-cli-")
+tmp = tempdir("sluice-cli-")
 
 
 def run(*args, stdin=None):

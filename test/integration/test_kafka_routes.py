@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
+import harness
 import time
 
 from harness import SLUICE, SRCDIR, Broker, Sluice, Tap, wait_for
@@ -139,7 +139,7 @@ try:
     t.eq(s.stop(), 0, "sluice stops cleanly")
 
     # ---- sluice check -------------------------------------------------------------
-    tmp = tempfile.mkdtemp(prefix="sluice-routes-")
+    tmp = harness.tempdir("sluice-routes-")
     bad = os.path.join(tmp, "props.toml")
     with open(bad, "w") as f:
         f.write(f'[kafka]\nbrokers = "{broker.bootstrap}"\n[kafka.properties]\n"linger.ms" = "5"\n'
