@@ -10,7 +10,7 @@ if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" --buildtype=debugoptimized -Dwerror=true >/dev/null || exit 1
 fi
 ninja -C "$build" || exit 1
-meson test -C "$build" --print-errorlogs --num-processes 2 --suite unit --suite integration "$@"
+meson test -C "$build" --print-errorlogs --num-processes 2 --suite unit --suite integration --suite valgrind "$@"
 status=$?
 python3 test/summary.py "$build/meson-logs/testlog.json"
 summary=$?
