@@ -3,10 +3,14 @@
  * PackedForward or CompressedPackedForward event message.  Pure code with no
  * I/O; it runs on the loop thread, one decoder per connection.
  *
- * msgpack-c allocates memory for every element a header declares before it
- * has seen the elements, so nothing reaches msgpack_unpack until a small
- * incremental scanner of our own has walked the value's bytes and proved it
- * complete, within chunk_size_limit and within max_depth. */
+ * An unpacker allocates memory for every element a header declares before it
+ * has seen the elements, so a small incremental scanner walks each value's
+ * bytes first and proves it complete, within chunk_size_limit and within
+ * max_depth; it also sums the memory the value's arrays and maps need.  Only
+ * then does build() turn the proven bytes into msgpack_objects, in one
+ * allocation of exactly that size, with strings pointing into the bytes.
+ * Frames share the decoder's input buffer instead of copying it (see
+ * block_t), so a frame costs one small allocation in the common case. */
 #include "forward_decode.h"
 
 #include <limits.h>
@@ -33,25 +37,21 @@
  * their sum.  Every pending element takes at least one byte, which bounds the
  * value's size from below before its bytes arrive. */
 typedef struct {
-  uint64_t *left;
-  int cap;    /* slots in `left`: max_depth - base + 1 */
+  uint64_t left[SL_FWD_DEPTH_CAP + 1]; /* max_depth - base + 1 levels used */
   int top;    /* levels in use */
   int base;   /* nesting depth of the value's parent */
   int max_depth;
   uint64_t pending;
   size_t pos;    /* offset of the next element from the value's start */
   bool done;     /* every element seen; complete once pos bytes are here */
+  size_t objbytes; /* memory build() needs for the arrays' and maps' elements */
 } scan_t;
 
-static int scan_init(scan_t *s, int max_depth, int base) {
+static void scan_init(scan_t *s, int max_depth, int base) {
   memset(s, 0, sizeof(*s));
   if (max_depth > SL_FWD_DEPTH_CAP) max_depth = SL_FWD_DEPTH_CAP;
   s->max_depth = max_depth;
   s->base = base;
-  s->cap = max_depth - base + 1;
-  if (s->cap < 1) s->cap = 1;
-  s->left = malloc(sizeof(*s->left) * (size_t)s->cap);
-  return s->left ? 0 : SL_ENOMEM;
 }
 
 static void scan_reset(scan_t *s) {
@@ -60,11 +60,7 @@ static void scan_reset(scan_t *s) {
   s->pending = 1;
   s->pos = 0;
   s->done = false;
-}
-
-static void scan_close(scan_t *s) {
-  free(s->left);
-  s->left = NULL;
+  s->objbytes = 0;
 }
 
 static uint64_t be_read(const uint8_t *p, int n) {
@@ -141,6 +137,8 @@ static int scan_step(scan_t *s, const uint8_t *p, size_t avail, size_t limit) {
     s->pos += (size_t)hdr + (size_t)payload;
     if (container) {
       if (s->base + s->top > s->max_depth) return SL_EDEPTH;
+      /* count is bounded by the size limit, so this cannot overflow. */
+      s->objbytes += (size_t)count * sizeof(msgpack_object); /* a map's kv is two objects */
       if (count > 0) {
         s->left[s->top++] = count;
         s->pending += count;
@@ -153,11 +151,181 @@ static int scan_step(scan_t *s, const uint8_t *p, size_t avail, size_t limit) {
   return s->pos <= avail ? 1 : 0;
 }
 
+/* ---- building objects from proven bytes ------------------------------------ */
+
+_Static_assert(sizeof(msgpack_object_kv) == 2 * sizeof(msgpack_object),
+               "scan_t.objbytes counts a map's pair as two objects");
+
+static int64_t be_signed(const uint8_t *p, int n) {
+  uint64_t v = be_read(p, n);
+  int shift = 64 - 8 * n;
+  return (int64_t)(v << shift) >> shift;
+}
+
+/* Builds the object encoded at p, which scan_step has proved well-formed,
+ * complete and no deeper than SL_FWD_DEPTH_CAP (so the recursion is bounded),
+ * with the same types and values msgpack_unpack gives.  Arrays' and maps'
+ * elements are carved from *mem, which holds the scan's objbytes.  Strings,
+ * bin and ext point into the bytes.  Returns the end of the value. */
+static const uint8_t *build(const uint8_t *p, msgpack_object *o, char **mem) {
+  uint8_t b = *p++;
+  uint32_t n;
+  if (b <= 0x7f) {
+    o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    o->via.u64 = b;
+    return p;
+  }
+  if (b >= 0xe0) {
+    o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+    o->via.i64 = (int8_t)b;
+    return p;
+  }
+  if (b <= 0x8f) {
+    n = b & 0x0f;
+    goto map;
+  }
+  if (b <= 0x9f) {
+    n = b & 0x0f;
+    goto array;
+  }
+  if (b <= 0xbf) {
+    n = b & 0x1f;
+    goto str;
+  }
+  switch (b) {
+  case 0xc0:
+    o->type = MSGPACK_OBJECT_NIL;
+    return p;
+  case 0xc2: case 0xc3:
+    o->type = MSGPACK_OBJECT_BOOLEAN;
+    o->via.boolean = b == 0xc3;
+    return p;
+  case 0xc4: case 0xc5: case 0xc6: {
+    int lb = 1 << (b - 0xc4);
+    n = (uint32_t)be_read(p, lb);
+    p += lb;
+    o->type = MSGPACK_OBJECT_BIN;
+    o->via.bin.ptr = (const char *)p;
+    o->via.bin.size = n;
+    return p + n;
+  }
+  case 0xc7: case 0xc8: case 0xc9: {
+    int lb = 1 << (b - 0xc7);
+    n = (uint32_t)be_read(p, lb);
+    p += lb;
+    goto ext;
+  }
+  case 0xca: {
+    union { uint32_t i; float f; } u = {.i = (uint32_t)be_read(p, 4)};
+    o->type = MSGPACK_OBJECT_FLOAT32;
+    o->via.f64 = u.f;
+    return p + 4;
+  }
+  case 0xcb: {
+    union { uint64_t i; double d; } u = {.i = be_read(p, 8)};
+    o->type = MSGPACK_OBJECT_FLOAT64;
+    o->via.f64 = u.d;
+    return p + 8;
+  }
+  case 0xcc: case 0xcd: case 0xce: case 0xcf: {
+    int lb = 1 << (b - 0xcc);
+    o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    o->via.u64 = be_read(p, lb);
+    return p + lb;
+  }
+  case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+    int lb = 1 << (b - 0xd0);
+    int64_t v = be_signed(p, lb);
+    if (v < 0) {
+      o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+      o->via.i64 = v;
+    } else {
+      o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+      o->via.u64 = (uint64_t)v;
+    }
+    return p + lb;
+  }
+  case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+    n = 1u << (b - 0xd4);
+    goto ext;
+  case 0xd9: case 0xda: case 0xdb: {
+    int lb = 1 << (b - 0xd9);
+    n = (uint32_t)be_read(p, lb);
+    p += lb;
+    goto str;
+  }
+  case 0xdc: case 0xdd: {
+    int lb = 2 << (b - 0xdc);
+    n = (uint32_t)be_read(p, lb);
+    p += lb;
+    goto array;
+  }
+  default: { /* 0xde, 0xdf; the scanner let nothing else through */
+    int lb = 2 << (b - 0xde);
+    n = (uint32_t)be_read(p, lb);
+    p += lb;
+    goto map;
+  }
+  }
+str:
+  o->type = MSGPACK_OBJECT_STR;
+  o->via.str.ptr = (const char *)p;
+  o->via.str.size = n;
+  return p + n;
+ext:
+  o->type = MSGPACK_OBJECT_EXT;
+  o->via.ext.type = (int8_t)p[0];
+  o->via.ext.ptr = (const char *)p + 1;
+  o->via.ext.size = n;
+  return p + 1 + n;
+array: {
+  msgpack_object *a = (msgpack_object *)*mem;
+  *mem += (size_t)n * sizeof(*a);
+  o->type = MSGPACK_OBJECT_ARRAY;
+  o->via.array.size = n;
+  o->via.array.ptr = a;
+  for (uint32_t i = 0; i < n; i++) p = build(p, &a[i], mem);
+  return p;
+}
+map: {
+  msgpack_object_kv *kv = (msgpack_object_kv *)*mem;
+  *mem += (size_t)n * sizeof(*kv);
+  o->type = MSGPACK_OBJECT_MAP;
+  o->via.map.size = n;
+  o->via.map.ptr = kv;
+  for (uint32_t i = 0; i < n; i++) {
+    p = build(p, &kv[i].key, mem);
+    p = build(p, &kv[i].val, mem);
+  }
+  return p;
+}
+}
+
 /* ---- framing --------------------------------------------------------------- */
+
+/* The decoder's input buffer.  Frames point into it instead of copying their
+ * bytes, and hold a reference; the decoder writes only past `len`, and moves
+ * or reuses bytes only while it holds the sole reference.  So a frame held
+ * back (ingest keeps stalled messages) stays valid, and once frames are
+ * freed the same buffer serves the next ones without a new allocation. */
+typedef struct {
+  size_t refs; /* the decoder's, plus one per live frame */
+  size_t cap;
+  char data[];
+} block_t;
+
+/* An emptied buffer up to this size is kept for the next bytes; a larger one
+ * (left by one big message) is given back. */
+#define SL_FWD_KEEP_BUF (256 * 1024)
+
+static void block_unref(block_t *b) {
+  if (b && --b->refs == 0) free(b);
+}
 
 struct sl_fwd_decoder {
   sl_fwd_limits_t lim;
-  sl_buf_t buf;
+  block_t *blk;   /* NULL until bytes arrive */
+  size_t len;     /* bytes in blk */
   size_t start;   /* first byte not yet returned in a frame */
   scan_t scan;
   bool scanning;  /* a value has started at `start` */
@@ -168,95 +336,98 @@ sl_fwd_decoder_t *sl_fwd_decoder_new(const sl_fwd_limits_t *limits) {
   sl_fwd_decoder_t *d = calloc(1, sizeof(*d));
   if (!d) return NULL;
   d->lim = *limits;
-  if (scan_init(&d->scan, d->lim.max_depth, 0)) {
-    free(d);
-    return NULL;
-  }
+  scan_init(&d->scan, d->lim.max_depth, 0);
   return d;
 }
 
 void sl_fwd_decoder_free(sl_fwd_decoder_t *d) {
   if (!d) return;
-  scan_close(&d->scan);
-  sl_buf_free(&d->buf);
+  block_unref(d->blk);
   free(d);
 }
 
-/* Keeps the buffer as small as what is unconsumed: bytes already returned are
- * dropped, and a large allocation left by one big message is given back. */
-static void compact(sl_fwd_decoder_t *d) {
-  if (d->start == 0) return;
-  size_t rest = d->buf.len - d->start;
-  if (rest) memmove(d->buf.data, d->buf.data + d->start, rest);
-  d->buf.len = rest;
-  d->start = 0;
-  if (rest == 0 && d->buf.cap > 64 * 1024) sl_buf_free(&d->buf);
+/* Called when every buffered byte has been returned: starts over at the
+ * beginning of the buffer if no frame uses it, or lets frames keep it. */
+static void drained(sl_fwd_decoder_t *d) {
+  if (!d->blk) return;
+  if (d->blk->refs == 1 && d->blk->cap <= SL_FWD_KEEP_BUF) {
+    d->len = d->start = 0;
+    return;
+  }
+  block_unref(d->blk);
+  d->blk = NULL;
+  d->len = d->start = 0;
 }
 
 int sl_fwd_decoder_feed(sl_fwd_decoder_t *d, const char *buf, size_t len) {
   if (d->err) return 0; /* nothing more will be decoded; don't hold bytes */
-  compact(d);
-  return sl_buf_append(&d->buf, buf, len);
+  if (d->start == d->len) drained(d);
+  block_t *b = d->blk;
+  if (!b || b->cap - d->len < len) {
+    /* No room at the end: move the unconsumed bytes to the front of this
+     * buffer if no frame uses it and they fit, else to a new one. */
+    size_t rest = d->len - d->start;
+    if (len > SIZE_MAX / 2 - rest) return SL_ENOMEM;
+    size_t need = rest + len;
+    if (b && b->refs == 1 && b->cap >= need) {
+      memmove(b->data, b->data + d->start, rest);
+    } else {
+      size_t cap = 256;
+      while (cap < need) cap *= 2;
+      block_t *nb = malloc(sizeof(*nb) + cap);
+      if (!nb) return SL_ENOMEM;
+      nb->refs = 1;
+      nb->cap = cap;
+      if (rest) memcpy(nb->data, b->data + d->start, rest);
+      block_unref(b);
+      d->blk = b = nb;
+    }
+    d->len = rest;
+    d->start = 0;
+  }
+  if (len) memcpy(b->data + d->len, buf, len);
+  d->len += len;
+  return 0;
 }
 
-size_t sl_fwd_decoder_buffered(const sl_fwd_decoder_t *d) { return d->buf.len - d->start; }
+size_t sl_fwd_decoder_buffered(const sl_fwd_decoder_t *d) { return d->len - d->start; }
 
 void sl_fwd_frame_free(sl_fwd_frame_t *f) {
-  if (f->zone) msgpack_zone_free(f->zone);
+  free(f->objects);
+  block_unref(f->bytes);
   memset(f, 0, sizeof(*f));
-}
-
-/* Unpacks a scanned value.  msgpack_unpack leaves strings pointing into its
- * input, so the bytes are first copied into the frame's own zone. */
-static int unpack_frame(const char *p, size_t size, sl_fwd_frame_t *out) {
-  msgpack_zone *z = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
-  if (!z) return SL_ENOMEM;
-  char *copy = msgpack_zone_malloc(z, size);
-  if (!copy) goto nomem;
-  memcpy(copy, p, size);
-  size_t off = 0;
-  msgpack_object obj;
-  msgpack_unpack_return r = msgpack_unpack(copy, size, &off, z, &obj);
-  if (r == MSGPACK_UNPACK_NOMEM_ERROR) goto nomem;
-  if (r != MSGPACK_UNPACK_SUCCESS || off != size) {
-    msgpack_zone_free(z);
-    return SL_EMSGPACK;
-  }
-  out->root = obj;
-  out->zone = z;
-  out->size = size;
-  return 1;
-nomem:
-  msgpack_zone_free(z);
-  return SL_ENOMEM;
 }
 
 int sl_fwd_decoder_next(sl_fwd_decoder_t *d, sl_fwd_frame_t *out) {
   if (d->err) return d->err;
-  const uint8_t *data = (const uint8_t *)d->buf.data;
   if (!d->scanning) {
-    while (d->start < d->buf.len && data[d->start] == 0xc0) d->start++; /* keepalive */
-    if (d->start == d->buf.len) {
-      compact(d);
+    while (d->start < d->len && (uint8_t)d->blk->data[d->start] == 0xc0) d->start++; /* keepalive */
+    if (d->start == d->len) {
+      drained(d);
       return 0;
     }
     scan_reset(&d->scan);
     d->scanning = true;
   }
-  int r = scan_step(&d->scan, data + d->start, d->buf.len - d->start, d->lim.chunk_size_limit);
+  const uint8_t *data = (const uint8_t *)d->blk->data + d->start;
+  int r = scan_step(&d->scan, data, d->len - d->start, d->lim.chunk_size_limit);
   if (r <= 0) {
     if (r < 0) d->err = r;
     return r;
   }
   size_t size = d->scan.pos;
-  r = unpack_frame(d->buf.data + d->start, size, out);
-  if (r < 0) {
-    d->err = r;
-    return r;
+  char *mem = NULL;
+  if (d->scan.objbytes && !(mem = malloc(d->scan.objbytes))) {
+    d->err = SL_ENOMEM;
+    return SL_ENOMEM;
   }
+  out->objects = mem;
+  build(data, &out->root, &mem);
+  out->size = size;
+  out->bytes = d->blk;
+  d->blk->refs++;
   d->start += size;
   d->scanning = false;
-  if (d->start == d->buf.len) compact(d);
   return 1;
 }
 
@@ -437,47 +608,48 @@ done:
   return r;
 }
 
-/* Splits a PackedForward payload into entries.  Each entry is scanned (size
- * and depth bounded by what is left of the payload) before msgpack-c sees it. */
+/* Splits a PackedForward payload into entries.  A first pass scans every
+ * entry (size and depth bounded by what is left of the payload), counting
+ * them and the memory their arrays and maps need; one allocation then holds
+ * all of them and the entry list is sized once.  A second pass builds the
+ * proven entries in order.  An entry the scan refuses ends the payload: the
+ * entries before it are still checked first, so the first problem in
+ * payload order decides the error, as it would entry by entry. */
 static int parse_packed(const char *p, size_t len, const sl_fwd_limits_t *lim,
                         sl_fwd_message_t *msg) {
-  msg->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
-  if (!msg->zone) return SL_ENOMEM;
   scan_t s;
-  int r = scan_init(&s, lim->max_depth, SL_FWD_PACKED_BASE_DEPTH);
-  if (r) return r;
-  size_t cap = 0, off = 0;
+  scan_init(&s, lim->max_depth, SL_FWD_PACKED_BASE_DEPTH);
+  size_t n = 0, objbytes = 0, off = 0;
+  int scan_err = 0;
   while (off < len) {
     scan_reset(&s);
-    r = scan_step(&s, (const uint8_t *)p + off, len - off, len - off);
+    int r = scan_step(&s, (const uint8_t *)p + off, len - off, len - off);
     /* Within a payload, "larger than what is left" means truncated. */
     if (r == 0 || r == SL_ETOOBIG) r = SL_EMSGPACK;
-    if (r < 0) break;
-    size_t used = 0;
-    msgpack_object e;
-    msgpack_unpack_return u = msgpack_unpack(p + off, s.pos, &used, msg->zone, &e);
-    if (u == MSGPACK_UNPACK_NOMEM_ERROR) {
-      r = SL_ENOMEM;
-      break;
-    }
-    if (u != MSGPACK_UNPACK_SUCCESS || used != s.pos) {
-      r = SL_EMSGPACK;
+    if (r < 0) {
+      scan_err = r;
       break;
     }
     off += s.pos;
-    /* add_pair keeps a pointer to the record, so the entry must live in the
-     * zone, not on this stack frame. */
-    msgpack_object *keep = msgpack_zone_malloc(msg->zone, sizeof(*keep));
-    if (!keep) {
-      r = SL_ENOMEM;
-      break;
-    }
-    *keep = e;
-    r = add_pair(msg, &cap, keep, lim);
-    if (r < 0) break;
+    objbytes += s.objbytes;
+    n++;
   }
-  scan_close(&s);
-  return r < 0 ? r : 0;
+  size_t proven = off;
+  if (n) {
+    msg->entries = malloc(n * sizeof(*msg->entries));
+    if (!msg->entries) return SL_ENOMEM;
+  }
+  char *mem = NULL;
+  if (objbytes && !(msg->objects = mem = malloc(objbytes))) return SL_ENOMEM;
+  size_t cap = n;
+  const uint8_t *q = (const uint8_t *)p, *end = q + proven;
+  while (q < end) {
+    msgpack_object e;
+    q = build(q, &e, &mem);
+    int r = add_pair(msg, &cap, &e, lim);
+    if (r < 0) return r;
+  }
+  return scan_err;
 }
 
 int sl_fwd_message_parse(const msgpack_object *root, const sl_fwd_limits_t *lim,
@@ -546,7 +718,7 @@ fail:
 
 void sl_fwd_message_free(sl_fwd_message_t *msg) {
   free(msg->entries);
-  if (msg->zone) msgpack_zone_free(msg->zone);
+  free(msg->objects);
   free(msg->inflated);
   memset(msg, 0, sizeof(*msg));
 }

@@ -23,12 +23,18 @@ typedef struct {
 
 typedef struct sl_fwd_decoder sl_fwd_decoder_t;
 
-/* One top-level value.  `root` points into `zone`; both owned by the frame
- * until sl_fwd_frame_free. */
+/* One top-level value, owned by the frame until sl_fwd_frame_free.  `root`
+ * and what it points to stay valid until then, whatever the decoder does
+ * meanwhile (more frames taken, more bytes fed, the decoder freed).  Strings
+ * point into the decoder's input buffer, which the frame shares rather than
+ * copies; the buffer is freed with the last frame (or decoder) using it.
+ * A frame is freed on the thread of its decoder. */
 typedef struct {
   msgpack_object root;
-  msgpack_zone *zone;
   size_t size; /* encoded bytes of this value */
+  /* internal */
+  void *objects; /* arrays and maps reachable from root, one allocation */
+  void *bytes;   /* the shared input buffer the strings point into */
 } sl_fwd_frame_t;
 
 /* Returns NULL on ENOMEM.  Limits are copied. */
@@ -80,8 +86,8 @@ typedef struct {
   uint64_t size;      /* the `size` option, when has_size */
   bool size_mismatch; /* has_size and size != entries in the message */
   int64_t fluent_signal; /* 0 when absent */
-  /* internal: zones for unpacked PackedForward entries, decompressed data */
-  msgpack_zone *zone;
+  /* internal: unpacked PackedForward entries' arrays and maps, decompressed data */
+  void *objects;
   char *inflated;
   size_t decoded_bytes; /* bytes after decompression, for accounting */
 } sl_fwd_message_t;

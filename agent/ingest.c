@@ -203,16 +203,18 @@ static int produce_entry(sl_ingest_t *in, const sl_route_t *route, const sl_fwd_
   size_t nx = collect_extras(in, route, peer, tag, tag_len, time_text, extras);
 
   const char *topic = route->topic_text;
-  const char *why = NULL;
-  if (!sl_topic_tmpl_is_fixed(route->topic) &&
-      (sl_buf_reset(&in->topic), sl_topic_tmpl_render(route->topic, tag, tag_len, e->record, &in->topic, &why) ||
-                                     sl_buf_putc(&in->topic, 0))) {
-    sl_metric_inc(ROUTE_TEMPLATE);
-    sl_log_rl(SL_LOG_WARN, "route", "record with tag %.*s dropped: topic \"%s\": %s", (int)tag_len, tag,
-              route->topic_text, why ? why : "out of memory");
-    return 0;
+  if (!sl_topic_tmpl_is_fixed(route->topic)) {
+    const char *why = NULL;
+    sl_buf_reset(&in->topic);
+    if (sl_topic_tmpl_render(route->topic, tag, tag_len, e->record, &in->topic, &why) ||
+        sl_buf_putc(&in->topic, 0)) {
+      sl_metric_inc(ROUTE_TEMPLATE);
+      sl_log_rl(SL_LOG_WARN, "route", "record with tag %.*s dropped: topic \"%s\": %s", (int)tag_len, tag,
+                route->topic_text, why ? why : "out of memory");
+      return 0;
+    }
+    topic = in->topic.data;
   }
-  if (!sl_topic_tmpl_is_fixed(route->topic)) topic = in->topic.data;
   sl_buf_reset(&in->key);
   bool has_key = false;
   if (route->key.n) {

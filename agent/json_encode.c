@@ -6,9 +6,11 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int encode_value(sl_buf_t *out, const msgpack_object *root, int depth_left);
 static int encode_key(sl_buf_t *out, const msgpack_object *k, int depth_left);
@@ -94,66 +96,93 @@ static int utf8_seq(const unsigned char *s, size_t len) {
 
 static const char hexdig[] = "0123456789abcdef";
 
+/* Byte classes for string escaping: 0 is copied verbatim; E needs an escape
+ * (controls, '"', '\\'); U starts or continues a multi-byte UTF-8 sequence and
+ * is validated by utf8_seq. */
+enum { E = 1, U = 2 };
+static const unsigned char str_class[256] = {
+    E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E, E,
+    0, 0, E, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, E, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+    U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+    U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+    U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+};
+
+/* The short escape letter of a byte of class E, or 0 for \u00XX. */
+static const char short_esc[0x60] = {
+    ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n',  ['\r'] = 'r',
+    ['\t'] = 't', ['"'] = '"',  ['\\'] = '\\',
+};
+
+/* True when none of the 8 bytes at s needs attention (all are printable
+ * ASCII other than '"' and '\\').  The tests may report a byte above a real
+ * hit as a hit too; the byte loop that follows sorts that out. */
+static inline bool plain8(const unsigned char *s) {
+  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+  uint64_t v;
+  memcpy(&v, s, 8);
+  uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
+  uint64_t hit = v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((bs - ones) & ~bs);
+  return (hit & highs) == 0;
+}
+
+/* Copies runs of verbatim bytes (ASCII and well-formed UTF-8) with one
+ * memcpy each.  Room for the string copied 1:1 and both quotes is reserved
+ * up front; only escapes and replacements, which grow the text, reserve more. */
 static int encode_string(sl_buf_t *out, const char *str, size_t len) {
   const unsigned char *s = (const unsigned char *)str;
   int r = sl_buf_reserve(out, len + 2);
   if (r) return r;
-  out->data[out->len++] = '"';
+  char *p = out->data + out->len;
+  *p++ = '"';
   size_t i = 0, run = 0; /* s[run..i) is a pending run copied verbatim */
-  while (i < len) {
+  for (;;) {
+    while (i + 8 <= len && plain8(s + i)) i += 8;
+    while (i < len && str_class[s[i]] == 0) i++;
+    if (i == len) break;
     unsigned char c = s[i];
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-      i++;
-      continue;
+    int n = 1;
+    if (str_class[c] == U) {
+      n = utf8_seq(s + i, len - i);
+      if (n > 1) {
+        i += (size_t)n;
+        continue;
+      }
     }
-    int n = c < 0x80 ? 1 : utf8_seq(s + i, len - i);
-    if (n > 1) {
-      i += (size_t)n;
-      continue;
+    memcpy(p, s + run, i - run);
+    p += i - run;
+    /* At most 6 bytes for this one, 1:1 for the rest, and the closing quote. */
+    size_t used = (size_t)(p - out->data);
+    if (out->cap - used < 6 + (len - i)) {
+      out->len = used;
+      if ((r = sl_buf_reserve(out, 6 + (len - i)))) return r;
+      p = out->data + used;
     }
-    if ((r = sl_buf_append(out, s + run, i - run))) return r;
-    char esc[6] = {'\\', 0};
-    size_t elen = 2;
     if (n < 0) {
-      static const char fffd[] = "\xEF\xBF\xBD";
-      if ((r = sl_buf_append(out, fffd, 3))) return r;
+      memcpy(p, "\xEF\xBF\xBD", 3); /* U+FFFD */
+      p += 3;
       i += (size_t)-n;
-      run = i;
-      continue;
+    } else if (short_esc[c]) {
+      *p++ = '\\';
+      *p++ = short_esc[c];
+      i++;
+    } else {
+      memcpy(p, "\\u00", 4);
+      p[4] = hexdig[c >> 4];
+      p[5] = hexdig[c & 15];
+      p += 6;
+      i++;
     }
-    switch (c) {
-      case '"':
-        esc[1] = '"';
-        break;
-      case '\\':
-        esc[1] = '\\';
-        break;
-      case '\b':
-        esc[1] = 'b';
-        break;
-      case '\f':
-        esc[1] = 'f';
-        break;
-      case '\n':
-        esc[1] = 'n';
-        break;
-      case '\r':
-        esc[1] = 'r';
-        break;
-      case '\t':
-        esc[1] = 't';
-        break;
-      default:
-        memcpy(esc, "\\u00", 4);
-        esc[4] = hexdig[c >> 4];
-        esc[5] = hexdig[c & 15];
-        elen = 6;
-    }
-    if ((r = sl_buf_append(out, esc, elen))) return r;
-    run = ++i;
+    run = i;
   }
-  if ((r = sl_buf_append(out, s + run, i - run))) return r;
-  return sl_buf_putc(out, '"');
+  memcpy(p, s + run, i - run);
+  p += i - run;
+  *p++ = '"';
+  out->len = (size_t)(p - out->data);
+  return 0;
 }
 
 static int encode_base64(sl_buf_t *out, const char *str, size_t len) {
