@@ -132,7 +132,9 @@ static int check_user(const sl_fwd_auth_config_t *cfg, const sl_fwd_auth_session
     sl_fwd_auth_bytes_t parts[] = {
         {s->auth_salt, sizeof s->auth_salt}, {name, name_len}, {u->password, strlen(u->password)}};
     if (sl_fwd_auth_sha512_hex(want, parts, 3)) return SL_ENOMEM;
-    bool same = bytes_eq(name, name_len, u->username) & digest_eq(digest, digest_len, want);
+    /* Both comparisons always run (no early exit), so the time taken does not
+     * tell which part was wrong. */
+    bool same = (int)bytes_eq(name, name_len, u->username) & (int)digest_eq(digest, digest_len, want);
     *found |= same;
   }
   return 0;

@@ -10,6 +10,13 @@ if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" --buildtype=debugoptimized -Dwerror=true >/dev/null || exit 1
 fi
 ninja -C "$build" || exit 1
+# The tree must also build warning-free with clang.
+if command -v clang >/dev/null; then
+  if [ ! -f "$build-clang/build.ninja" ]; then
+    CC=clang meson setup "$build-clang" --buildtype=debugoptimized -Dwerror=true >/dev/null || exit 1
+  fi
+  ninja -C "$build-clang" >/dev/null || { echo "clang build failed"; ninja -C "$build-clang"; exit 1; }
+fi
 meson test -C "$build" --print-errorlogs --num-processes 2 --suite unit --suite integration --suite valgrind "$@"
 status=$?
 python3 test/summary.py "$build/meson-logs/testlog.json"
