@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "error.h"
 
 static const sl_toml_value_t *path_get(const sl_toml_value_t *t, const char *a, const char *b,
@@ -183,6 +185,30 @@ static void build_routes(sl_config_t *c, const sl_toml_value_t *routes, sl_diag_
   }
 }
 
+/* librdkafka judges its own properties; its message goes out with the
+ * property's line.  Runs even when other keys are wrong, so that every error
+ * is listed at once. */
+static void check_kafka_properties(const sl_toml_value_t *doc, const char *file, sl_diag_t *d) {
+  const sl_toml_value_t *p = sl_toml_get(sl_toml_get(doc, "kafka"), "properties");
+  if (!p || p->type != SL_TOML_TABLE) return;
+  rd_kafka_conf_t *probe = rd_kafka_conf_new();
+  for (size_t i = 0; i < p->u.tab.len; i++) {
+    const sl_toml_kv_t *kv = &p->u.tab.items[i];
+    char value[64], err[512];
+    const char *v = value;
+    switch (kv->value->type) {
+    case SL_TOML_STRING: v = kv->value->u.str.ptr; break;
+    case SL_TOML_INTEGER: snprintf(value, sizeof value, "%lld", (long long)kv->value->u.i); break;
+    case SL_TOML_FLOAT: snprintf(value, sizeof value, "%g", kv->value->u.f); break;
+    case SL_TOML_BOOL: v = kv->value->u.b ? "true" : "false"; break;
+    default: continue; /* the schema reports the type */
+    }
+    if (rd_kafka_conf_set(probe, kv->key, v, err, sizeof err) != RD_KAFKA_CONF_OK)
+      sl_diag_add(d, file, kv->line, kv->col, "kafka.properties.\"%s\": %s", kv->key, err);
+  }
+  rd_kafka_conf_destroy(probe);
+}
+
 int sl_config_load(const char *path, sl_config_t **out, sl_diag_t *d) {
   char err[1024];
   sl_config_t *c = calloc(1, sizeof *c);
@@ -195,6 +221,7 @@ int sl_config_load(const char *path, sl_config_t **out, sl_diag_t *d) {
   }
   size_t before = d->n;
   sl_schema_validate(&sl_schema_root, c->doc, path, d);
+  check_kafka_properties(c->doc, path, d);
   if (d->n > before) {
     r = SL_ECONFIG;
     goto fail;

@@ -88,12 +88,6 @@ static rd_kafka_conf_t *build_conf(const sl_config_t *cfg, sl_diag_t *d) {
   return conf;
 }
 
-void sl_kafka_check_properties(const sl_config_t *cfg, sl_diag_t *d) {
-  if (!cfg->kafka.enabled) return;
-  rd_kafka_conf_t *conf = build_conf(cfg, d);
-  if (conf) rd_kafka_conf_destroy(conf);
-}
-
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk;
   sl_kafka_producer_t *p = opaque;

@@ -20,9 +20,6 @@
 int sl_kafka_producer_new(uv_loop_t *loop, const sl_config_t *cfg, sl_kafka_producer_t **out,
                           sl_diag_t *d);
 
-/* Checks [kafka.properties] against librdkafka without connecting. */
-void sl_kafka_check_properties(const sl_config_t *cfg, sl_diag_t *d);
-
 void sl_kafka_producer_set_ingest(sl_kafka_producer_t *p, sl_ingest_t *ingest);
 
 /* Hands one record to librdkafka (copied).  `topic` NUL-terminated.  The

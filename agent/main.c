@@ -12,7 +12,6 @@
 #include "agent.h"
 #include "cat.h"
 #include "config.h"
-#include "kafka_producer.h"
 #include "log.h"
 #include "sl_build.h"
 
@@ -86,14 +85,7 @@ bad:
 static sl_config_t *load_or_report(const char *file) {
   sl_diag_t d = {0};
   sl_config_t *cfg = NULL;
-  if (sl_config_load(file, &cfg, &d) == 0) {
-    sl_kafka_check_properties(cfg, &d);
-    if (d.n) {
-      sl_config_free(cfg);
-      cfg = NULL;
-    }
-  }
-  if (!cfg) {
+  if (sl_config_load(file, &cfg, &d)) {
     for (size_t i = 0; i < d.n; i++) fprintf(stderr, "%s\n", d.lines[i]);
     fprintf(stderr, "%s: %zu error%s\n", file, d.n, d.n == 1 ? "" : "s");
   }

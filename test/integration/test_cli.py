@@ -89,6 +89,12 @@ r = run("check", "-c", badprop)
 t.ok(r.returncode == 2 and f'{badprop}:5:1: kafka.properties."no.such.property": No such configuration property'
      in r.stderr, "librdkafka's error for a bad property, with the config line", r.stderr)
 
+both = write("both.toml", '[kafka]\nbrokers = ["127.0.0.1:9"]\n[kafka.properties]\n"acks" = "sometimes"\n'
+             '[[route]]\nmatch = "**"\ntopic = "t"\nformat = "xml"\n')
+r = run("check", "-c", both)
+t.ok(r.returncode == 2 and f'{both}:4:1: kafka.properties."acks": ' in r.stderr and f"{both}:8:10: route[0].format"
+     in r.stderr, "a bad librdkafka property is listed beside the other errors", r.stderr)
+
 r = subprocess.run([sys.executable, os.path.join(SRCDIR, "test", "readme_reference.py"), SLUICE],
                    capture_output=True, text=True)
 t.eq(r.returncode, 0, "README's configuration reference matches `sluice reference` (regenerate with --write)")
@@ -101,7 +107,7 @@ for sig in (signal.SIGTERM, signal.SIGINT):
     status, body = s.http("/readyz")
     t.ok(status == 200, "readyz answers 200 once started")
     t.eq(s.stop(sig), 0, f"{signal.Signals(sig).name} stops run with exit 0")
-    t.ok(s.log.count(r"agent: stopped") == 1, "the last log line says stopped")
+    t.ok(s.log.wait(r"agent: stopped$", 10) is not None, "the last log line says stopped")
 
 # sluice cat: handshake, acks, modes; print mode shows what arrived.
 s = Sluice('[http]\nlisten = "127.0.0.1:0"\n[input.forward]\nlisten = ["127.0.0.1:0"]\n'
