@@ -141,6 +141,16 @@ class LineReader:
                     raise TimeoutError(f"no line matching {pattern!r} within {timeout}s")
                 self.cond.wait(left)
 
+    def seen(self, pattern, timeout=10.0):
+        """Whether a line matching pattern arrives (or arrived) within
+        timeout: a line the process wrote may still be on its way to the
+        reader thread."""
+        try:
+            self.wait(pattern, timeout)
+            return True
+        except (TimeoutError, EOFError):
+            return False
+
     def text(self):
         with self.cond:
             return "\n".join(l for l in self.lines if l is not None)

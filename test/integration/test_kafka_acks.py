@@ -103,7 +103,7 @@ try:
     except Exception:
         rc = None
     t.eq(rc, 0, "sluice exits 0 after the drain")
-    t.ok(s.log.count(r"drained: every record handed to Kafka was acknowledged") == 1, "the drain is logged",
+    t.ok(s.log.seen(r"drained: every record handed to Kafka was acknowledged"), "the drain is logged",
          s.log.text())
     try:
         c4.poll(1)
