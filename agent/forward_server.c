@@ -18,6 +18,10 @@
 #include "metrics.h"
 
 #define READ_BUF_SIZE (256 * 1024)
+/* A client that does not read its acks (or PONGs) stops being read once
+ * this much waits in its write queue, and is read again below half of it,
+ * so unread replies cannot grow without bound. */
+#define WRITE_QUEUE_HIGH (1024 * 1024)
 
 typedef struct listener {
   sl_fwd_server_t *srv;
@@ -70,7 +74,7 @@ struct sl_fwd_conn {
   sl_ack_tracker_t *trackers;
   int refs; /* open handles and requests in flight; freed at 0 */
   int pending_writes;
-  bool reading, closing, close_when_done, stalled;
+  bool reading, closing, close_when_done, stalled, write_blocked, resolving;
   char address[64];
   char hostname[256];
 };
@@ -94,6 +98,7 @@ typedef struct {
 static void conn_close(sl_fwd_conn_t *c);
 static void conn_process(sl_fwd_conn_t *c);
 static void conn_start_reading(sl_fwd_conn_t *c);
+static void conn_stop_reading(sl_fwd_conn_t *c);
 static void server_maybe_closed(sl_fwd_server_t *s);
 
 /* ---- writes ----------------------------------------------------------------- */
@@ -103,6 +108,10 @@ static void on_write(uv_write_t *req, int status) {
   sl_fwd_conn_t *c = w->conn;
   free(w);
   c->pending_writes--;
+  if (c->write_blocked && !c->closing && uv_stream_get_write_queue_size(&c->h.stream) < WRITE_QUEUE_HIGH / 2) {
+    c->write_blocked = false;
+    if (!c->srv->paused && !c->close_when_done) conn_start_reading(c);
+  }
   if (status < 0 && status != UV_ECANCELED) {
     sl_log(SL_LOG_DEBUG, "forward", "write to %s failed: %s", c->address, uv_strerror(status));
     conn_close(c);
@@ -124,6 +133,10 @@ static int conn_write(sl_fwd_conn_t *c, const char *data, size_t len) {
     return r;
   }
   c->pending_writes++;
+  if (uv_stream_get_write_queue_size(&c->h.stream) >= WRITE_QUEUE_HIGH && !c->write_blocked) {
+    c->write_blocked = true;
+    conn_stop_reading(c);
+  }
   return 0;
 }
 
@@ -206,6 +219,7 @@ static void conn_close(sl_fwd_conn_t *c) {
   c->closing = true;
   for (sl_ack_tracker_t *t = c->trackers; t; t = t->next) t->conn = NULL;
   c->trackers = NULL;
+  if (c->resolving) uv_cancel((uv_req_t *)&c->nameinfo); /* its callback still runs */
   uv_close(&c->h.handle, on_conn_handle_closed);
   uv_close((uv_handle_t *)&c->idle_timer, on_conn_handle_closed);
 }
@@ -388,7 +402,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 }
 
 static void conn_start_reading(sl_fwd_conn_t *c) {
-  if (c->reading || c->closing || c->state == ST_RESOLVING) return;
+  if (c->reading || c->closing || c->write_blocked || c->state == ST_RESOLVING) return;
   if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0) c->reading = true;
 }
 
@@ -421,6 +435,7 @@ static void conn_ready(sl_fwd_conn_t *c) {
 static void on_nameinfo(uv_getnameinfo_t *req, int status, const char *hostname, const char *service) {
   (void)service;
   sl_fwd_conn_t *c = req->data;
+  c->resolving = false;
   if (status == 0 && hostname) snprintf(c->hostname, sizeof c->hostname, "%s", hostname);
   if (!c->closing) conn_ready(c);
   conn_unref(c);
@@ -436,7 +451,16 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   bool is_tcp = l->addr.kind == SL_ADDR_TCP;
-  if (s->closing || s->n_conns >= (size_t)s->cfg->max_connections) {
+  bool full = s->n_conns >= (size_t)s->cfg->max_connections;
+  sl_fwd_conn_t *c = s->closing || full ? NULL : calloc(1, sizeof *c);
+  if (c && !(c->dec = sl_fwd_decoder_new(&s->limits))) {
+    free(c);
+    c = NULL;
+    sl_log_rl(SL_LOG_ERROR, "forward", "out of memory accepting a connection");
+  }
+  if (!c) {
+    /* Accept and close: a connection left unaccepted would stop libuv from
+     * watching the listener. */
     uv_handle_t *h = malloc(is_tcp ? sizeof(uv_tcp_t) : sizeof(uv_pipe_t));
     if (!h) return;
     if (is_tcp)
@@ -445,17 +469,11 @@ static void on_connection(uv_stream_t *server, int status) {
       uv_pipe_init(s->loop, (uv_pipe_t *)h, 0);
     uv_accept(server, (uv_stream_t *)h);
     uv_close(h, on_rejected_closed);
-    if (!s->closing) {
+    if (full && !s->closing) {
       sl_metric_inc(FWD_CONN_REJECTED);
       sl_log_rl(SL_LOG_WARN, "forward", "connection refused: max_connections (%d) reached",
                 s->cfg->max_connections);
     }
-    return;
-  }
-  sl_fwd_conn_t *c = calloc(1, sizeof *c);
-  if (!c || !(c->dec = sl_fwd_decoder_new(&s->limits))) {
-    free(c);
-    sl_log_rl(SL_LOG_ERROR, "forward", "out of memory accepting a connection");
     return;
   }
   c->srv = s;
@@ -500,6 +518,7 @@ static void on_connection(uv_stream_t *server, int status) {
     c->nameinfo.data = c;
     if (uv_getnameinfo(s->loop, &c->nameinfo, on_nameinfo, (struct sockaddr *)&ss, 0) == 0) {
       c->refs++;
+      c->resolving = true;
       return;
     }
   }

@@ -1,5 +1,6 @@
 /* Serves /metrics, /healthz and /readyz.  Each connection reads one request
- * head (at most 8 KiB), answers and closes.  Loop thread only. */
+ * head (at most 8 KiB, within 5 s), answers and closes; at most 64 at once.
+ * Loop thread only. */
 #include "http.h"
 
 #include <stdio.h>
@@ -12,36 +13,65 @@
 #include "metrics.h"
 
 #define HEAD_MAX 8192
+#define MAX_CONNS 64           /* scrapers and probes; more are refused */
+#define REQUEST_TIMEOUT_MS 5000 /* a client must send its request by then */
 
 static void on_listener_closed(uv_handle_t *hd);
+
+typedef struct http_conn http_conn_t;
 
 struct sl_http {
   uv_tcp_t listener;
   bool ready, closing;
-  int conns;
+  int handles; /* open handles: the listener and two per connection */
+  int n_conns;
+  http_conn_t *conns;
 };
 
-typedef struct {
+struct http_conn {
   uv_tcp_t tcp;
+  uv_timer_t timeout;
   uv_write_t write;
   sl_http_t *http;
+  http_conn_t *prev, *next;
   sl_buf_t in, out;
-  bool responded;
-} http_conn_t;
+  int refs;
+  bool responded, closing;
+};
 
-static void on_conn_closed(uv_handle_t *h) {
-  http_conn_t *c = h->data;
-  sl_http_t *http = c->http;
-  sl_buf_free(&c->in);
-  sl_buf_free(&c->out);
-  free(c);
-  if (--http->conns == 0 && http->closing) free(http);
+static void http_unref(sl_http_t *h) {
+  if (--h->handles == 0 && h->closing) free(h);
 }
+
+static void on_conn_closed(uv_handle_t *hd) {
+  http_conn_t *c = hd->data;
+  sl_http_t *http = c->http;
+  if (--c->refs == 0) {
+    if (c->prev)
+      c->prev->next = c->next;
+    else
+      http->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    http->n_conns--;
+    sl_buf_free(&c->in);
+    sl_buf_free(&c->out);
+    free(c);
+  }
+  http_unref(http);
+}
+
+static void conn_close(http_conn_t *c) {
+  if (c->closing) return;
+  c->closing = true;
+  uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+  uv_close((uv_handle_t *)&c->timeout, on_conn_closed);
+}
+
+static void on_timeout(uv_timer_t *t) { conn_close(t->data); }
 
 static void on_written(uv_write_t *req, int status) {
   (void)status;
-  http_conn_t *c = req->data;
-  uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+  conn_close(req->data);
 }
 
 static void respond(http_conn_t *c, int code, const char *reason, const char *ctype, const char *body,
@@ -56,8 +86,7 @@ static void respond(http_conn_t *c, int code, const char *reason, const char *ct
   uv_read_stop((uv_stream_t *)&c->tcp);
   uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
   c->write.data = c;
-  if (uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1, on_written))
-    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+  if (uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1, on_written)) conn_close(c);
 }
 
 static void route(http_conn_t *c) {
@@ -102,9 +131,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   http_conn_t *c = s->data;
-  if (c->responded) return;
+  if (c->responded || c->closing) return;
   if (nread < 0) {
-    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    conn_close(c);
     return;
   }
   c->in.len += (size_t)nread;
@@ -115,17 +144,34 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     respond(c, 431, "Request Header Fields Too Large", "text/plain", "too large\n", 10);
 }
 
+static void on_refused_closed(uv_handle_t *h) { free(h); }
+
 static void on_connection(uv_stream_t *server, int status) {
   sl_http_t *http = server->data;
   if (status < 0) return;
-  http_conn_t *c = calloc(1, sizeof *c);
-  if (!c) return;
+  http_conn_t *c = http->closing || http->n_conns >= MAX_CONNS ? NULL : calloc(1, sizeof *c);
+  if (!c) {
+    /* Accept and close: an unaccepted connection would stop the listener. */
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (!t) return;
+    uv_tcp_init(server->loop, t);
+    uv_accept(server, (uv_stream_t *)t);
+    uv_close((uv_handle_t *)t, on_refused_closed);
+    return;
+  }
   c->http = http;
   uv_tcp_init(server->loop, &c->tcp);
-  c->tcp.data = c;
-  http->conns++;
+  uv_timer_init(server->loop, &c->timeout);
+  c->tcp.data = c->timeout.data = c;
+  c->refs = 2;
+  http->handles += 2;
+  c->next = http->conns;
+  if (c->next) c->next->prev = c;
+  http->conns = c;
+  http->n_conns++;
+  uv_timer_start(&c->timeout, on_timeout, REQUEST_TIMEOUT_MS, 0);
   if (uv_accept(server, (uv_stream_t *)&c->tcp) || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read))
-    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    conn_close(c);
 }
 
 int sl_http_start(uv_loop_t *loop, const sl_addr_t *addr, sl_http_t **out) {
@@ -146,7 +192,7 @@ int sl_http_start(uv_loop_t *loop, const sl_addr_t *addr, sl_http_t **out) {
   if (!h) return SL_ENOMEM;
   uv_tcp_init(loop, &h->listener);
   h->listener.data = h;
-  h->conns = 1; /* the listener itself */
+  h->handles = 1; /* the listener itself */
   if ((r = uv_tcp_bind(&h->listener, (struct sockaddr *)&ss, 0)) ||
       (r = uv_listen((uv_stream_t *)&h->listener, 128, on_connection))) {
     sl_log(SL_LOG_ERROR, "http", "cannot listen on %s: %s", name, uv_strerror(r));
@@ -169,13 +215,11 @@ void sl_http_set_ready(sl_http_t *h, bool ready) {
   if (h) h->ready = ready;
 }
 
-static void on_listener_closed(uv_handle_t *hd) {
-  sl_http_t *h = hd->data;
-  if (--h->conns == 0) free(h);
-}
+static void on_listener_closed(uv_handle_t *hd) { http_unref(hd->data); }
 
 void sl_http_close(sl_http_t *h) {
   if (!h) return;
   h->closing = true;
   uv_close((uv_handle_t *)&h->listener, on_listener_closed);
+  for (http_conn_t *c = h->conns; c; c = c->next) conn_close(c);
 }

@@ -7,6 +7,7 @@
  * only. */
 #include "ingest.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +68,12 @@ int sl_ingest_new(const sl_config_t *cfg, sl_kafka_producer_t *producer, sl_inge
   return 0;
 }
 
-void sl_ingest_set_server(sl_ingest_t *in, sl_fwd_server_t *server) { in->server = server; }
+void sl_ingest_set_server(sl_ingest_t *in, sl_fwd_server_t *server) {
+  in->server = server;
+  /* Detached (shutdown): whatever pause was in force stays, owned by the
+   * agent now. */
+  if (!server) in->paused_reads = false;
+}
 
 static void stalled_free(stalled_t *s) {
   sl_fwd_message_free(&s->msg);
@@ -220,7 +226,15 @@ static int produce_entry(sl_ingest_t *in, const sl_route_t *route, const sl_fwd_
   if (route->key.n) {
     const msgpack_object *kv = sl_field_lookup(e->record, &route->key);
     if (kv && kv->type != MSGPACK_OBJECT_NIL) {
-      if (sl_scalar_text(kv, &in->key) && sl_json_encode(&in->key, kv)) return SL_ENOMEM;
+      if (sl_scalar_text(kv, &in->key) && sl_json_encode(&in->key, kv)) {
+        sl_log_rl(SL_LOG_ERROR, "route", "cannot encode the key of a record with tag %.*s: out of memory",
+                  (int)tag_len, tag);
+        if (t) {
+          sl_ack_tracker_hold(t);
+          sl_ack_tracker_settle(t, false);
+        }
+        return 0;
+      }
       has_key = true;
     }
   }
@@ -236,13 +250,16 @@ static int produce_entry(sl_ingest_t *in, const sl_route_t *route, const sl_fwd_
     }
     return 0;
   }
-  int64_t ts_ms = e->sec * 1000 + e->nsec / 1000000;
+  /* Times past year 292 million would overflow in ms; Kafka gets the
+   * largest timestamp instead. */
+  int64_t ts_ms = e->sec > INT64_MAX / 1000 - 1 ? INT64_MAX : e->sec * 1000 + e->nsec / 1000000;
   r = sl_kafka_producer_send(in->producer, topic, has_key ? in->key.data : NULL,
                              has_key ? in->key.len : 0, in->value.data, in->value.len, ts_ms, tag, tag_len, t);
   return r == SL_EQUEUEFULL ? r : 0;
 }
 
-static void print_entry(sl_ingest_t *in, const sl_fwd_entry_t *e, const char *tag, size_t tag_len,
+/* false when stdout refused the line (closed pipe, full disk). */
+static bool print_entry(sl_ingest_t *in, const sl_fwd_entry_t *e, const char *tag, size_t tag_len,
                         const sl_fwd_peer_t *peer) {
   char time_text[48];
   format_rfc3339(e->sec, e->nsec, time_text, sizeof time_text);
@@ -257,8 +274,9 @@ static void print_entry(sl_ingest_t *in, const sl_fwd_entry_t *e, const char *ta
   sl_buf_puts(b, "\",\"record\":");
   encode_json(b, e->record, extras, nx);
   sl_buf_puts(b, "}\n");
-  fwrite(b->data, 1, b->len, stdout);
+  if (fwrite(b->data, 1, b->len, stdout) != b->len) return false;
   sl_metric_inc(PRINTED);
+  return true;
 }
 
 /* Produces entries from *next on.  0 when all are done, 1 when the queue is
@@ -294,8 +312,17 @@ int sl_ingest_submit(sl_ingest_t *in, const sl_fwd_peer_t *peer, sl_fwd_frame_t 
     tag_len = in->tagbuf.len;
   }
   if (!in->producer) {
-    for (size_t i = 0; i < msg->n_entries; i++) print_entry(in, &msg->entries[i], tag, tag_len, peer);
-    fflush(stdout);
+    bool ok = true;
+    for (size_t i = 0; i < msg->n_entries; i++) ok &= print_entry(in, &msg->entries[i], tag, tag_len, peer);
+    if (fflush(stdout) || !ok) {
+      sl_log_rl(SL_LOG_ERROR, "ingest", "cannot write records to stdout: %s; their chunk is not acked",
+                strerror(errno));
+      clearerr(stdout);
+      if (tracker) {
+        sl_ack_tracker_hold(tracker);
+        sl_ack_tracker_settle(tracker, false);
+      }
+    }
     if (tracker) sl_ack_tracker_seal(tracker);
     return 0;
   }
@@ -356,7 +383,7 @@ void sl_ingest_on_drain(sl_ingest_t *in) {
   }
   /* Resume only a pause of our own: the agent pauses reads for its SIGTERM
    * drain, and a delivery report must not undo that. */
-  if (in->paused_reads && sl_kafka_producer_below_low_water(in->producer)) {
+  if (in->server && in->paused_reads && sl_kafka_producer_below_low_water(in->producer)) {
     in->paused_reads = false;
     sl_log(SL_LOG_INFO, "ingest", "producer queue drained: resuming reads from forward clients");
     sl_fwd_server_resume(in->server);
