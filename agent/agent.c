@@ -68,6 +68,19 @@ static void on_drain_tick(uv_timer_t *t) {
   }
 }
 
+static void begin_stop(agent_t *a) {
+  sl_http_set_ready(a->http, false);
+  if (a->server) {
+    sl_fwd_server_stop_accepting(a->server);
+    sl_fwd_server_pause(a->server);
+    /* From here on nothing is read; ingest must not undo the pause when
+     * the producer drains. */
+    if (a->ingest) sl_ingest_set_server(a->ingest, NULL);
+  }
+  a->drain_deadline = uv_now(&a->loop) + DRAIN_TIMEOUT_MS;
+  uv_timer_start(&a->drain_timer, on_drain_tick, 0, 50);
+}
+
 static void on_signal(uv_signal_t *s, int signum) {
   agent_t *a = s->data;
   if (a->stopping) {
@@ -77,16 +90,18 @@ static void on_signal(uv_signal_t *s, int signum) {
   }
   a->stopping = true;
   sl_log(SL_LOG_INFO, "agent", "%s received: draining", signum == SIGINT ? "SIGINT" : "SIGTERM");
-  sl_http_set_ready(a->http, false);
-  if (a->server) {
-    sl_fwd_server_stop_accepting(a->server);
-    sl_fwd_server_pause(a->server);
-    /* From here on on nothing is read; ingest must not undo the pause when
-     * the producer drains. */
-    if (a->ingest) sl_ingest_set_server(a->ingest, NULL);
-  }
-  a->drain_deadline = uv_now(&a->loop) + DRAIN_TIMEOUT_MS;
-  uv_timer_start(&a->drain_timer, on_drain_tick, 0, 50);
+  begin_stop(a);
+}
+
+/* librdkafka accepts no record after a fatal error: stop taking any, report
+ * not ready, and exit 1 so that systemd restarts a fresh producer. */
+static void on_kafka_fatal(void *arg) {
+  agent_t *a = arg;
+  a->exit_code = 1;
+  if (a->stopping) return;
+  a->stopping = true;
+  sl_log(SL_LOG_ERROR, "agent", "stopping after the fatal Kafka error (exit code 1)");
+  begin_stop(a);
 }
 
 int sl_agent_run(const sl_config_t *cfg) {
@@ -113,6 +128,7 @@ int sl_agent_run(const sl_config_t *cfg) {
       sl_diag_free(&d);
       goto fail;
     }
+    sl_kafka_producer_on_fatal(a.producer, on_kafka_fatal, &a);
   }
   if (cfg->forward.enabled) {
     if ((r = sl_ingest_new(cfg, a.producer, &a.ingest))) goto fail;

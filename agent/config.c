@@ -205,6 +205,19 @@ static void check_kafka_properties(const sl_toml_value_t *doc, const char *file,
     }
     if (rd_kafka_conf_set(probe, kv->key, v, err, sizeof err) != RD_KAFKA_CONF_OK)
       sl_diag_add(d, file, kv->line, kv->col, "kafka.properties.\"%s\": %s", kv->key, err);
+    /* Acks to clients rest on a delivery report for every record from a
+     * broker that has it in all in-sync replicas. */
+    else if (strcmp(kv->key, "delivery.report.only.error") == 0 && strcmp(v, "true") == 0)
+      sl_diag_add(d, file, kv->line, kv->col,
+                  "kafka.properties.\"%s\": sluice acks a chunk only on its records' delivery reports; "
+                  "this setting would leave every chunk unacked",
+                  kv->key);
+    else if ((strcmp(kv->key, "acks") == 0 || strcmp(kv->key, "request.required.acks") == 0) &&
+             strcmp(v, "all") != 0 && strcmp(v, "-1") != 0)
+      sl_diag_add(d, file, kv->line, kv->col,
+                  "kafka.properties.\"%s\": must be \"all\" (or -1): sluice acks a chunk to its client only "
+                  "once Kafka has it in every in-sync replica",
+                  kv->key);
   }
   rd_kafka_conf_destroy(probe);
 }

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -610,13 +612,31 @@ static int resolve(uv_loop_t *loop, const sl_addr_t *a, struct sockaddr_storage 
   return 0;
 }
 
+static bool unix_socket_alive(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+  bool alive = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+  close(fd);
+  return alive;
+}
+
 static int listen_one(sl_fwd_server_t *s, listener_t *l) {
   char name[300];
   sl_addr_format(&l->addr, name, sizeof name);
   int r;
   if (l->addr.kind == SL_ADDR_UNIX) {
     struct stat st;
-    if (stat(l->addr.path, &st) == 0 && S_ISSOCK(st.st_mode)) unlink(l->addr.path);
+    if (stat(l->addr.path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+      /* A stale socket from a previous run is replaced; a live one (another
+       * instance answers on it) is not. */
+      if (unix_socket_alive(l->addr.path)) {
+        sl_log(SL_LOG_ERROR, "forward", "cannot listen on %s: another process is listening there", name);
+        return UV_EADDRINUSE;
+      }
+      unlink(l->addr.path);
+    }
     uv_pipe_init(s->loop, &l->h.pipe, 0);
     l->h.handle.data = l;
     l->has_stream = true;

@@ -49,6 +49,8 @@ struct sl_kafka_producer {
   size_t queue_max;
   size_t resume_mark;
   bool fatal_logged;
+  void (*on_fatal)(void *arg);
+  void *on_fatal_arg;
 };
 
 static const struct {
@@ -109,8 +111,10 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
   if (err == RD_KAFKA_RESP_ERR__FATAL) {
     char buf[512];
     rd_kafka_fatal_error(rk, buf, sizeof buf);
-    if (!p->fatal_logged) sl_log(SL_LOG_ERROR, "kafka", "fatal producer error: %s", buf);
+    if (p->fatal_logged) return;
     p->fatal_logged = true;
+    sl_log(SL_LOG_ERROR, "kafka", "fatal producer error: %s", buf);
+    if (p->on_fatal) p->on_fatal(p->on_fatal_arg);
     return;
   }
   /* Brokers going away and coming back is routine: librdkafka retries. */
@@ -219,6 +223,11 @@ fail:
 }
 
 void sl_kafka_producer_set_ingest(sl_kafka_producer_t *p, sl_ingest_t *ingest) { p->ingest = ingest; }
+
+void sl_kafka_producer_on_fatal(sl_kafka_producer_t *p, void (*cb)(void *arg), void *arg) {
+  p->on_fatal = cb;
+  p->on_fatal_arg = arg;
+}
 
 const char *sl_kafka_producer_bootstrap(const sl_kafka_producer_t *p) { return p->bootstrap; }
 

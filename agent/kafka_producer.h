@@ -22,6 +22,10 @@ int sl_kafka_producer_new(uv_loop_t *loop, const sl_config_t *cfg, sl_kafka_prod
 
 void sl_kafka_producer_set_ingest(sl_kafka_producer_t *p, sl_ingest_t *ingest);
 
+/* Called once, on the loop thread, when librdkafka reports a fatal error
+ * (after which it accepts no record). */
+void sl_kafka_producer_on_fatal(sl_kafka_producer_t *p, void (*cb)(void *arg), void *arg);
+
 /* Hands one record to librdkafka (copied).  `topic` NUL-terminated.  The
  * tracker (may be NULL) is held now and settled by the delivery report.
  * Returns 0, SL_EQUEUEFULL (nothing held: retry later), or SL_EKAFKA when

@@ -223,8 +223,9 @@ class Sluice:
         self.http_port = int(m.group(1))
         if "[input.forward]" not in open(self.config).read() or "enabled = false" not in open(self.config).read():
             try:
-                m = self.log.wait(r"forward: listening on (?:127\.0\.0\.1|\[::1\]|0\.0\.0\.0):(\d+)", timeout)
-                self.port = int(m.group(1))
+                m = self.log.wait(r"forward: listening on (?:unix:\S+|(?:127\.0\.0\.1|\[::1\]|0\.0\.0\.0):(\d+))",
+                                  timeout)
+                self.port = int(m.group(1)) if m.group(1) else None
             except (TimeoutError, EOFError):
                 pass
         self.log.wait(r"agent: sluice started", timeout)

@@ -95,6 +95,13 @@ r = run("check", "-c", both)
 t.ok(r.returncode == 2 and f'{both}:4:1: kafka.properties."acks": ' in r.stderr and f"{both}:8:10: route[0].format"
      in r.stderr, "a bad librdkafka property is listed beside the other errors", r.stderr)
 
+unsafe = write("unsafe.toml", '[kafka]\nbrokers = ["127.0.0.1:9"]\n[kafka.properties]\n"acks" = 1\n'
+               '"delivery.report.only.error" = true\n')
+r = run("check", "-c", unsafe)
+t.ok(r.returncode == 2 and f'{unsafe}:4:1: kafka.properties."acks": must be "all"' in r.stderr
+     and f'{unsafe}:5:1: kafka.properties."delivery.report.only.error": sluice acks a chunk only' in r.stderr,
+     "properties that would break ack-after-Kafka are refused", r.stderr)
+
 r = subprocess.run([sys.executable, os.path.join(SRCDIR, "test", "readme_reference.py"), SLUICE],
                    capture_output=True, text=True)
 t.eq(r.returncode, 0, "README's configuration reference matches `sluice reference` (regenerate with --write)")
@@ -128,6 +135,27 @@ r = run("cat", "-p", str(s.port), "--shared-key", "wrong", "--ack", "cli.cat", s
 t.ok(r.returncode == 1 and "handshake failed: authentication failed: shared_key mismatch" in r.stderr,
      "cat with a wrong key: exit 1 with the server's reason", r.stderr)
 s.stop()
+
+# An HTTP client that connects and says nothing neither blocks shutdown
+# nor lives past the request timeout.
+import socket
+s = Sluice('[http]\nlisten = "127.0.0.1:0"\n[input.forward]\nlisten = ["127.0.0.1:0"]\n')
+idle = socket.create_connection(("127.0.0.1", s.http_port), 5)
+status, _ = s.http("/healthz")
+t.eq(status, 200, "healthz answers beside an idle HTTP connection")
+t.eq(s.stop(timeout=15), 0, "SIGTERM with an idle HTTP connection open: exit 0")
+idle.close()
+
+# A unix socket another instance listens on is not taken over.
+sock = os.path.join(tmp, "fwd.sock")
+s1 = Sluice(f'[http]\nlisten = "127.0.0.1:0"\n[input.forward]\nlisten = ["{sock}"]\n')
+s2 = Sluice(f'[http]\nlisten = "127.0.0.1:0"\n[input.forward]\nlisten = ["{sock}"]\n', wait_ready=False)
+t.eq(s2.p.wait(20), 1, "second instance on a live unix socket: exit 1")
+t.ok(s2.log.seen(r"cannot listen on unix:.*fwd\.sock: another process is listening there"),
+     "it says another process listens there", s2.log.text())
+r = run("cat", "-u", sock, "cli.unix", stdin='{"a":1}\n')
+t.ok(r.returncode == 0, "the first instance still answers on its socket", r.stderr)
+s1.stop()
 
 # A port already in use: exit 1 and a line naming the address.
 s1 = Sluice('[http]\nlisten = "127.0.0.1:0"\n[input.forward]\nlisten = ["127.0.0.1:0"]\n')
