@@ -115,7 +115,8 @@ static const sl_opt_t kafka_opts[] = {
      "librdkafka properties passed verbatim (security.protocol, sasl.*, ssl.*, compression.type, "
      "linger.ms, ...). They override the defaults: acks=all, enable.idempotence=true, "
      "compression.type=lz4, queue.buffering.max.messages=100000, queue.buffering.max.kbytes=262144, "
-     "message.timeout.ms=0 (never give up)."},
+     "message.timeout.ms=0 (never give up). `acks` other than all and `delivery.report.only.error = true` "
+     "are refused: acks to clients depend on them."},
     END,
 };
 static const sl_section_t kafka_section = {"kafka", 0, kafka_opts, NULL,
