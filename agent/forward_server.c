@@ -137,6 +137,7 @@ static int conn_write(sl_fwd_conn_t *c, const char *data, size_t len) {
   c->pending_writes++;
   if (uv_stream_get_write_queue_size(&c->h.stream) >= WRITE_QUEUE_HIGH && !c->write_blocked) {
     c->write_blocked = true;
+    sl_metric_inc(FWD_WRITE_BLOCKED);
     conn_stop_reading(c);
   }
   return 0;

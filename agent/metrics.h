@@ -52,6 +52,8 @@
   X(FWD_PAUSES, "sluice_forward_pauses_total", "", "counter",                                       \
     "Times reading from forward clients was paused because the producer queue was full.")         \
   X(FWD_PAUSED, "sluice_forward_paused", "", "gauge", "1 while reading is paused (backpressure).") \
+  X(FWD_WRITE_BLOCKED, "sluice_forward_unread_replies_pauses_total", "", "counter",                 \
+    "Times a connection stopped being read because 1 MiB of its acks waited unread.")              \
   X(ROUTE_UNMATCHED, "sluice_route_unmatched_records_total", "", "counter",                         \
     "Records whose tag matched no route and no default_topic: dropped.")                           \
   X(ROUTE_TEMPLATE, "sluice_route_template_errors_total", "", "counter",                            \

@@ -299,7 +299,33 @@ def churn_and_fuzz():
     tap.eq(rc, 0, "fuzz: sluice exits 0 on SIGTERM afterwards")
 
 
-for part in (connections_and_heartbeat, idle_timeout, deny_keepalive, keys_and_listeners, churn_and_fuzz):
+def unread_acks():
+    """A client that sends chunk after chunk without reading its acks is
+    no longer read once 1 MiB of acks waits for it; once it reads, every
+    ack arrives and nothing was lost."""
+    sl = Sluice(fwdlib.config())
+    n = 60000
+    try:
+        c = Conn(sl.port)
+        data = b"".join(message("unread.acks", event_time(1700000000, i), {"i": i}, chunk=f"c{i:06d}-" + "x" * 120)
+                        for i in range(n))
+        sender = threading.Thread(target=c.send, args=(data,), daemon=True)
+        sender.start()
+        tap.ok(fwdlib.metric_at_least(sl, "sluice_forward_unread_replies_pauses_total", 1),
+               "unread acks: reading stops once 1 MiB of acks waits unread")
+        acks = set()
+        for _ in range(n):
+            acks.add(c.recv_obj(T)["ack"])
+        sender.join(T)
+        tap.eq(len(acks), n, f"unread acks: all {n} acks arrive once the client reads")
+        tap.ok(fwdlib.metric_at_least(sl, "sluice_print_records_total", n), "unread acks: every record handed on")
+        c.close()
+    finally:
+        sl.stop()
+
+
+for part in (connections_and_heartbeat, idle_timeout, deny_keepalive, keys_and_listeners, churn_and_fuzz,
+             unread_acks):
     try:
         part()
     except Exception as e:  # one failure, the other parts still run
