@@ -1,8 +1,7 @@
-/* The forward input's sockets: listeners on TCP and unix addresses (with a
- * UDP heartbeat socket beside each TCP one), and one connection object per
- * client that runs the handshake, feeds the decoder, hands messages to
- * ingest, writes acks, enforces the limits and pauses under backpressure.
- * Loop thread only. */
+/* The forward input's listeners: TCP and unix stream sockets (with a UDP
+ * heartbeat socket beside each TCP one), accepting connections up to
+ * max_connections, pausing and resuming every connection, and closing it
+ * all.  Each connection is forward_conn.c's.  Loop thread only. */
 #include "forward_server.h"
 
 #include <stdio.h>
@@ -14,18 +13,11 @@
 #include <unistd.h>
 
 #include "error.h"
-#include "forward_auth.h"
-#include "ingest.h"
+#include "forward_conn.h"
 #include "log.h"
 #include "metrics.h"
 
-#define READ_BUF_SIZE (256 * 1024)
-/* A client that does not read its acks (or PONGs) stops being read once
- * this much waits in its write queue, and is read again below half of it,
- * so unread replies cannot grow without bound. */
-#define WRITE_QUEUE_HIGH (1024 * 1024)
-
-typedef struct listener {
+struct sl_fwd_listener {
   sl_fwd_server_t *srv;
   sl_addr_t addr;
   union {
@@ -36,418 +28,14 @@ typedef struct listener {
   } h;
   uv_udp_t udp;
   bool has_stream, has_udp;
-} listener_t;
-
-struct sl_fwd_server {
-  uv_loop_t *loop;
-  const sl_forward_config_t *cfg;
-  sl_ingest_t *ingest;
-  sl_fwd_limits_t limits;
-  sl_fwd_auth_config_t auth;
-  sl_fwd_auth_user_t *users;
-  listener_t *listeners;
-  size_t n_listeners;
-  sl_fwd_conn_t *conns; /* doubly linked */
-  size_t n_conns;
-  int open_handles; /* listener handles not yet closed */
-  bool paused, closing;
-  void (*on_closed)(void *arg);
-  void *on_closed_arg;
-  int port;
-  char rbuf[READ_BUF_SIZE];
 };
-
-typedef enum { ST_RESOLVING, ST_AWAIT_PING, ST_ESTABLISHED } conn_state_t;
-
-struct sl_fwd_conn {
-  sl_fwd_server_t *srv;
-  sl_fwd_conn_t *prev, *next;
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h;
-  uv_timer_t idle_timer;
-  uv_getnameinfo_t nameinfo;
-  sl_fwd_decoder_t *dec;
-  conn_state_t state;
-  sl_fwd_auth_session_t session;
-  sl_ack_tracker_t *trackers;
-  int refs; /* open handles and requests in flight; freed at 0 */
-  int pending_writes;
-  bool reading, closing, close_when_done, stalled, write_blocked, resolving;
-  char address[64];
-  char hostname[256];
-};
-
-struct sl_ack_tracker {
-  sl_fwd_conn_t *conn;
-  sl_ack_tracker_t *prev, *next;
-  size_t pending;
-  bool failed, sealed;
-  size_t len;
-  char chunk[];
-};
-
-typedef struct {
-  uv_write_t req;
-  sl_fwd_conn_t *conn;
-  uv_buf_t buf;
-  char data[];
-} write_req_t;
-
-static void conn_close(sl_fwd_conn_t *c);
-static void conn_process(sl_fwd_conn_t *c);
-static void conn_start_reading(sl_fwd_conn_t *c);
-static void conn_stop_reading(sl_fwd_conn_t *c);
-static void server_maybe_closed(sl_fwd_server_t *s);
-
-/* ---- writes ----------------------------------------------------------------- */
-
-static void on_write(uv_write_t *req, int status) {
-  write_req_t *w = (write_req_t *)req;
-  sl_fwd_conn_t *c = w->conn;
-  free(w);
-  c->pending_writes--;
-  if (c->write_blocked && !c->closing && uv_stream_get_write_queue_size(&c->h.stream) < WRITE_QUEUE_HIGH / 2) {
-    c->write_blocked = false;
-    if (!c->srv->paused && !c->close_when_done) conn_start_reading(c);
-  }
-  if (status < 0 && status != UV_ECANCELED) {
-    sl_log(SL_LOG_DEBUG, "forward", "write to %s failed: %s", c->address, uv_strerror(status));
-    conn_close(c);
-    return;
-  }
-  if (c->close_when_done && !c->pending_writes && !c->trackers) conn_close(c);
-}
-
-static int conn_write(sl_fwd_conn_t *c, const char *data, size_t len) {
-  if (c->closing) return UV_ECANCELED;
-  write_req_t *w = malloc(sizeof *w + len);
-  if (!w) return SL_ENOMEM;
-  memcpy(w->data, data, len);
-  w->conn = c;
-  w->buf = uv_buf_init(w->data, (unsigned)len);
-  int r = uv_write(&w->req, &c->h.stream, &w->buf, 1, on_write);
-  if (r) {
-    free(w);
-    return r;
-  }
-  c->pending_writes++;
-  if (uv_stream_get_write_queue_size(&c->h.stream) >= WRITE_QUEUE_HIGH && !c->write_blocked) {
-    c->write_blocked = true;
-    sl_metric_inc(FWD_WRITE_BLOCKED);
-    conn_stop_reading(c);
-  }
-  return 0;
-}
-
-static void conn_write_ack(sl_fwd_conn_t *c, const char *chunk, size_t len) {
-  sl_buf_t b = {0};
-  msgpack_packer pk;
-  msgpack_packer_init(&pk, &b, sl_buf_msgpack_write);
-  msgpack_pack_map(&pk, 1);
-  msgpack_pack_str_with_body(&pk, "ack", 3);
-  msgpack_pack_str_with_body(&pk, chunk, len);
-  if (b.data && conn_write(c, b.data, b.len) == 0) sl_metric_inc(FWD_ACKS);
-  sl_buf_free(&b);
-}
-
-/* ---- ack trackers ---------------------------------------------------------- */
-
-sl_ack_tracker_t *sl_ack_tracker_new(sl_fwd_conn_t *conn, const char *chunk, size_t len) {
-  sl_ack_tracker_t *t = calloc(1, sizeof *t + len);
-  if (!t) return NULL;
-  memcpy(t->chunk, chunk, len);
-  t->len = len;
-  t->conn = conn;
-  t->next = conn->trackers;
-  if (t->next) t->next->prev = t;
-  conn->trackers = t;
-  sl_metric_inc(ACK_PENDING);
-  return t;
-}
-
-static void tracker_maybe_finish(sl_ack_tracker_t *t) {
-  if (t->pending || !t->sealed) return;
-  sl_fwd_conn_t *c = t->conn;
-  if (c) {
-    if (!t->failed) conn_write_ack(c, t->chunk, t->len);
-    if (t->prev)
-      t->prev->next = t->next;
-    else
-      c->trackers = t->next;
-    if (t->next) t->next->prev = t->prev;
-  }
-  sl_metric_dec(ACK_PENDING);
-  free(t);
-  if (c && c->close_when_done && !c->trackers && !c->pending_writes) conn_close(c);
-}
-
-void sl_ack_tracker_hold(sl_ack_tracker_t *t) { t->pending++; }
-
-void sl_ack_tracker_settle(sl_ack_tracker_t *t, bool ok) {
-  t->pending--;
-  if (!ok) t->failed = true;
-  tracker_maybe_finish(t);
-}
-
-void sl_ack_tracker_seal(sl_ack_tracker_t *t) {
-  t->sealed = true;
-  tracker_maybe_finish(t);
-}
-
-/* ---- connection lifetime --------------------------------------------------- */
-
-static void conn_unref(sl_fwd_conn_t *c) {
-  if (--c->refs > 0) return;
-  sl_fwd_server_t *s = c->srv;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    s->conns = c->next;
-  if (c->next) c->next->prev = c->prev;
-  s->n_conns--;
-  sl_metric_dec(FWD_CONN_ACTIVE);
-  sl_fwd_decoder_free(c->dec);
-  free(c);
-  server_maybe_closed(s);
-}
-
-static void on_conn_handle_closed(uv_handle_t *h) { conn_unref(h->data); }
-
-static void conn_close(sl_fwd_conn_t *c) {
-  if (c->closing) return;
-  c->closing = true;
-  for (sl_ack_tracker_t *t = c->trackers; t; t = t->next) t->conn = NULL;
-  c->trackers = NULL;
-  if (c->resolving) uv_cancel((uv_req_t *)&c->nameinfo); /* its callback still runs */
-  uv_close(&c->h.handle, on_conn_handle_closed);
-  uv_close((uv_handle_t *)&c->idle_timer, on_conn_handle_closed);
-}
-
-static void conn_log_close(sl_fwd_conn_t *c, sl_log_level_t level, const char *why) {
-  sl_log(level, "forward", "closing connection from %s: %s", c->address, why);
-  conn_close(c);
-}
-
-static void on_idle(uv_timer_t *t) {
-  sl_fwd_conn_t *c = t->data;
-  /* A client waiting for acks or held back by backpressure is not idle. */
-  if (c->trackers || c->stalled || c->srv->paused) return;
-  sl_metric_inc(FWD_CONN_IDLE);
-  conn_log_close(c, SL_LOG_INFO, "idle_timeout reached");
-}
-
-/* ---- reading and frames ---------------------------------------------------- */
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)suggested;
-  sl_fwd_conn_t *c = h->data;
-  *buf = uv_buf_init(c->srv->rbuf, READ_BUF_SIZE);
-}
-
-static void count_stream_error(int r) {
-  switch (r) {
-  case SL_ETOOBIG: sl_metric_inc(FWD_ERR_TOOBIG); break;
-  case SL_EDEPTH: sl_metric_inc(FWD_ERR_DEPTH); break;
-  default: sl_metric_inc(FWD_ERR_MSGPACK); break;
-  }
-}
-
-static void count_message_error(int r) {
-  switch (r) {
-  case SL_ENOTARRAY: sl_metric_inc(FWD_ERR_NOTARRAY); break;
-  case SL_EBADTAG: sl_metric_inc(FWD_ERR_BADTAG); break;
-  case SL_EBADMODE: sl_metric_inc(FWD_ERR_BADMODE); break;
-  case SL_EBADOPTION: sl_metric_inc(FWD_ERR_BADOPTION); break;
-  case SL_EBADGZIP: sl_metric_inc(FWD_ERR_BADGZIP); break;
-  case SL_EBOMB: sl_metric_inc(FWD_ERR_BOMB); break;
-  case SL_EBADENTRY: sl_metric_inc(FWD_ERR_BADENTRY); break;
-  case SL_EDEPTH: sl_metric_inc(FWD_ERR_DEPTH); break;
-  default: sl_metric_inc(FWD_ERR_MSGPACK); break;
-  }
-}
-
-static void handle_ping(sl_fwd_conn_t *c, sl_fwd_frame_t *f) {
-  sl_fwd_server_t *s = c->srv;
-  sl_fwd_auth_ping_t res;
-  int r = sl_fwd_auth_check_ping(&s->auth, &c->session, &f->root, &res);
-  sl_buf_t b = {0};
-  if (sl_fwd_auth_build_pong(&b, &s->auth, &c->session, &res) == 0) conn_write(c, b.data, b.len);
-  sl_buf_free(&b);
-  if (r == 0) {
-    c->state = ST_ESTABLISHED;
-    sl_log(SL_LOG_DEBUG, "forward", "%s (%.*s) authenticated", c->address, (int)res.hostname_len,
-           res.hostname ? res.hostname : "");
-    return;
-  }
-  if (r == SL_EBADPING)
-    sl_metric_inc(FWD_AUTH_FAIL_PING);
-  else if (strcmp(res.reason, SL_FWD_AUTH_REASON_USER) == 0)
-    sl_metric_inc(FWD_AUTH_FAIL_USER);
-  else
-    sl_metric_inc(FWD_AUTH_FAIL_KEY);
-  sl_log_rl(SL_LOG_WARN, "forward", "handshake from %s refused: %s", c->address, res.reason);
-  c->close_when_done = true;
-  if (!c->pending_writes) conn_close(c);
-}
-
-/* Returns false when processing must stop (closing or stalled). */
-static bool handle_message(sl_fwd_conn_t *c, sl_fwd_frame_t *f) {
-  sl_fwd_server_t *s = c->srv;
-  sl_fwd_message_t msg;
-  memset(&msg, 0, sizeof msg);
-  int r = sl_fwd_message_parse(&f->root, &s->limits, &msg);
-  if (r) {
-    count_message_error(r);
-    sl_log_rl(SL_LOG_WARN, "forward", "message from %s dropped (no ack): %s", c->address, sl_strerror(r));
-    sl_fwd_message_free(&msg);
-    sl_fwd_frame_free(f);
-    if (!s->cfg->deny_keepalive) return true;
-    /* deny_keepalive: one message per connection, good or bad. */
-    c->close_when_done = true;
-    if (!c->trackers && !c->pending_writes) conn_close(c);
-    return false;
-  }
-  sl_metric_inc(FWD_MESSAGES);
-  sl_metric_add(FWD_RECORDS, msg.n_entries);
-  if (msg.n_skipped) {
-    sl_metric_add(FWD_INVALID_EVENTS, msg.n_skipped);
-    sl_log_rl(SL_LOG_WARN, "forward", "%zu invalid entries skipped in a message from %s (tag %.*s)",
-              msg.n_skipped, c->address, (int)msg.tag_len, msg.tag);
-  }
-  if (f->size > s->cfg->chunk_size_warn_limit) {
-    sl_metric_inc(FWD_LARGE);
-    sl_log_rl(SL_LOG_WARN, "forward", "message of %zu bytes from %s is over chunk_size_warn_limit",
-              f->size, c->address);
-  }
-  if (msg.size_mismatch) {
-    sl_metric_inc(FWD_SIZE_MISMATCH);
-    sl_log_rl(SL_LOG_WARN, "forward", "message from %s says size %llu but holds %zu entries", c->address,
-              (unsigned long long)msg.size, msg.n_entries + msg.n_skipped);
-  }
-  if (s->cfg->deny_keepalive) c->close_when_done = true;
-  if (msg.fluent_signal != 0) {
-    sl_metric_inc(FWD_SIGNAL_DROPPED);
-    sl_log_rl(SL_LOG_WARN, "forward",
-              "message from %s with fluent_signal %lld (metrics or traces) acked and dropped: sluice "
-              "carries logs",
-              c->address, (long long)msg.fluent_signal);
-    if (msg.chunk) conn_write_ack(c, msg.chunk, msg.chunk_len);
-    sl_fwd_message_free(&msg);
-    sl_fwd_frame_free(f);
-    /* deny_keepalive: with no ack to write, on_write will not close it. */
-    if (c->close_when_done && !c->trackers && !c->pending_writes) conn_close(c);
-    return !c->close_when_done;
-  }
-  sl_ack_tracker_t *t = NULL;
-  if (msg.chunk && !(t = sl_ack_tracker_new(c, msg.chunk, msg.chunk_len))) {
-    sl_log_rl(SL_LOG_ERROR, "forward", "out of memory; message from %s not acked", c->address);
-  }
-  sl_fwd_peer_t peer = {c->address, c->hostname};
-  if (sl_ingest_submit(s->ingest, &peer, f, &msg, t) == 1) {
-    c->stalled = true;
-    return false;
-  }
-  sl_fwd_message_free(&msg);
-  sl_fwd_frame_free(f);
-  if (c->close_when_done) {
-    if (!c->trackers && !c->pending_writes) conn_close(c);
-    return false;
-  }
-  return true;
-}
-
-/* close_when_done stops the loop in every state: after deny_keepalive's one
- * message, and after a refused handshake, whose client gets one PONG and no
- * answer to PINGs (further key guesses) it queued behind the first. */
-static void conn_process(sl_fwd_conn_t *c) {
-  while (!c->closing && !c->srv->paused && !c->close_when_done) {
-    sl_fwd_frame_t f;
-    memset(&f, 0, sizeof f);
-    int r = sl_fwd_decoder_next(c->dec, &f);
-    if (r == 0) return;
-    if (r < 0) {
-      count_stream_error(r);
-      sl_log_rl(SL_LOG_WARN, "forward", "closing connection from %s: %s", c->address, sl_strerror(r));
-      conn_close(c);
-      return;
-    }
-    if (c->state == ST_AWAIT_PING) {
-      handle_ping(c, &f);
-      sl_fwd_frame_free(&f);
-      continue;
-    }
-    if (!handle_message(c, &f)) return;
-  }
-}
-
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
-  sl_fwd_conn_t *c = stream->data;
-  if (nread < 0) {
-    if (nread != UV_EOF)
-      sl_log(SL_LOG_DEBUG, "forward", "read from %s failed: %s", c->address, uv_strerror((int)nread));
-    conn_close(c);
-    return;
-  }
-  if (nread == 0) return;
-  sl_metric_add(FWD_BYTES, (uint64_t)nread);
-  uv_timer_again(&c->idle_timer);
-  if (c->close_when_done) return; /* deny_keepalive: one message per connection */
-  if (sl_fwd_decoder_feed(c->dec, buf->base, (size_t)nread)) {
-    conn_log_close(c, SL_LOG_ERROR, "out of memory");
-    return;
-  }
-  conn_process(c);
-}
-
-static void conn_start_reading(sl_fwd_conn_t *c) {
-  if (c->reading || c->closing || c->write_blocked || c->state == ST_RESOLVING) return;
-  if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0) c->reading = true;
-}
-
-static void conn_stop_reading(sl_fwd_conn_t *c) {
-  if (!c->reading) return;
-  uv_read_stop(&c->h.stream);
-  c->reading = false;
-}
 
 /* ---- accepting ------------------------------------------------------------- */
-
-static void conn_ready(sl_fwd_conn_t *c) {
-  sl_fwd_server_t *s = c->srv;
-  if (s->cfg->shared_key) {
-    sl_buf_t b = {0};
-    if (sl_fwd_auth_session_init(&c->session) || sl_fwd_auth_build_helo(&b, &s->auth, &c->session)) {
-      sl_buf_free(&b);
-      conn_log_close(c, SL_LOG_ERROR, "cannot start the handshake");
-      return;
-    }
-    conn_write(c, b.data, b.len);
-    sl_buf_free(&b);
-    c->state = ST_AWAIT_PING;
-  } else {
-    c->state = ST_ESTABLISHED;
-  }
-  if (!s->paused) conn_start_reading(c);
-}
-
-static void on_nameinfo(uv_getnameinfo_t *req, int status, const char *hostname, const char *service) {
-  (void)service;
-  sl_fwd_conn_t *c = req->data;
-  c->resolving = false;
-  if (status == 0 && hostname) snprintf(c->hostname, sizeof c->hostname, "%s", hostname);
-  if (!c->closing) conn_ready(c);
-  conn_unref(c);
-}
 
 static void on_rejected_closed(uv_handle_t *h) { free(h); }
 
 static void on_connection(uv_stream_t *server, int status) {
-  listener_t *l = server->data;
+  sl_fwd_listener_t *l = server->data;
   sl_fwd_server_t *s = l->srv;
   if (status < 0) {
     sl_log_rl(SL_LOG_WARN, "forward", "accept failed: %s", uv_strerror(status));
@@ -455,84 +43,29 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   bool is_tcp = l->addr.kind == SL_ADDR_TCP;
   bool full = s->n_conns >= (size_t)s->cfg->max_connections;
-  sl_fwd_conn_t *c = s->closing || full ? NULL : calloc(1, sizeof *c);
-  if (c && !(c->dec = sl_fwd_decoder_new(&s->limits))) {
-    free(c);
-    c = NULL;
-    sl_log_rl(SL_LOG_ERROR, "forward", "out of memory accepting a connection");
-  }
-  if (!c) {
-    /* Accept and close: a connection left unaccepted would stop libuv from
-     * watching the listener. */
-    uv_handle_t *h = malloc(is_tcp ? sizeof(uv_tcp_t) : sizeof(uv_pipe_t));
-    if (!h) return;
-    if (is_tcp)
-      uv_tcp_init(s->loop, (uv_tcp_t *)h);
-    else
-      uv_pipe_init(s->loop, (uv_pipe_t *)h, 0);
-    uv_accept(server, (uv_stream_t *)h);
-    uv_close(h, on_rejected_closed);
-    if (full && !s->closing) {
-      sl_metric_inc(FWD_CONN_REJECTED);
-      sl_log_rl(SL_LOG_WARN, "forward", "connection refused: max_connections (%d) reached",
-                s->cfg->max_connections);
-    }
-    return;
-  }
-  c->srv = s;
+  if (!s->closing && !full && sl_fwd_conn_accept(s, server, is_tcp) == 0) return;
+  /* Accept and close: a connection left unaccepted would stop libuv from
+   * watching the listener. */
+  uv_handle_t *h = malloc(is_tcp ? sizeof(uv_tcp_t) : sizeof(uv_pipe_t));
+  if (!h) return;
   if (is_tcp)
-    uv_tcp_init(s->loop, &c->h.tcp);
+    uv_tcp_init(s->loop, (uv_tcp_t *)h);
   else
-    uv_pipe_init(s->loop, &c->h.pipe, 0);
-  uv_timer_init(s->loop, &c->idle_timer);
-  c->h.handle.data = c;
-  c->idle_timer.data = c;
-  c->refs = 2;
-  c->next = s->conns;
-  if (c->next) c->next->prev = c;
-  s->conns = c;
-  s->n_conns++;
-  sl_metric_inc(FWD_CONN_ACCEPTED);
-  sl_metric_inc(FWD_CONN_ACTIVE);
-  if (uv_accept(server, &c->h.stream)) {
-    conn_close(c);
-    return;
+    uv_pipe_init(s->loop, (uv_pipe_t *)h, 0);
+  uv_accept(server, (uv_stream_t *)h);
+  uv_close(h, on_rejected_closed);
+  if (full && !s->closing) {
+    sl_metric_inc(FWD_CONN_REJECTED);
+    sl_log_rl(SL_LOG_WARN, "forward", "connection refused: max_connections (%d) reached",
+              s->cfg->max_connections);
   }
-  uint64_t idle_ms = (uint64_t)(s->cfg->idle_timeout_ns / 1000000);
-  uv_timer_start(&c->idle_timer, on_idle, idle_ms, idle_ms);
-
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  if (is_tcp && uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0) {
-    if (ss.ss_family == AF_INET6)
-      uv_ip6_name((struct sockaddr_in6 *)&ss, c->address, sizeof c->address);
-    else
-      uv_ip4_name((struct sockaddr_in *)&ss, c->address, sizeof c->address);
-    uv_tcp_nodelay(&c->h.tcp, 1);
-  } else {
-    snprintf(c->address, sizeof c->address, "unix");
-  }
-  snprintf(c->hostname, sizeof c->hostname, "%s", c->address);
-  sl_log(SL_LOG_DEBUG, "forward", "connection from %s", c->address);
-
-  c->state = ST_RESOLVING;
-  if (is_tcp && s->cfg->source_hostname_key) {
-    /* Records carry the host name, so reading waits for the lookup. */
-    c->nameinfo.data = c;
-    if (uv_getnameinfo(s->loop, &c->nameinfo, on_nameinfo, (struct sockaddr *)&ss, 0) == 0) {
-      c->refs++;
-      c->resolving = true;
-      return;
-    }
-  }
-  conn_ready(c);
 }
 
 /* UDP heartbeat: fluentd's out_forward sends a datagram and expects one
  * back from in_forward; answer with a single NUL byte like in_forward. */
 static void on_udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
-  listener_t *l = h->data;
+  sl_fwd_listener_t *l = h->data;
   *buf = uv_buf_init(l->srv->rbuf, 1024);
 }
 
@@ -623,7 +156,7 @@ static bool unix_socket_alive(const char *path) {
   return alive;
 }
 
-static int listen_one(sl_fwd_server_t *s, listener_t *l) {
+static int listen_one(sl_fwd_server_t *s, sl_fwd_listener_t *l) {
   char name[300];
   sl_addr_format(&l->addr, name, sizeof name);
   int r;
@@ -687,7 +220,7 @@ static int listen_one(sl_fwd_server_t *s, listener_t *l) {
 
 int sl_fwd_server_start(sl_fwd_server_t *s) {
   for (size_t i = 0; i < s->n_listeners; i++) {
-    listener_t *l = &s->listeners[i];
+    sl_fwd_listener_t *l = &s->listeners[i];
     l->srv = s;
     l->addr = s->cfg->listen[i];
     int r = listen_one(s, l);
@@ -703,7 +236,7 @@ void sl_fwd_server_pause(sl_fwd_server_t *s) {
   s->paused = true;
   sl_metric_inc(FWD_PAUSES);
   sl_metric_set(FWD_PAUSED, 1);
-  for (sl_fwd_conn_t *c = s->conns; c; c = c->next) conn_stop_reading(c);
+  for (sl_fwd_conn_t *c = s->conns; c; c = c->next) sl_fwd_conn_stop_reading(c);
 }
 
 void sl_fwd_server_resume(sl_fwd_server_t *s) {
@@ -713,22 +246,22 @@ void sl_fwd_server_resume(sl_fwd_server_t *s) {
   for (sl_fwd_conn_t *c = s->conns; c && !s->paused; c = c->next) {
     c->stalled = false;
     /* Frames that arrived before the pause go first. */
-    conn_process(c);
-    if (!s->paused && !c->close_when_done) conn_start_reading(c);
+    sl_fwd_conn_process(c);
+    if (!s->paused && !c->close_when_done) sl_fwd_conn_start_reading(c);
   }
 }
 
 bool sl_fwd_server_paused(const sl_fwd_server_t *s) { return s->paused; }
 
 static void on_listener_closed(uv_handle_t *h) {
-  listener_t *l = h->data;
+  sl_fwd_listener_t *l = h->data;
   l->srv->open_handles--;
-  server_maybe_closed(l->srv);
+  sl_fwd_server_maybe_closed(l->srv);
 }
 
 void sl_fwd_server_stop_accepting(sl_fwd_server_t *s) {
   for (size_t i = 0; i < s->n_listeners; i++) {
-    listener_t *l = &s->listeners[i];
+    sl_fwd_listener_t *l = &s->listeners[i];
     if (l->has_stream) {
       l->has_stream = false;
       uv_close(&l->h.handle, on_listener_closed);
@@ -741,7 +274,7 @@ void sl_fwd_server_stop_accepting(sl_fwd_server_t *s) {
   }
 }
 
-static void server_maybe_closed(sl_fwd_server_t *s) {
+void sl_fwd_server_maybe_closed(sl_fwd_server_t *s) {
   if (s->closing && !s->conns && !s->open_handles && s->on_closed) {
     void (*cb)(void *) = s->on_closed;
     s->on_closed = NULL;
@@ -754,8 +287,8 @@ void sl_fwd_server_close(sl_fwd_server_t *s, void (*on_closed)(void *arg), void 
   s->on_closed = on_closed;
   s->on_closed_arg = arg;
   sl_fwd_server_stop_accepting(s);
-  for (sl_fwd_conn_t *c = s->conns; c; c = c->next) conn_close(c);
-  server_maybe_closed(s);
+  for (sl_fwd_conn_t *c = s->conns; c; c = c->next) sl_fwd_conn_close(c);
+  sl_fwd_server_maybe_closed(s);
 }
 
 void sl_fwd_server_free(sl_fwd_server_t *s) {
