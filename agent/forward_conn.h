@@ -44,15 +44,18 @@ typedef enum {
   SL_FWD_CONN_ESTABLISHED
 } sl_fwd_conn_state_t;
 
+/* A TCP or unix stream, seen as whichever libuv type a call needs. */
+typedef union {
+  uv_handle_t handle;
+  uv_stream_t stream;
+  uv_tcp_t tcp;
+  uv_pipe_t pipe;
+} sl_fwd_stream_t;
+
 struct sl_fwd_conn {
   sl_fwd_server_t *srv;
   sl_fwd_conn_t *prev, *next;
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h;
+  sl_fwd_stream_t h;
   uv_timer_t idle_timer;
   uv_getnameinfo_t nameinfo;
   sl_fwd_decoder_t *dec;

@@ -20,12 +20,7 @@
 struct sl_fwd_listener {
   sl_fwd_server_t *srv;
   sl_addr_t addr;
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h;
+  sl_fwd_stream_t h;
   uv_udp_t udp;
   bool has_stream, has_udp;
 };
