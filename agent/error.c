@@ -2,6 +2,8 @@
  * Pure; called from any thread. */
 #include "error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *sl_strerror(int err) {
@@ -29,4 +31,14 @@ const char *sl_err_name(int err) {
     if (n) return n;
   }
   return "unknown";
+}
+
+int sl_err_printf(char *err, size_t errlen, int code, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return code;
 }

@@ -6,6 +6,8 @@
 #ifndef SL_ERROR_H
 #define SL_ERROR_H
 
+#include <stddef.h>
+
 #define SL_ERRNO_MAP(X)                                                        \
   X(CONFIG, -1001, "invalid configuration")                                   \
   X(SYNTAX, -1002, "syntax error")                                            \
@@ -39,6 +41,11 @@ enum {
 
 /* Message for an error code (SL_E* or -errno); never NULL, static storage. */
 const char *sl_strerror(int err);
+/* Writes a message into err (when err and errlen are non-zero) and returns
+ * code: `return sl_err_printf(err, errlen, SL_ESYNTAX, "bad %s", x);`. */
+int sl_err_printf(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Symbolic name ("SL_ETOOBIG", "ENOENT"); never NULL, static storage. */
 const char *sl_err_name(int err);
 

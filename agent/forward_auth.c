@@ -290,16 +290,6 @@ nomem:
   return SL_ENOMEM;
 }
 
-static int reject(char *reason, size_t reasonlen, int code, const char *fmt, ...) {
-  if (reason && reasonlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, reasonlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
-
 int sl_fwd_auth_client_check_pong(const sl_fwd_auth_client_t *c,
                                   const sl_fwd_auth_client_config_t *cfg,
                                   const msgpack_object *pong, char *reason, size_t reasonlen) {
@@ -307,23 +297,23 @@ int sl_fwd_auth_client_check_pong(const sl_fwd_auth_client_t *c,
   size_t tag_len, why_len, host_len, digest_len;
   if (reason && reasonlen) reason[0] = '\0';
   if (pong->type != MSGPACK_OBJECT_ARRAY || pong->via.array.size != 5)
-    return reject(reason, reasonlen, SL_ESYNTAX, "invalid format for PONG message");
+    return sl_err_printf(reason, reasonlen, SL_ESYNTAX, "invalid format for PONG message");
   const msgpack_object *a = pong->via.array.ptr;
   if (!get_bytes(&a[0], &tag, &tag_len) || !bytes_eq(tag, tag_len, "PONG") ||
       a[1].type != MSGPACK_OBJECT_BOOLEAN || !get_bytes(&a[2], &why, &why_len) ||
       !get_bytes(&a[3], &host, &host_len) || !get_bytes(&a[4], &digest, &digest_len))
-    return reject(reason, reasonlen, SL_ESYNTAX, "invalid format for PONG message");
+    return sl_err_printf(reason, reasonlen, SL_ESYNTAX, "invalid format for PONG message");
   if (!a[1].via.boolean)
-    return reject(reason, reasonlen, SL_EAUTH, "authentication failed: %.*s", (int)why_len, why);
+    return sl_err_printf(reason, reasonlen, SL_EAUTH, "authentication failed: %.*s", (int)why_len, why);
   if (bytes_eq(host, host_len, cfg->hostname))
-    return reject(reason, reasonlen, SL_EAUTH,
+    return sl_err_printf(reason, reasonlen, SL_EAUTH,
                   "same hostname between input and output: invalid configuration");
   char want[SL_FWD_AUTH_HEX_SIZE];
   if (shared_key_digest(want, c->salt, strlen(c->salt), host, host_len, c->nonce, c->nonce_len,
                         cfg->shared_key))
-    return reject(reason, reasonlen, SL_ENOMEM, "out of memory");
+    return sl_err_printf(reason, reasonlen, SL_ENOMEM, "out of memory");
   if (!digest_eq(digest, digest_len, want))
-    return reject(reason, reasonlen, SL_EAUTH, "shared key mismatch");
+    return sl_err_printf(reason, reasonlen, SL_EAUTH, "shared key mismatch");
   return 0;
 }
 

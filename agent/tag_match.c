@@ -128,16 +128,6 @@ nomem:
   return -1;
 }
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
-
 /* Compiles the pattern spec[b..e) into *f, following fluentd's
  * GlobMatchPattern: a '.' is held back and emitted before the next token,
  * except that before `**` it becomes "at a part boundary". */
@@ -179,7 +169,7 @@ static int compile_one(sl_tag_pattern_t *p, const char *spec, size_t b, size_t e
       if (star_append(p, l, ST_NODOT)) goto nomem;
     } else if (c == '{') {
       if (depth == SL_TAG_MAX_BRACES)
-        return fail(err, errlen, SL_ESYNTAX, "pattern '%.*s': braces nested deeper than %d",
+        return sl_err_printf(err, errlen, SL_ESYNTAX, "pattern '%.*s': braces nested deeper than %d",
                     (int)(e - b), spec + b, SL_TAG_MAX_BRACES);
       int g, j;
       ADD(g, p, ST_SPLIT, 0, -1, -1);
@@ -190,7 +180,7 @@ static int compile_one(sl_tag_pattern_t *p, const char *spec, size_t b, size_t e
       if (new_alternative(p, n, g)) goto nomem;
     } else if (c == '}') {
       if (depth == 0)
-        return fail(err, errlen, SL_ESYNTAX, "pattern '%.*s': unbalanced '}' at offset %zu",
+        return sl_err_printf(err, errlen, SL_ESYNTAX, "pattern '%.*s': unbalanced '}' at offset %zu",
                     (int)(e - b), spec + b, i - b);
       p->st[l->cur.end].out = l->join;
       depth--;
@@ -207,11 +197,11 @@ static int compile_one(sl_tag_pattern_t *p, const char *spec, size_t b, size_t e
     i++;
   }
   if (depth > 0)
-    return fail(err, errlen, SL_ESYNTAX, "pattern '%.*s': unbalanced '{'", (int)(e - b), spec + b);
+    return sl_err_printf(err, errlen, SL_ESYNTAX, "pattern '%.*s': unbalanced '{'", (int)(e - b), spec + b);
   *f = lv[0].cur;
   return 0;
 nomem:
-  return fail(err, errlen, SL_ENOMEM, "out of memory");
+  return sl_err_printf(err, errlen, SL_ENOMEM, "out of memory");
 }
 
 static bool is_space(char c) {
@@ -221,7 +211,7 @@ static bool is_space(char c) {
 int sl_tag_pattern_compile(const char *spec, sl_tag_pattern_t **out, char *err, size_t errlen) {
   *out = NULL;
   sl_tag_pattern_t *p = calloc(1, sizeof *p);
-  if (!p) return fail(err, errlen, SL_ENOMEM, "out of memory");
+  if (!p) return sl_err_printf(err, errlen, SL_ENOMEM, "out of memory");
   int r, match, split = -1;
   p->start = -1;
   if ((match = add(p, ST_MATCH, 0, -1, -1)) < 0) goto nomem;
@@ -245,13 +235,13 @@ int sl_tag_pattern_compile(const char *spec, sl_tag_pattern_t **out, char *err, 
     split = sp;
   }
   if (p->start < 0) {
-    r = fail(err, errlen, SL_ESYNTAX, "empty tag pattern");
+    r = sl_err_printf(err, errlen, SL_ESYNTAX, "empty tag pattern");
     goto fail;
   }
   *out = p;
   return 0;
 nomem:
-  r = fail(err, errlen, SL_ENOMEM, "out of memory");
+  r = sl_err_printf(err, errlen, SL_ENOMEM, "out of memory");
 fail:
   sl_tag_pattern_free(p);
   return r;

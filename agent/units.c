@@ -11,11 +11,6 @@
 
 #include "error.h"
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, const char *s) {
-  if (err && errlen) snprintf(err, errlen, fmt, s);
-  return code;
-}
-
 /* Reads an unsigned decimal integer at *p; false on overflow. */
 static bool read_u64(const char **p, uint64_t *v) {
   uint64_t x = 0;
@@ -45,32 +40,32 @@ static const struct {
 int sl_duration_parse(const char *s, int64_t *ns, char *err, size_t errlen) {
   const char *p = s;
   int64_t total = 0;
-  if (*p == '-') return fail(err, errlen, SL_ERANGE, "duration \"%s\" is negative", s);
-  if (!*p) return fail(err, errlen, SL_ESYNTAX, "empty duration%s", "");
+  if (*p == '-') return sl_err_printf(err, errlen, SL_ERANGE, "duration \"%s\" is negative", s);
+  if (!*p) return sl_err_printf(err, errlen, SL_ESYNTAX, "empty duration%s", "");
   while (*p) {
     if (!isdigit((unsigned char)*p))
-      return fail(err, errlen, SL_ESYNTAX,
+      return sl_err_printf(err, errlen, SL_ESYNTAX,
                   "\"%s\" is not a duration (expected a number and a unit, e.g. \"500ms\", \"10s\", \"5m\")", s);
     uint64_t n;
-    if (!read_u64(&p, &n)) return fail(err, errlen, SL_ERANGE, "duration \"%s\" is too large", s);
+    if (!read_u64(&p, &n)) return sl_err_printf(err, errlen, SL_ERANGE, "duration \"%s\" is too large", s);
     if (*p == '.')
-      return fail(err, errlen, SL_ESYNTAX,
+      return sl_err_printf(err, errlen, SL_ESYNTAX,
                   "duration \"%s\" has a fraction; use a smaller unit (e.g. \"1500ms\")", s);
     const char *u = p;
     while (isalpha((unsigned char)*p)) p++;
     size_t ulen = (size_t)(p - u);
     if (ulen == 0)
-      return fail(err, errlen, SL_EUNIT,
+      return sl_err_printf(err, errlen, SL_EUNIT,
                   "duration \"%s\" has no unit (use ns, us, ms, s, m, h or d)", s);
     int64_t mult = 0;
     for (size_t i = 0; i < sizeof duration_units / sizeof duration_units[0]; i++)
       if (strlen(duration_units[i].name) == ulen && memcmp(duration_units[i].name, u, ulen) == 0)
         mult = duration_units[i].ns;
     if (!mult)
-      return fail(err, errlen, SL_EUNIT,
+      return sl_err_printf(err, errlen, SL_EUNIT,
                   "duration \"%s\" has an unknown unit (use ns, us, ms, s, m, h or d)", s);
     if (n > (uint64_t)(INT64_MAX / mult) || (int64_t)n * mult > INT64_MAX - total)
-      return fail(err, errlen, SL_ERANGE, "duration \"%s\" is too large", s);
+      return sl_err_printf(err, errlen, SL_ERANGE, "duration \"%s\" is too large", s);
     total += (int64_t)n * mult;
   }
   *ns = total;
@@ -98,16 +93,16 @@ static const struct {
 
 int sl_size_parse(const char *s, uint64_t *bytes, char *err, size_t errlen) {
   const char *p = s;
-  if (*p == '-') return fail(err, errlen, SL_ERANGE, "size \"%s\" is negative", s);
+  if (*p == '-') return sl_err_printf(err, errlen, SL_ERANGE, "size \"%s\" is negative", s);
   if (!isdigit((unsigned char)*p))
-    return fail(err, errlen, SL_ESYNTAX,
+    return sl_err_printf(err, errlen, SL_ESYNTAX,
                 "\"%s\" is not a size (expected a number and a unit, e.g. \"64KiB\", \"8MiB\")", s);
   uint64_t whole, frac = 0, frac_div = 1;
-  if (!read_u64(&p, &whole)) return fail(err, errlen, SL_ERANGE, "size \"%s\" is too large", s);
+  if (!read_u64(&p, &whole)) return sl_err_printf(err, errlen, SL_ERANGE, "size \"%s\" is too large", s);
   if (*p == '.') {
     p++;
     if (!isdigit((unsigned char)*p))
-      return fail(err, errlen, SL_ESYNTAX, "size \"%s\" has a malformed fraction", s);
+      return sl_err_printf(err, errlen, SL_ESYNTAX, "size \"%s\" has a malformed fraction", s);
     while (isdigit((unsigned char)*p)) {
       if (frac_div < 1000000000ULL) {
         frac = frac * 10 + (uint64_t)(*p - '0');
@@ -118,14 +113,14 @@ int sl_size_parse(const char *s, uint64_t *bytes, char *err, size_t errlen) {
   }
   while (*p == ' ') p++;
   if (!*p)
-    return fail(err, errlen, SL_EUNIT, "size \"%s\" has no unit (use B, KiB, MiB, GiB, KB, MB, GB)", s);
+    return sl_err_printf(err, errlen, SL_EUNIT, "size \"%s\" has no unit (use B, KiB, MiB, GiB, KB, MB, GB)", s);
   uint64_t mult = 0;
   for (size_t i = 0; i < sizeof size_units / sizeof size_units[0]; i++)
     if (strcmp(size_units[i].name, p) == 0) mult = size_units[i].mult;
   if (!mult)
-    return fail(err, errlen, SL_EUNIT,
+    return sl_err_printf(err, errlen, SL_EUNIT,
                 "size \"%s\" has an unknown unit (use B, KiB, MiB, GiB, KB, MB, GB)", s);
-  if (whole > UINT64_MAX / mult) return fail(err, errlen, SL_ERANGE, "size \"%s\" is too large", s);
+  if (whole > UINT64_MAX / mult) return sl_err_printf(err, errlen, SL_ERANGE, "size \"%s\" is too large", s);
   *bytes = whole * mult + (uint64_t)((long double)frac * mult / frac_div);
   return 0;
 }
@@ -151,11 +146,11 @@ void sl_size_format(uint64_t bytes, char *buf, size_t len) {
 }
 
 static int parse_port(const char *p, const char *s, int *port, char *err, size_t errlen) {
-  if (!*p) return fail(err, errlen, SL_EADDR, "address \"%s\" has an empty port", s);
+  if (!*p) return sl_err_printf(err, errlen, SL_EADDR, "address \"%s\" has an empty port", s);
   uint64_t v;
   const char *q = p;
   if (!isdigit((unsigned char)*q) || !read_u64(&q, &v) || *q || v > 65535)
-    return fail(err, errlen, SL_EADDR, "address \"%s\" has a bad port (expected 0-65535)", s);
+    return sl_err_printf(err, errlen, SL_EADDR, "address \"%s\" has a bad port (expected 0-65535)", s);
   *port = (int)v;
   return 0;
 }
@@ -164,9 +159,9 @@ int sl_addr_parse(const char *s, sl_addr_t *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   if (strncmp(s, "unix:", 5) == 0 || s[0] == '/' || s[0] == '.') {
     const char *path = strncmp(s, "unix:", 5) == 0 ? s + 5 : s;
-    if (!*path) return fail(err, errlen, SL_EADDR, "address \"%s\" has an empty socket path", s);
+    if (!*path) return sl_err_printf(err, errlen, SL_EADDR, "address \"%s\" has an empty socket path", s);
     if (strlen(path) >= sizeof out->path)
-      return fail(err, errlen, SL_EADDR, "unix socket path \"%s\" is longer than 107 bytes", s);
+      return sl_err_printf(err, errlen, SL_EADDR, "unix socket path \"%s\" is longer than 107 bytes", s);
     out->kind = SL_ADDR_UNIX;
     strcpy(out->path, path);
     return 0;
@@ -175,23 +170,23 @@ int sl_addr_parse(const char *s, sl_addr_t *out, char *err, size_t errlen) {
   const char *colon;
   if (s[0] == '[') {
     const char *close = strchr(s, ']');
-    if (!close) return fail(err, errlen, SL_EADDR, "address \"%s\" has an unclosed '['", s);
+    if (!close) return sl_err_printf(err, errlen, SL_EADDR, "address \"%s\" has an unclosed '['", s);
     size_t hl = (size_t)(close - s - 1);
     if (hl == 0 || hl >= sizeof out->host)
-      return fail(err, errlen, SL_EADDR, "address \"%s\" has an empty or too long host", s);
+      return sl_err_printf(err, errlen, SL_EADDR, "address \"%s\" has an empty or too long host", s);
     memcpy(out->host, s + 1, hl);
     if (close[1] != ':')
-      return fail(err, errlen, SL_EADDR, "address \"%s\" has no port (expected \"[host]:port\")", s);
+      return sl_err_printf(err, errlen, SL_EADDR, "address \"%s\" has no port (expected \"[host]:port\")", s);
     return parse_port(close + 2, s, &out->port, err, errlen);
   }
   colon = strrchr(s, ':');
   if (!colon)
-    return fail(err, errlen, SL_EADDR, "address \"%s\" has no port (expected \"host:port\")", s);
+    return sl_err_printf(err, errlen, SL_EADDR, "address \"%s\" has no port (expected \"host:port\")", s);
   if (memchr(s, ':', (size_t)(colon - s)))
-    return fail(err, errlen, SL_EADDR, "IPv6 address \"%s\" must be written as \"[addr]:port\"", s);
+    return sl_err_printf(err, errlen, SL_EADDR, "IPv6 address \"%s\" must be written as \"[addr]:port\"", s);
   size_t hl = (size_t)(colon - s);
   if (hl == 0 || hl >= sizeof out->host)
-    return fail(err, errlen, SL_EADDR, "address \"%s\" has an empty or too long host", s);
+    return sl_err_printf(err, errlen, SL_EADDR, "address \"%s\" has an empty or too long host", s);
   memcpy(out->host, s, hl);
   return parse_port(colon + 1, s, &out->port, err, errlen);
 }

@@ -13,7 +13,7 @@ import time
 from harness import SRCDIR, Broker, Sluice, Tap, high_watermarks, wait_for
 
 sys.path.insert(0, os.path.join(SRCDIR, "test", "integration", "kafka"))
-from kafkatest import ForwardClient, consume, event_time, ids_in, sluice_cat, sluice_config  # noqa: E402
+from kafkatest import check, ForwardClient, consume, event_time, ids_in, sluice_cat, sluice_config  # noqa: E402
 
 t = Tap()
 ROUTE = '\n[[route]]\nmatch = "acks.**"\ntopic = "acks.${tag_parts[1]}"\n'
@@ -33,14 +33,6 @@ def no_ack_now(client, chunk, desc):
     t.ok(chunk not in acks and not client.raw, desc, f"bytes received: {client.raw!r}")
 
 
-def check(desc, fn):
-    try:
-        fn()
-        t.ok(True, desc)
-    except (TimeoutError, EOFError) as e:
-        t.ok(False, desc, e)
-
-
 broker = Broker(topics=["acks.down:2", "acks.drain:2", "acks.bp:3", "acks.restart:2"])
 sluices = []
 try:
@@ -49,33 +41,33 @@ try:
     sluices.append(s)
     warm = ForwardClient(s.port)
     warm.send_packed("acks.down", entries("warm", 1), chunk="c-warm")
-    check("with the broker up, a chunk is acked", lambda: warm.wait_ack("c-warm", 15))
+    check(t, "with the broker up, a chunk is acked", lambda: warm.wait_ack("c-warm", 15))
     warm.close()
 
     broker.down()
     c1 = ForwardClient(s.port)
     c1.send_packed("acks.down", entries("d", 50), chunk="c-down")
-    check("broker down: the 50 records wait in the producer (inflight >= 50, one pending ack)",
+    check(t, "broker down: the 50 records wait in the producer (inflight >= 50, one pending ack)",
           lambda: s.wait_metric("sluice_kafka_inflight_records", lambda v: v >= 50, 15)
           and s.wait_metric("sluice_forward_pending_acks", lambda v: v >= 1, 5))
-    check("sluice logs that the broker is unreachable",
+    check(t, "sluice logs that the broker is unreachable",
           lambda: s.log.wait(r"warn +kafka: .*(TRANSPORT|ALL_BROKERS_DOWN)", 15))
     no_ack_now(c1, "c-down", "no ack bytes while the broker is down")
 
     # A client that leaves before its ack.
     c2 = ForwardClient(s.port)
     c2.send_packed("acks.down", entries("g", 20), chunk="c-gone")
-    check("a second client's 20 records wait too (two pending acks)",
+    check(t, "a second client's 20 records wait too (two pending acks)",
           lambda: s.wait_metric("sluice_forward_pending_acks", lambda v: v >= 2, 15)
           and s.wait_metric("sluice_kafka_inflight_records", lambda v: v >= 70, 5))
     c2.close()
-    check("the leaving client's connection is closed by sluice",
+    check(t, "the leaving client's connection is closed by sluice",
           lambda: s.wait_metric("sluice_forward_connections", lambda v: v == 1, 10))
 
     broker.up()
-    check("broker back: the held chunk is acked", lambda: c1.wait_ack("c-down", 30))
+    check(t, "broker back: the held chunk is acked", lambda: c1.wait_ack("c-down", 30))
     t.eq(c1.acks, ["c-down"], "exactly one ack, for the chunk sent")
-    check("no ack stays pending (the gone client's chunk settled too)",
+    check(t, "no ack stays pending (the gone client's chunk settled too)",
           lambda: s.wait_metric("sluice_forward_pending_acks", lambda v: v == 0, 20))
     t.eq(s.metric("sluice_kafka_inflight_records"), 0.0, "nothing left in flight")
     msgs = consume(broker.bootstrap, "acks.down", 71)
@@ -84,20 +76,20 @@ try:
     t.eq(sorted(want - set(ids)), [], "reading acks.down back: all 71 unique record ids, none lost")
     c3 = ForwardClient(s.port)
     c3.send_message("acks.down", event_time(int(time.time()), 0), {"id": "after"}, chunk="c-after")
-    check("a new chunk after the outage is acked promptly", lambda: c3.wait_ack("c-after", 10))
+    check(t, "a new chunk after the outage is acked promptly", lambda: c3.wait_ack("c-after", 10))
     c3.close()
 
     # ---- SIGTERM drains what is in flight, reads nothing new --------------------
     broker.down()
     c4 = ForwardClient(s.port)
     c4.send_packed("acks.drain", entries("t", 30), chunk="c-drain")
-    check("broker down: 30 records in flight before SIGTERM",
+    check(t, "broker down: 30 records in flight before SIGTERM",
           lambda: s.wait_metric("sluice_kafka_inflight_records", lambda v: v >= 30, 15))
     s.p.send_signal(signal.SIGTERM)
-    check("SIGTERM: sluice says it is draining", lambda: s.log.wait(r"agent: SIGTERM received: draining", 10))
+    check(t, "SIGTERM: sluice says it is draining", lambda: s.log.wait(r"agent: SIGTERM received: draining", 10))
     c4.send_packed("acks.drain", entries("late", 5), chunk="c-late")
     broker.up()
-    check("the in-flight chunk is acked during the drain", lambda: c4.wait_ack("c-drain", 30))
+    check(t, "the in-flight chunk is acked during the drain", lambda: c4.wait_ack("c-drain", 30))
     try:
         rc = s.p.wait(35)
     except Exception:
@@ -124,7 +116,7 @@ try:
     broker.down()
     cat = sluice_cat(s.port, "acks.bp", ["--mode", "packed", "--ack", "--generate", "5000", "--batch", "100",
                                          "--timeout", "40"], background=True)
-    check("queue full: sluice pauses reading (sluice_forward_paused = 1)",
+    check(t, "queue full: sluice pauses reading (sluice_forward_paused = 1)",
           lambda: s.wait_metric("sluice_forward_paused", lambda v: v == 1, 20))
     m = s.metrics()
     t.ok(m.get("sluice_forward_pauses_total", 0) >= 1 and m.get("sluice_kafka_queue_full_total", 0) >= 1,
@@ -140,7 +132,7 @@ try:
         out, err = cat.communicate()
     t.ok(cat.returncode == 0 and b"sent 5000 records, all acked" in err, "after up: all 50 chunks acked",
          err.decode())
-    check("reading resumes: sluice_forward_paused back to 0",
+    check(t, "reading resumes: sluice_forward_paused back to 0",
           lambda: s.wait_metric("sluice_forward_paused", lambda v: v == 0, 10))
     t.eq(high_watermarks(broker.bootstrap, "acks.bp"), 5001, "acks.bp high-water marks: all 5001 records")
 

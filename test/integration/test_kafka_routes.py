@@ -15,7 +15,7 @@ import time
 from harness import SLUICE, SRCDIR, Broker, Sluice, Tap, wait_for
 
 sys.path.insert(0, os.path.join(SRCDIR, "test", "integration", "kafka"))
-from kafkatest import ForwardClient, consume, event_time, sluice_config  # noqa: E402
+from kafkatest import check, ForwardClient, consume, event_time, sluice_config  # noqa: E402
 
 t = Tap()
 
@@ -53,14 +53,6 @@ CASES = [
 ]
 
 
-def check(desc, fn):
-    try:
-        fn()
-        t.ok(True, desc)
-    except (TimeoutError, EOFError) as e:
-        t.ok(False, desc, e)
-
-
 def topic_ids(bootstrap, topic, want):
     msgs = consume(bootstrap, topic, want)
     return sorted(json.loads(m["value"])["id"] for m in msgs), msgs
@@ -84,7 +76,7 @@ try:
                               (event_time(now, 2), {"id": "svc#2", "service": {"name": "billing"}})],
                   chunk="c-svc")
     chunks.append("c-svc")
-    check("every chunk is acked, including unmatched records and a record with a missing field",
+    check(t, "every chunk is acked, including unmatched records and a record with a missing field",
           lambda: [c.wait_ack(ch, 20) for ch in chunks])
     c.close()
 
@@ -115,7 +107,7 @@ try:
     c.send_message("other.thing", event_time(now, 5), {"id": "d#0", "v": 1}, chunk="c-def")
     c.send_message("big.x", event_time(now, 6), {"id": "big#0", "blob": "x" * 20000}, chunk="c-big")
     c.send_message("big.x", event_time(now, 7), {"id": "big#1"}, chunk="c-small")
-    check("the chunks before and after the oversized one are acked",
+    check(t, "the chunks before and after the oversized one are acked",
           lambda: c.wait_ack("c-def", 15) and c.wait_ack("c-small", 15))
     try:
         c.poll(0.2)

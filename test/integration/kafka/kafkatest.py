@@ -122,3 +122,13 @@ def sluice_cat(port, tag, args=(), lines=None, timeout=60, background=False):
         p.stdin = None  # so that communicate() does not flush it
         return p
     return subprocess.run(cmd, input=inp, capture_output=True, timeout=timeout)
+
+
+def check(tap, desc, fn):
+    """One TAP check that fn() completes: its waits time out or the stream
+    ends -> not ok, with the reason."""
+    try:
+        fn()
+        tap.ok(True, desc)
+    except (TimeoutError, EOFError) as e:
+        tap.ok(False, desc, e)
