@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "toml.h"
+#include "config/toml.h"
 
 static void put_json_string(const char *s, size_t len) {
   putchar('"');

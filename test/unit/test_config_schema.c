@@ -4,9 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config_schema.h"
+#include "config/config_schema.h"
+#include "daemon/config.h"
 #include "tap.h"
-#include "toml.h"
+#include "config/toml.h"
 
 /* Validates `text` and returns the diagnostics joined by newlines (static
  * buffer), or "" when valid. */

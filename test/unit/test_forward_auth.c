@@ -9,7 +9,7 @@
  *   EMPTY_HEX  = sha512(b"")                                                */
 #include <stdarg.h>
 
-#include "forward_auth.h"
+#include "forward/forward_auth.h"
 #include "tap.h"
 
 #define CLIENT_HEX                                                         \

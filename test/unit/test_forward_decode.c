@@ -7,9 +7,9 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "buf.h"
-#include "error.h"
-#include "forward_decode.h"
+#include "core/buf.h"
+#include "core/error.h"
+#include "forward/forward_decode.h"
 #include "tap.h"
 
 static sl_fwd_limits_t lim(void) {

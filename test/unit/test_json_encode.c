@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "json_encode.h"
+#include "ingest/json_encode.h"
 #include "tap.h"
 
 static sl_buf_t out;

@@ -2,8 +2,8 @@
 #include <msgpack.h>
 #include <string.h>
 
-#include "error.h"
-#include "route.h"
+#include "core/error.h"
+#include "ingest/route.h"
 #include "tap.h"
 
 static msgpack_object record(msgpack_zone *z, const char *json_like_kv[][2], size_t n, msgpack_sbuffer *sb) {

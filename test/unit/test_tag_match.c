@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "error.h"
-#include "tag_match.h"
+#include "core/error.h"
+#include "ingest/tag_match.h"
 #include "tap.h"
 
 /* Checks `tag` against `spec`. */

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "tap.h"
-#include "toml.h"
+#include "config/toml.h"
 
 static sl_toml_value_t *parse(const char *text, char *err, size_t errlen) {
   sl_toml_value_t *root = NULL;

@@ -2,9 +2,9 @@
  * mistakes they make. */
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "tap.h"
-#include "units.h"
+#include "core/units.h"
 
 static void durations(void) {
   char err[256];

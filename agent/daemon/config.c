@@ -1,0 +1,80 @@
+/* The root of the config: where each module's section sits in sl_config_t,
+ * and loading (parse, validate, bind).  Main thread. */
+#include "daemon/config.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+static const sl_child_t input_children[] = {
+    {&sl_forward_section, offsetof(sl_input_conf_t, forward)},
+    {0},
+};
+static const sl_section_t input_section = {
+    .name = "input",
+    .children = input_children,
+    .help = "Inputs.",
+    .size = sizeof(sl_input_conf_t),
+};
+
+static const sl_opt_t root_opts[] = {
+    {.name = "plugin_dirs", .type = SL_OPT_STRING_LIST, .def = "[]", .offset = offsetof(sl_config_t, plugin_dirs),
+     .help = "Folders searched for sink plugins, before the installed plugin folder."},
+    {0},
+};
+
+static const sl_child_t root_children[] = {
+    {&sl_log_section, offsetof(sl_config_t, log)},
+    {&sl_http_section, offsetof(sl_config_t, http)},
+    {&input_section, offsetof(sl_config_t, input)},
+    {&sl_kafka_section, offsetof(sl_config_t, kafka)},
+    {&sl_route_section, offsetof(sl_config_t, routes)},
+    {&sl_job_section, offsetof(sl_config_t, jobs)},
+    {&sl_sink_section, offsetof(sl_config_t, sinks)},
+    {0},
+};
+
+const sl_section_t sl_schema_root = {
+    .name = "",
+    .opts = root_opts,
+    .children = root_children,
+    .help = "Top level.",
+    .size = sizeof(sl_config_t),
+};
+
+int sl_config_load(const char *path, sl_config_t **out, sl_diag_t *d) {
+  char err[1024];
+  sl_config_t *c = calloc(1, sizeof *c);
+  if (!c) return SL_ENOMEM;
+  int r = 0;
+  if (!(c->file = strdup(path))) {
+    r = SL_ENOMEM;
+    goto fail;
+  }
+  if ((r = sl_toml_parse_file(path, &c->doc, err, sizeof err))) {
+    sl_diag_add_line(d, err);
+    goto fail;
+  }
+  /* Bound only when valid: the finish hooks may rely on every value having
+   * its type and range. */
+  if (sl_schema_validate(&sl_schema_root, c->doc, path, d) ||
+      sl_schema_bind(&sl_schema_root, c->doc, c, path, d)) {
+    r = SL_ECONFIG;
+    goto fail;
+  }
+  *out = c;
+  return 0;
+fail:
+  sl_config_free(c);
+  return r ? r : SL_ECONFIG;
+}
+
+void sl_config_free(sl_config_t *c) {
+  if (!c) return;
+  sl_schema_unbind(&sl_schema_root, c);
+  sl_toml_free(c->doc);
+  free(c->file);
+  free(c);
+}

@@ -1,0 +1,214 @@
+/* Runs the stages on one libuv loop.  Start: each stage in the table's
+ * order; a stage that cannot start stops the daemon.  Stop (signal or fatal
+ * error): every stage stops its intake, the daemon polls their work in hand
+ * until it is 0 or DRAIN_TIMEOUT_MS passed, then closes the stages in
+ * reverse order, then the Kafka bridge and its own handles, and the loop
+ * ends.  Main thread. */
+#include "daemon/daemon.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "daemon/stage.h"
+#include "http/http.h"
+#include "ingest/ingest.h"
+#include "kafka/kafka_bridge.h"
+#include "kafka/kafka_embedded.h"
+
+#define DRAIN_TIMEOUT_MS 30000
+#define DRAIN_POLL_MS 50
+
+/* In start order; stopped in reverse. */
+static int (*const stage_new[])(const sl_stage_env_t *env, sl_stage_t *out) = {
+    sl_http_stage_new,
+    sl_ingest_stage_new,
+};
+#define N_STAGES (sizeof stage_new / sizeof stage_new[0])
+
+typedef struct {
+  const sl_config_t *cfg;
+  uv_loop_t loop;
+  uv_signal_t sigint, sigterm;
+  uv_timer_t drain_timer;
+  uint64_t drain_deadline;
+  sl_metrics_t *metrics;
+  sl_kafka_embedded_t *embedded;
+  sl_kafka_bridge_t *bridge;
+  sl_stage_t stages[N_STAGES];
+  size_t n_created;
+  size_t closing; /* stages closed so far, from the last */
+  bool started, stopping;
+  int exit_code;
+} daemon_t;
+
+static void close_next_stage(void *arg);
+
+/* Everything is closed but the daemon's own handles. */
+static void finish(daemon_t *d) {
+  if (d->bridge) sl_kafka_bridge_close(d->bridge, NULL, NULL);
+  uv_close((uv_handle_t *)&d->drain_timer, NULL);
+  uv_close((uv_handle_t *)&d->sigint, NULL);
+  uv_close((uv_handle_t *)&d->sigterm, NULL);
+}
+
+/* Closes the stages one after another, the last created first. */
+static void close_next_stage(void *arg) {
+  daemon_t *d = arg;
+  while (d->closing < d->n_created) {
+    sl_stage_t *s = &d->stages[d->n_created - 1 - d->closing++];
+    if (s->ops) {
+      s->ops->close(s->self, close_next_stage, d);
+      return;
+    }
+  }
+  finish(d);
+}
+
+static void close_all(daemon_t *d) {
+  uv_timer_stop(&d->drain_timer);
+  close_next_stage(d);
+}
+
+static void on_drain_tick(uv_timer_t *t) {
+  daemon_t *d = t->data;
+  size_t total = 0;
+  char what[N_STAGES][256];
+  for (size_t i = 0; i < d->n_created; i++) {
+    sl_stage_t *s = &d->stages[i];
+    what[i][0] = 0;
+    if (s->ops) total += s->ops->inflight(s->self, what[i], sizeof what[i]);
+  }
+  if (total == 0) {
+    sl_log(SL_LOG_INFO, "agent", "drained: every stage finished its work in hand (every record handed to Kafka was acknowledged)");
+    close_all(d);
+    return;
+  }
+  if (uv_now(&d->loop) < d->drain_deadline) return;
+  for (size_t i = 0; i < d->n_created; i++)
+    if (d->stages[i].ops && what[i][0])
+      sl_log(SL_LOG_ERROR, "agent", "drain timed out: %s: %s", d->stages[i].ops->name, what[i]);
+  sl_log(SL_LOG_ERROR, "agent", "unfinished chunks were not acked, so clients will re-send them");
+  d->exit_code = 1;
+  close_all(d);
+}
+
+static void begin_stop(daemon_t *d) {
+  d->stopping = true;
+  for (size_t i = 0; i < d->n_created; i++)
+    if (d->stages[i].ops) d->stages[i].ops->stop_intake(d->stages[i].self);
+  d->drain_deadline = uv_now(&d->loop) + DRAIN_TIMEOUT_MS;
+  uv_timer_start(&d->drain_timer, on_drain_tick, 0, DRAIN_POLL_MS);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  daemon_t *d = s->data;
+  if (d->stopping) {
+    sl_log(SL_LOG_WARN, "agent", "second signal: stopping without waiting for work in hand");
+    d->drain_deadline = 0;
+    return;
+  }
+  sl_log(SL_LOG_INFO, "agent", "%s received: draining", signum == SIGINT ? "SIGINT" : "SIGTERM");
+  begin_stop(d);
+}
+
+/* A stage cannot go on (librdkafka takes no record after a fatal error):
+ * stop taking any, report not ready, and exit 1 so that systemd restarts a
+ * fresh process. */
+static void on_stage_fatal(void *arg, const char *stage, const char *reason) {
+  daemon_t *d = arg;
+  d->exit_code = 1;
+  if (d->stopping) return;
+  sl_log(SL_LOG_ERROR, "agent", "stopping after a fatal error in %s: %s (exit code 1)", stage, reason);
+  begin_stop(d);
+}
+
+static int is_ready(void *arg) {
+  daemon_t *d = arg;
+  return d->started && !d->stopping;
+}
+
+/* The process-wide parts the stages share: the embedded cluster and the
+ * Kafka bridge. */
+static int setup_shared(daemon_t *d, sl_stage_env_t *env) {
+  const sl_kafka_conf_t *k = &d->cfg->kafka;
+  if (!k->enabled) return 0;
+  env->bootstrap = k->bootstrap;
+  if (k->embedded) {
+    char err[512];
+    if (!(d->embedded = sl_kafka_embedded_new((int)k->embedded_partitions, err, sizeof err))) {
+      sl_log(SL_LOG_ERROR, "kafka", "cannot start the embedded cluster: %s", err);
+      return SL_EKAFKA;
+    }
+    env->bootstrap = sl_kafka_embedded_bootstrap(d->embedded);
+    env->embedded = d->embedded;
+    sl_log(SL_LOG_WARN, "kafka",
+           "using the EMBEDDED mock cluster, bootstrap %s ; records live in this process only and are lost when "
+           "it stops (not durable; for demos and trials)",
+           env->bootstrap);
+  }
+  int r = 0;
+  if (!(d->bridge = sl_kafka_bridge_new(&d->loop, d->metrics, &r))) {
+    sl_log(SL_LOG_ERROR, "kafka", "cannot create the Kafka bridge: %s", sl_strerror(r));
+    return r;
+  }
+  env->bridge = d->bridge;
+  return 0;
+}
+
+int sl_daemon_run(const sl_config_t *cfg) {
+  daemon_t d = {.cfg = cfg};
+  int r = uv_loop_init(&d.loop);
+  if (r) {
+    sl_log(SL_LOG_ERROR, "agent", "cannot create the event loop: %s", uv_strerror(r));
+    return 1;
+  }
+  if (!(d.metrics = sl_metrics_new())) {
+    sl_log(SL_LOG_ERROR, "agent", "out of memory");
+    uv_loop_close(&d.loop);
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  uv_signal_init(&d.loop, &d.sigint);
+  uv_signal_init(&d.loop, &d.sigterm);
+  d.sigint.data = d.sigterm.data = &d;
+  uv_signal_start(&d.sigint, on_signal, SIGINT);
+  uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+  uv_timer_init(&d.loop, &d.drain_timer);
+  d.drain_timer.data = &d;
+
+  sl_stage_env_t env = {
+      .loop = &d.loop,
+      .cfg = cfg,
+      .metrics = d.metrics,
+      .host = {.on_fatal = on_stage_fatal, .is_ready = is_ready, .arg = &d},
+  };
+  if ((r = setup_shared(&d, &env))) goto fail;
+  for (; d.n_created < N_STAGES; d.n_created++)
+    if ((r = stage_new[d.n_created](&env, &d.stages[d.n_created]))) goto fail;
+  for (size_t i = 0; i < d.n_created; i++)
+    if (d.stages[i].ops && (r = d.stages[i].ops->start(d.stages[i].self))) goto fail;
+  d.started = true;
+  sl_log(SL_LOG_INFO, "agent", "sluice started");
+  uv_run(&d.loop, UV_RUN_DEFAULT);
+  goto out;
+
+fail:
+  d.exit_code = 1;
+  d.stopping = true;
+  close_all(&d);
+  uv_run(&d.loop, UV_RUN_DEFAULT);
+out:
+  for (size_t i = d.n_created; i-- > 0;)
+    if (d.stages[i].ops) d.stages[i].ops->free(d.stages[i].self);
+  sl_kafka_bridge_free(d.bridge);
+  sl_kafka_embedded_free(d.embedded);
+  sl_metrics_free(d.metrics);
+  r = uv_loop_close(&d.loop);
+  if (r) sl_log(SL_LOG_WARN, "agent", "event loop closed with handles still open");
+  sl_log(SL_LOG_INFO, "agent", "stopped");
+  return d.exit_code;
+}

@@ -1,0 +1,61 @@
+/* The shape every stage has, so that the daemon starts, drains and stops
+ * them in order without knowing what each does:
+ *
+ *   create       from the config (done by each stage's *_stage_new)
+ *   start        bind, connect; 0 or a negative error (logged by the stage)
+ *   stop_intake  take no new work; finish what is in hand
+ *   inflight     how much work is still in hand (0: drained), described
+ *                in `what` for the drain's log line
+ *   close        close every handle; on_closed once, on the loop
+ *   free         after the loop has ended
+ *
+ * News goes up through sl_stage_host_t.  Loop thread only. */
+#ifndef SL_STAGE_H
+#define SL_STAGE_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "core/metrics.h"
+#include "daemon/config.h"
+
+typedef struct {
+  const char *name;
+  int (*start)(void *self);
+  void (*stop_intake)(void *self);
+  size_t (*inflight)(void *self, char *what, size_t len);
+  void (*close)(void *self, void (*on_closed)(void *arg), void *arg);
+  void (*free)(void *self);
+} sl_stage_ops_t;
+
+typedef struct {
+  const sl_stage_ops_t *ops; /* NULL: the config leaves the stage off */
+  void *self;
+} sl_stage_t;
+
+/* What a stage tells the daemon. */
+typedef struct {
+  /* The stage cannot go on (e.g. a fatal Kafka error): the daemon drains
+   * and exits 1.  `reason` is valid during the call. */
+  void (*on_fatal)(void *arg, const char *stage, const char *reason);
+  /* Whether every stage has started and none is stopping (for /readyz). */
+  int (*is_ready)(void *arg);
+  void *arg;
+} sl_stage_host_t;
+
+struct sl_kafka_bridge;
+struct sl_kafka_embedded;
+
+/* Everything a stage is created from; borrowed, and valid until the stage
+ * is freed. */
+typedef struct {
+  uv_loop_t *loop;
+  const sl_config_t *cfg;
+  sl_metrics_t *metrics;
+  struct sl_kafka_bridge *bridge;     /* NULL without [kafka] */
+  const char *bootstrap;              /* Kafka bootstrap servers, or NULL */
+  struct sl_kafka_embedded *embedded; /* the embedded cluster, or NULL */
+  sl_stage_host_t host;
+} sl_stage_env_t;
+
+#endif

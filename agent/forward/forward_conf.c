@@ -1,0 +1,153 @@
+/* The [input.forward] option table, bound to sl_forward_conf_t, and its
+ * cross-option checks.  Pure. */
+#include "forward/forward_conf.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define KiB 1024LL
+#define GiB (1024LL * 1024 * 1024)
+#define SEC 1000000000LL
+
+static const sl_opt_t user_opts[] = {
+    {.name = "username", .type = SL_OPT_STRING, .flags = SL_OPT_REQUIRED,
+     .offset = offsetof(sl_fwd_user_conf_t, username), .help = "User name sent in PING."},
+    {.name = "password", .type = SL_OPT_STRING, .flags = SL_OPT_REQUIRED | SL_OPT_SECRET,
+     .offset = offsetof(sl_fwd_user_conf_t, password), .help = "The user's password."},
+    {0},
+};
+static const sl_section_t users_section = {
+    .name = "users",
+    .flags = SL_SECTION_ARRAY,
+    .opts = user_opts,
+    .help = "Users for user authentication (`[[input.forward.security.users]]`).",
+    .size = sizeof(sl_fwd_user_conf_t),
+};
+
+static const sl_opt_t security_opts[] = {
+    {.name = "shared_key", .type = SL_OPT_STRING, .flags = SL_OPT_SECRET,
+     .offset = offsetof(sl_fwd_security_conf_t, shared_key),
+     .help = "Shared key of the HELO/PING/PONG handshake. When set, every connection must authenticate."},
+    {.name = "self_hostname", .type = SL_OPT_STRING, .offset = offsetof(sl_fwd_security_conf_t, self_hostname),
+     .help = "Host name sent in PONG; defaults to the machine's host name."},
+    {.name = "user_auth", .type = SL_OPT_BOOL, .def = "false", .offset = offsetof(sl_fwd_security_conf_t, user_auth),
+     .help = "Also require a username and password from `users`."},
+    {.name = "allow_anonymous_source", .type = SL_OPT_BOOL, .def = "true",
+     .offset = offsetof(sl_fwd_security_conf_t, allow_anonymous_source),
+     .help = "Accept clients from any address (client allow-lists are not implemented)."},
+    {0},
+};
+
+static void security_finish(void *conf, sl_bind_ctx_t *ctx) {
+  sl_fwd_security_conf_t *s = conf;
+  if (!s->self_hostname) {
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    s->self_hostname = strdup(host);
+  }
+  if (s->user_auth && !s->users.n)
+    sl_bind_error(ctx, NULL, "user_auth = true needs at least one [[input.forward.security.users]]");
+  if ((s->user_auth || s->users.n) && !s->shared_key)
+    sl_bind_error(ctx, NULL, "user authentication needs shared_key (the handshake carries it)");
+}
+
+static const sl_child_t security_children[] = {{&users_section, offsetof(sl_fwd_security_conf_t, users)}, {0}};
+static const sl_section_t security_section = {
+    .name = "security",
+    .opts = security_opts,
+    .children = security_children,
+    .help = "Forward protocol authentication.",
+    .size = sizeof(sl_fwd_security_conf_t),
+    .finish = security_finish,
+};
+
+static const sl_opt_t tls_opts[] = {
+    {.name = "cert_file", .type = SL_OPT_STRING, .unit = "path", .offset = offsetof(sl_fwd_tls_conf_t, cert_file),
+     .help = "PEM certificate chain."},
+    {.name = "key_file", .type = SL_OPT_STRING, .unit = "path", .offset = offsetof(sl_fwd_tls_conf_t, key_file),
+     .help = "PEM private key."},
+    {.name = "key_passphrase", .type = SL_OPT_STRING, .flags = SL_OPT_SECRET,
+     .offset = offsetof(sl_fwd_tls_conf_t, key_passphrase), .help = "Passphrase of the private key."},
+    {0},
+};
+
+static void tls_finish(void *conf, sl_bind_ctx_t *ctx) {
+  sl_fwd_tls_conf_t *t = conf;
+  const void *set = t->cert_file ? (void *)&t->cert_file
+                    : t->key_file ? (void *)&t->key_file
+                    : t->key_passphrase ? (void *)&t->key_passphrase
+                                        : NULL;
+  if (set) sl_bind_error(ctx, set, "TLS is not implemented in this version of sluice");
+}
+
+static const sl_section_t tls_section = {
+    .name = "tls",
+    .opts = tls_opts,
+    .help = "TLS for the forward input. Not implemented in this version: `sluice check` rejects a config "
+            "that sets it.",
+    .size = sizeof(sl_fwd_tls_conf_t),
+    .finish = tls_finish,
+};
+
+static const sl_opt_t forward_opts[] = {
+    {.name = "enabled", .type = SL_OPT_BOOL, .def = "true", .offset = offsetof(sl_forward_conf_t, enabled),
+     .help = "Run the forward input."},
+    {.name = "listen", .type = SL_OPT_ADDR_LIST, .def = "[\"0.0.0.0:24224\"]",
+     .offset = offsetof(sl_forward_conf_t, listen),
+     .help = "TCP addresses and unix socket paths to accept forward connections on. A UDP heartbeat socket "
+             "listens on every TCP address."},
+    {.name = "chunk_size_limit", .type = SL_OPT_SIZE, .def = "\"8MiB\"", .unit = "bytes", .min = 1 * KiB,
+     .max = 1 * GiB, .offset = offsetof(sl_forward_conf_t, chunk_size_limit),
+     .help = "Largest message accepted. A larger one is dropped without ack and the connection closed."},
+    {.name = "chunk_size_warn_limit", .type = SL_OPT_SIZE, .def = "\"4MiB\"", .unit = "bytes", .min = 1 * KiB,
+     .max = 1 * GiB, .offset = offsetof(sl_forward_conf_t, chunk_size_warn_limit),
+     .help = "Messages larger than this are accepted with a warning."},
+    {.name = "decompression_size_limit", .type = SL_OPT_SIZE, .def = "\"64MiB\"", .unit = "bytes",
+     .min = 1 * KiB, .max = 4 * GiB, .offset = offsetof(sl_forward_conf_t, decompression_size_limit),
+     .help = "Largest decompressed CompressedPackedForward payload; larger ones are rejected as gzip bombs."},
+    {.name = "max_depth", .type = SL_OPT_INT, .def = "32", .min = 2, .max = 32,
+     .offset = offsetof(sl_forward_conf_t, max_depth), .help = "Deepest nesting of arrays and maps in a message."},
+    {.name = "max_connections", .type = SL_OPT_INT, .def = "1024", .min = 1, .max = 1000000,
+     .offset = offsetof(sl_forward_conf_t, max_connections),
+     .help = "Connections beyond this are closed at accept."},
+    {.name = "idle_timeout", .type = SL_OPT_DURATION, .def = "\"5m\"", .unit = "duration", .min = 1 * SEC,
+     .offset = offsetof(sl_forward_conf_t, idle_timeout_ns),
+     .help = "A connection that sends nothing for this long is closed."},
+    {.name = "skip_invalid_event", .type = SL_OPT_BOOL, .def = "true",
+     .offset = offsetof(sl_forward_conf_t, skip_invalid_event),
+     .help = "Skip (and count) an entry whose time or record has the wrong type; false rejects the whole "
+             "message."},
+    {.name = "tag_prefix", .type = SL_OPT_STRING, .offset = offsetof(sl_forward_conf_t, tag_prefix),
+     .help = "Prepended to every tag, with a dot: `tag_prefix = \"edge\"` turns `app.web` into `edge.app.web`."},
+    {.name = "source_address_key", .type = SL_OPT_STRING, .offset = offsetof(sl_forward_conf_t, source_address_key),
+     .help = "Record key under which the client's IP address is added."},
+    {.name = "source_hostname_key", .type = SL_OPT_STRING,
+     .offset = offsetof(sl_forward_conf_t, source_hostname_key),
+     .help = "Record key under which the client's host name (reverse DNS, else its address) is added."},
+    {.name = "deny_keepalive", .type = SL_OPT_BOOL, .def = "false",
+     .offset = offsetof(sl_forward_conf_t, deny_keepalive),
+     .help = "Close the connection after each message (after its ack when one is asked for)."},
+    {0},
+};
+
+static void forward_finish(void *conf, sl_bind_ctx_t *ctx) {
+  (void)ctx;
+  sl_forward_conf_t *f = conf;
+  if (f->chunk_size_warn_limit > f->chunk_size_limit) f->chunk_size_warn_limit = f->chunk_size_limit;
+}
+
+static const sl_child_t forward_children[] = {
+    {&security_section, offsetof(sl_forward_conf_t, security)},
+    {&tls_section, offsetof(sl_forward_conf_t, tls)},
+    {0},
+};
+const sl_section_t sl_forward_section = {
+    .name = "forward",
+    .opts = forward_opts,
+    .children = forward_children,
+    .help = "The fluentd Forward Protocol v1 input.",
+    .size = sizeof(sl_forward_conf_t),
+    .finish = forward_finish,
+};

@@ -1,0 +1,54 @@
+/* The [[job]] option table, bound to sl_job_conf_t.  Pure. */
+#include "jobs/job_conf.h"
+
+#include <stddef.h>
+
+#define MS 1000000LL
+
+static const sl_opt_t window_opts[] = {
+    {.name = "type", .type = SL_OPT_ENUM, .choices = "tumbling|hopping|session", .flags = SL_OPT_REQUIRED,
+     .offset = offsetof(sl_window_conf_t, type), .help = "Window kind."},
+    {.name = "size", .type = SL_OPT_DURATION, .unit = "duration", .min = 1 * MS,
+     .offset = offsetof(sl_window_conf_t, size_ns), .help = "Window length (tumbling, hopping)."},
+    {.name = "advance", .type = SL_OPT_DURATION, .unit = "duration", .min = 1 * MS,
+     .offset = offsetof(sl_window_conf_t, advance_ns), .help = "Hop (hopping)."},
+    {.name = "gap", .type = SL_OPT_DURATION, .unit = "duration", .min = 1 * MS,
+     .offset = offsetof(sl_window_conf_t, gap_ns), .help = "Inactivity gap (session)."},
+    {0},
+};
+static const sl_section_t window_schema = {
+    .name = "window", .opts = window_opts, .help = "Window definition.", .size = sizeof(sl_window_conf_t)};
+
+static const sl_opt_t job_opts[] = {
+    {.name = "name", .type = SL_OPT_STRING, .flags = SL_OPT_REQUIRED, .offset = offsetof(sl_job_conf_t, name),
+     .help = "Job name, part of every result id."},
+    {.name = "topics", .type = SL_OPT_STRING_LIST, .flags = SL_OPT_REQUIRED, .offset = offsetof(sl_job_conf_t, topics),
+     .help = "Source topics."},
+    {.name = "where", .type = SL_OPT_STRING, .offset = offsetof(sl_job_conf_t, where), .help = "Filter expression."},
+    {.name = "group_by", .type = SL_OPT_STRING_LIST, .def = "[]", .offset = offsetof(sl_job_conf_t, group_by),
+     .help = "Group key fields."},
+    {.name = "window", .type = SL_OPT_TABLE, .flags = SL_OPT_REQUIRED, .sub = &window_schema,
+     .offset = offsetof(sl_job_conf_t, window),
+     .help = "`{ type = \"tumbling\", size = \"10s\" }`; hopping adds `advance`, session uses `gap`."},
+    {.name = "time", .type = SL_OPT_ENUM, .def = "\"event\"", .choices = "event|processing",
+     .offset = offsetof(sl_job_conf_t, time), .help = "Which clock assigns windows."},
+    {.name = "allowed_lateness", .type = SL_OPT_DURATION, .def = "\"0s\"", .unit = "duration",
+     .offset = offsetof(sl_job_conf_t, allowed_lateness_ns),
+     .help = "How long after a window's end late records still update it."},
+    {.name = "aggregates", .type = SL_OPT_MAP, .flags = SL_OPT_REQUIRED, .offset = offsetof(sl_job_conf_t, aggregates),
+     .help = "Output field = aggregate expression (count, sum, min, max, avg, first, last, count_distinct, "
+             "percentile)."},
+    {.name = "sinks", .type = SL_OPT_STRING_LIST, .flags = SL_OPT_REQUIRED, .offset = offsetof(sl_job_conf_t, sinks),
+     .help = "Names of `[[sink]]`s."},
+    {.name = "max_keys", .type = SL_OPT_INT, .def = "100000", .min = 1, .max = 100000000,
+     .offset = offsetof(sl_job_conf_t, max_keys), .help = "Group keys kept per window."},
+    {0},
+};
+
+const sl_section_t sl_job_section = {
+    .name = "job",
+    .flags = SL_SECTION_ARRAY,
+    .opts = job_opts,
+    .help = "Windowed aggregation jobs (the jobs stage is not in this version yet: jobs are validated, not run).",
+    .size = sizeof(sl_job_conf_t),
+};

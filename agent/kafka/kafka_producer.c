@@ -1,0 +1,247 @@
+/* A librdkafka producer served on the loop through the Kafka bridge: safe
+ * defaults under [kafka.properties], a cache of topic handles, delivery
+ * reports handed back with each record's opaque, the resume edge after a
+ * full queue, and fatal errors.  Loop thread only. */
+#include "kafka/kafka_producer.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/log.h"
+
+/* Topic handles by name: librdkafka looks a topic up by name (under a lock)
+ * on every produce by name, so handles are kept here.  Bounded: templated
+ * topics past TOPIC_CACHE_MAX names are produced by name. */
+#define TOPIC_CACHE_MAX 1024
+#define TOPIC_CACHE_SLOTS 2048 /* power of two, > 2 * TOPIC_CACHE_MAX */
+
+typedef struct {
+  char *name; /* owned */
+  rd_kafka_topic_t *rkt;
+} topic_slot_t;
+
+struct sl_kafka_producer {
+  topic_slot_t topics[TOPIC_CACHE_SLOTS];
+  size_t n_topics;
+  rd_kafka_t *rk;
+  rd_kafka_queue_t *main_queue;
+  sl_kafka_attach_t *attach;
+  sl_kafka_producer_cbs_t cbs;
+  size_t inflight;
+  size_t queue_max;
+  size_t resume_mark;
+  bool want_room; /* a send found the queue full: tell on_room when below the mark */
+  bool fatal_seen;
+  bool closing; /* freeing: reports no longer go up */
+  /* Per-record counts gathered here and added to the shared metrics once
+   * per serve, so the hot path pays no atomic operation per record. */
+  uint64_t produced_unflushed, delivered_unflushed;
+  struct {
+    sl_metric_t *produced, *delivered, *failed, *rejected, *queue_full, *inflight;
+  } m;
+};
+
+/* Producer defaults, under whatever [kafka.properties] sets. */
+static const char *const producer_defaults[] = {
+    "acks", "all",
+    "enable.idempotence", "true",
+    "compression.type", "lz4",
+    "queue.buffering.max.messages", "100000",
+    "queue.buffering.max.kbytes", "262144",
+    "message.timeout.ms", "0",
+    "linger.ms", "5",
+    NULL,
+};
+
+static void register_metrics(sl_kafka_producer_t *p, sl_metrics_t *r) {
+  p->m.produced = sl_metrics_counter(r, "sluice_kafka_produced_total", "Records handed to librdkafka.");
+  p->m.delivered = sl_metrics_counter(r, "sluice_kafka_delivered_total", "Records Kafka acknowledged.");
+  p->m.failed = sl_metrics_counter(r, "sluice_kafka_delivery_failed_total",
+                                   "Records Kafka failed for good (their chunk is not acked, so the client "
+                                   "re-sends).");
+  p->m.rejected = sl_metrics_counter(r, "sluice_kafka_produce_rejected_total",
+                                     "Records librdkafka refused at produce time (e.g. larger than "
+                                     "message.max.bytes).");
+  p->m.queue_full = sl_metrics_counter(r, "sluice_kafka_queue_full_total", "Times librdkafka's queue was full.");
+  p->m.inflight = sl_metrics_gauge(r, "sluice_kafka_inflight_records",
+                                   "Records produced and not yet acknowledged by Kafka.");
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  (void)rk;
+  sl_kafka_producer_t *p = opaque;
+  p->inflight--;
+  if (m->err) {
+    sl_metric_inc(p->m.failed);
+    sl_log_rl(SL_LOG_ERROR, "kafka", "record to topic %s failed: %s", rd_kafka_topic_name(m->rkt),
+              rd_kafka_err2str(m->err));
+  } else {
+    p->delivered_unflushed++;
+  }
+  if (!p->closing) p->cbs.on_delivery(p->cbs.arg, m->_private, m->err ? SL_EKAFKA : 0);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+  sl_kafka_producer_t *p = opaque;
+  if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    char buf[512];
+    rd_kafka_fatal_error(rk, buf, sizeof buf);
+    if (p->fatal_seen) return;
+    p->fatal_seen = true;
+    sl_log(SL_LOG_ERROR, "kafka", "fatal producer error: %s", buf);
+    if (p->cbs.on_fatal && !p->closing) p->cbs.on_fatal(p->cbs.arg, buf);
+    return;
+  }
+  /* Brokers going away and coming back is routine: librdkafka retries. */
+  sl_log_rl(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ? SL_LOG_WARN
+                                                                                            : SL_LOG_ERROR,
+            "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void flush_metrics(sl_kafka_producer_t *p) {
+  if (p->produced_unflushed) sl_metric_add(p->m.produced, p->produced_unflushed);
+  if (p->delivered_unflushed) sl_metric_add(p->m.delivered, p->delivered_unflushed);
+  p->produced_unflushed = p->delivered_unflushed = 0;
+  sl_gauge_set(p->m.inflight, (double)p->inflight);
+}
+
+/* The bridge's serve callback: delivery reports, errors and logs. */
+static size_t serve(void *arg) {
+  sl_kafka_producer_t *p = arg;
+  int n = rd_kafka_poll(p->rk, 0);
+  flush_metrics(p);
+  if (p->want_room && !p->closing && (size_t)rd_kafka_outq_len(p->rk) <= p->resume_mark) {
+    p->want_room = false;
+    p->cbs.on_room(p->cbs.arg);
+  }
+  return n > 0 ? (size_t)n : 0;
+}
+
+int sl_kafka_producer_new(sl_kafka_bridge_t *bridge, sl_metrics_t *metrics, const sl_kafka_conf_t *k,
+                          const char *bootstrap, const char *file, const sl_kafka_producer_cbs_t *cbs,
+                          sl_kafka_producer_t **out, sl_diag_t *d) {
+  char err[512];
+  sl_kafka_producer_t *p = calloc(1, sizeof *p);
+  if (!p) return SL_ENOMEM;
+  p->cbs = *cbs;
+  register_metrics(p, metrics);
+  rd_kafka_conf_t *conf = sl_kafka_conf_build(k, producer_defaults, file, d);
+  if (!conf) goto fail;
+  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err);
+  char qmax[32];
+  size_t ql = sizeof qmax;
+  if (rd_kafka_conf_get(conf, "queue.buffering.max.messages", qmax, &ql) == RD_KAFKA_CONF_OK)
+    p->queue_max = strtoull(qmax, NULL, 10);
+  if (!p->queue_max) p->queue_max = 100000;
+  p->resume_mark = (size_t)(k->resume_below * (double)p->queue_max);
+  rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+  rd_kafka_conf_set_error_cb(conf, on_error);
+  sl_kafka_bridge_prepare_conf(conf);
+  rd_kafka_conf_set_opaque(conf, p);
+  if (!(p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err))) {
+    rd_kafka_conf_destroy(conf);
+    sl_diag_add(d, file, 0, 0, "kafka: cannot create the producer: %s", err);
+    goto fail;
+  }
+  p->main_queue = rd_kafka_queue_get_main(p->rk);
+  if (!(p->attach = sl_kafka_bridge_attach(bridge, p->rk, p->main_queue, serve, p))) {
+    sl_diag_add(d, file, 0, 0, "kafka: out of memory");
+    goto fail;
+  }
+  sl_log(SL_LOG_INFO, "kafka", "producer started (bootstrap %s)", bootstrap);
+  *out = p;
+  return 0;
+fail:
+  sl_kafka_producer_free(p, 0);
+  return SL_EKAFKA;
+}
+
+static uint64_t name_hash(const char *s, size_t n) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+  return h;
+}
+
+/* The cached handle for `topic`, created on first use; NULL when the cache
+ * is full or librdkafka refuses the name. */
+static rd_kafka_topic_t *topic_handle(sl_kafka_producer_t *p, const char *topic) {
+  size_t n = strlen(topic);
+  size_t i = name_hash(topic, n) & (TOPIC_CACHE_SLOTS - 1);
+  for (; p->topics[i].name; i = (i + 1) & (TOPIC_CACHE_SLOTS - 1))
+    if (strcmp(p->topics[i].name, topic) == 0) return p->topics[i].rkt;
+  if (p->n_topics >= TOPIC_CACHE_MAX) return NULL;
+  rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+  char *name = rkt ? strdup(topic) : NULL;
+  if (!name) {
+    if (rkt) rd_kafka_topic_destroy(rkt);
+    return NULL;
+  }
+  p->topics[i].name = name;
+  p->topics[i].rkt = rkt;
+  p->n_topics++;
+  return rkt;
+}
+
+void sl_kafka_producer_prepare_topic(sl_kafka_producer_t *p, const char *topic) { topic_handle(p, topic); }
+
+int sl_kafka_producer_send(sl_kafka_producer_t *p, const char *topic, const void *key, size_t key_len,
+                           const void *value, size_t value_len, int64_t timestamp_ms,
+                           const sl_kafka_header_t *header, void *msg_opaque) {
+  rd_kafka_topic_t *rkt = topic_handle(p, topic);
+  const char *hname = header ? header->name : NULL;
+  const void *hval = header ? header->value : NULL;
+  ssize_t hlen = header ? (ssize_t)header->value_len : 0;
+  rd_kafka_resp_err_t err;
+  /* Without a header the header list stays empty: librdkafka allocates it
+   * only when a header is added. */
+#define SL_PRODUCE(target, ...)                                                                          \
+  rd_kafka_producev(p->rk, target, RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),                            \
+                    RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_KEY(key, key_len),             \
+                    RD_KAFKA_V_TIMESTAMP(timestamp_ms), __VA_ARGS__ RD_KAFKA_V_OPAQUE(msg_opaque),        \
+                    RD_KAFKA_V_END)
+  if (rkt && hname)
+    err = SL_PRODUCE(RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_HEADER(hname, hval, hlen), );
+  else if (rkt)
+    err = SL_PRODUCE(RD_KAFKA_V_RKT(rkt), );
+  else if (hname)
+    err = SL_PRODUCE(RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_HEADER(hname, hval, hlen), );
+  else
+    err = SL_PRODUCE(RD_KAFKA_V_TOPIC(topic), );
+#undef SL_PRODUCE
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    p->inflight++;
+    p->produced_unflushed++;
+    return 0;
+  }
+  if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+    sl_metric_inc(p->m.queue_full);
+    p->want_room = true;
+    return SL_EQUEUEFULL;
+  }
+  sl_metric_inc(p->m.rejected);
+  sl_log_rl(SL_LOG_ERROR, "kafka", "record of %zu bytes to topic %s refused: %s", value_len, topic,
+            rd_kafka_err2str(err));
+  return SL_EKAFKA;
+}
+
+size_t sl_kafka_producer_inflight(const sl_kafka_producer_t *p) { return p->inflight; }
+
+void sl_kafka_producer_free(sl_kafka_producer_t *p, int flush_ms) {
+  if (!p) return;
+  p->closing = true;
+  if (p->rk) flush_metrics(p);
+  sl_kafka_bridge_detach(p->attach);
+  if (p->main_queue) rd_kafka_queue_destroy(p->main_queue);
+  if (p->rk) {
+    if (flush_ms > 0) rd_kafka_flush(p->rk, flush_ms);
+    for (size_t i = 0; i < TOPIC_CACHE_SLOTS; i++) {
+      if (!p->topics[i].name) continue;
+      rd_kafka_topic_destroy(p->topics[i].rkt);
+      free(p->topics[i].name);
+    }
+    rd_kafka_destroy(p->rk);
+  }
+  free(p);
+}
