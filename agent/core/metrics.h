@@ -72,6 +72,7 @@ sl_metric_family_t *sl_metrics_family(sl_metrics_t *r, const sl_metric_desc_t *d
 sl_metric_t *sl_metric_child(sl_metric_family_t *f, const char *const *values);
 
 /* Shorthands for families without labels: their one child. */
+/* name and help are borrowed like a description's: static storage. */
 sl_metric_t *sl_metrics_counter(sl_metrics_t *r, const char *name, const char *help);
 sl_metric_t *sl_metrics_gauge(sl_metrics_t *r, const char *name, const char *help);
 

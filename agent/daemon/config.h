@@ -6,7 +6,7 @@
 #define SL_CONFIG_H
 
 #include "config/config_schema.h"
-#include "core/log_conf.h"
+#include "config/log_conf.h"
 #include "forward/forward_conf.h"
 #include "http/http_conf.h"
 #include "ingest/route.h"

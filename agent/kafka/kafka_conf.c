@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ingest/route.h"
 
 /* Acks to clients rest on a delivery report for every record, from a broker
  * that has it in all in-sync replicas: properties that break that are
@@ -75,6 +74,17 @@ static const sl_opt_t kafka_opts[] = {
     {0},
 };
 
+/* Kafka's own rules for a topic name; NULL when `name` follows them. */
+static const char *topic_name_problem(const char *name) {
+  if (strstr(name, "${")) return "must be a fixed topic name, not a template";
+  size_t n = strlen(name);
+  if (n == 0 || n > 249) return "a topic name has 1 to 249 characters";
+  if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) return "\".\" and \"..\" are not topic names";
+  if (strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
+    return "topic names use only letters, digits, '.', '_' and '-'";
+  return NULL;
+}
+
 static void kafka_finish(void *conf, sl_bind_ctx_t *ctx) {
   sl_kafka_conf_t *k = conf;
   k->enabled = true;
@@ -93,13 +103,8 @@ static void kafka_finish(void *conf, sl_bind_ctx_t *ctx) {
     sl_bind_error(ctx, &k->brokers, "\"embedded\" cannot be combined with other brokers");
   if (k->resume_below <= 0 || k->resume_below >= 1)
     sl_bind_error(ctx, &k->resume_below, "must be between 0 and 1 (exclusive)");
-  if (k->default_topic) {
-    sl_topic_tmpl_t *t = NULL;
-    char err[256];
-    if (sl_topic_tmpl_compile(k->default_topic, &t, err, sizeof err) || !sl_topic_tmpl_is_fixed(t))
-      sl_bind_error(ctx, &k->default_topic, "%s", t ? "must be a fixed topic name, not a template" : err);
-    sl_topic_tmpl_free(t);
-  }
+  const char *why = k->default_topic ? topic_name_problem(k->default_topic) : NULL;
+  if (why) sl_bind_error(ctx, &k->default_topic, "%s", why);
 }
 
 static void kafka_release(void *conf) {

@@ -61,6 +61,20 @@ r = run("check", "-c", tmpl)
 t.ok(r.returncode == 2 and f"{tmpl}:5:9: route[0].topic: topic template" in r.stderr,
      "bad topic template: exit 2 at its position", r.stderr)
 
+deft = write("deft.toml", '[kafka]\nbrokers = "embedded"\ndefault_topic = "logs.${tag}"\n')
+r = run("check", "-c", deft)
+t.ok(r.returncode == 2 and f"{deft}:3:17: kafka.default_topic: must be a fixed topic name, not a template"
+     in r.stderr, "a templated default_topic is refused at its position", r.stderr)
+deft = write("deft2.toml", '[kafka]\nbrokers = "embedded"\ndefault_topic = "logs/all"\n')
+r = run("check", "-c", deft)
+t.ok(r.returncode == 2 and f"{deft}:3:17: kafka.default_topic: topic names use only letters" in r.stderr,
+     "a default_topic Kafka cannot hold is refused", r.stderr)
+users = write("users.toml", '[input.forward.security]\nuser_auth = true\n')
+r = run("check", "-c", users)
+t.ok(r.returncode == 2 and f"{users}:1:1: input.forward.security: user_auth = true needs at least one" in r.stderr
+     and "user authentication needs shared_key" in r.stderr, "user_auth without users or key: both errors, at the section",
+     r.stderr)
+
 syntax = write("syntax.toml", '[log]\nlevel = "info\n')
 r = run("check", "-c", syntax)
 t.ok(r.returncode == 2 and r.stderr.startswith(f"{syntax}:2:9: unterminated string"),

@@ -1,4 +1,5 @@
-/* The [log] section: its option table and the struct it fills.  Pure. */
+/* The [log] section: its option table and the struct it fills (the logging
+ * module in core/ stays free of the config machinery).  Pure. */
 #ifndef SL_LOG_CONF_H
 #define SL_LOG_CONF_H
 

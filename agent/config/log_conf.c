@@ -1,6 +1,6 @@
 /* The [log] option table, bound to sl_log_conf_t.  The level's choices are
  * in sl_log_level_t's order, so the bound index is the level.  Pure. */
-#include "core/log_conf.h"
+#include "config/log_conf.h"
 
 #include <stddef.h>
 

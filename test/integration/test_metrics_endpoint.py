@@ -1,0 +1,99 @@
+"""/metrics as Prometheus sees it: the real `promtool check metrics` accepts
+the exposition of a running agent that has published records to Kafka,
+refused a handshake and rejected bad input; every metric name the README
+documents is there with its type; values follow what happened."""
+import os
+import shutil
+import subprocess
+import sys
+
+from harness import SRCDIR, Broker, Sluice, Tap, wait_for
+
+sys.path.insert(0, os.path.join(SRCDIR, "test", "integration", "kafka"))
+from kafkatest import ForwardClient, event_time, sluice_config  # noqa: E402
+
+t = Tap()
+promtool = shutil.which("promtool")
+if not promtool:
+    t.skip_all("promtool not installed (Debian package prometheus)")
+
+# name -> type, for every metric the ingest stage has always exposed.
+EXPECTED = {
+    "sluice_forward_connections_total": "counter",
+    "sluice_forward_connections_rejected_total": "counter",
+    "sluice_forward_connections_idle_closed_total": "counter",
+    "sluice_forward_connections": "gauge",
+    "sluice_forward_messages_total": "counter",
+    "sluice_forward_records_total": "counter",
+    "sluice_forward_bytes_total": "counter",
+    "sluice_forward_acks_total": "counter",
+    "sluice_forward_errors_total": "counter",
+    "sluice_forward_invalid_events_skipped_total": "counter",
+    "sluice_forward_size_mismatch_total": "counter",
+    "sluice_forward_large_messages_total": "counter",
+    "sluice_forward_signal_dropped_total": "counter",
+    "sluice_forward_auth_failures_total": "counter",
+    "sluice_forward_heartbeats_total": "counter",
+    "sluice_forward_pauses_total": "counter",
+    "sluice_forward_paused": "gauge",
+    "sluice_forward_unread_replies_pauses_total": "counter",
+    "sluice_forward_pending_acks": "gauge",
+    "sluice_route_unmatched_records_total": "counter",
+    "sluice_route_template_errors_total": "counter",
+    "sluice_kafka_produced_total": "counter",
+    "sluice_kafka_delivered_total": "counter",
+    "sluice_kafka_delivery_failed_total": "counter",
+    "sluice_kafka_produce_rejected_total": "counter",
+    "sluice_kafka_queue_full_total": "counter",
+    "sluice_kafka_inflight_records": "gauge",
+    "sluice_kafka_wakeups_total": "counter",
+    "sluice_kafka_missed_wakeups_total": "counter",
+    "sluice_print_records_total": "counter",
+}
+REASONS = ["malformed_msgpack", "chunk_size_limit", "max_depth", "not_array", "bad_tag", "bad_mode",
+           "bad_option", "bad_gzip", "decompression_size_limit", "invalid_event"]
+
+broker = Broker(topics=["m.logs:2"])
+s = Sluice(sluice_config(broker.bootstrap, '[[route]]\nmatch = "m.**"\ntopic = "m.logs"\n'))
+
+c = ForwardClient(s.port)
+c.send_packed("m.app", [(event_time(1700000000, i), {"i": i}) for i in range(50)], chunk="m-1")
+t.ok(c.wait_ack("m-1", 20), "a 50-record chunk is acked after Kafka has it")
+bad = ForwardClient(s.port)
+bad.sock.sendall(b"\x91\xc0")  # [nil]: an array that fits no forward mode
+s.wait_metric('sluice_forward_errors_total{reason="bad_mode"}', lambda v: v == 1)
+s.wait_metric("sluice_kafka_delivered_total", lambda v: v == 50)
+
+status, body = s.http("/metrics")
+t.eq(status, 200, "/metrics answers 200")
+p = subprocess.run([promtool, "check", "metrics"], input=body.encode(), capture_output=True, timeout=30)
+t.ok(p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(),
+     "promtool check metrics finds no problem in the live exposition", p.stdout.decode() + p.stderr.decode())
+
+types = {}
+for line in body.splitlines():
+    if line.startswith("# TYPE "):
+        _, _, name, kind = line.split(" ", 3)
+        types[name] = kind
+missing = {n: k for n, k in EXPECTED.items() if types.get(n) != k}
+t.ok(not missing, f"all {len(EXPECTED)} documented metrics are exposed with their types", missing)
+t.eq(body.count("# TYPE sluice_forward_errors_total "), 1, "a labelled family has one TYPE line")
+m = s.metrics()
+t.ok(all(f'sluice_forward_errors_total{{reason="{r}"}}' in m for r in REASONS),
+     "every error reason is exposed from the start (0 until it happens)", sorted(k for k in m if "errors" in k))
+t.eq(m['sluice_forward_errors_total{reason="bad_mode"}'], 1.0, "the bad message is counted under its reason")
+t.eq(m["sluice_forward_records_total"], 50.0, "records received counted")
+t.eq(m["sluice_kafka_produced_total"], 50.0, "records produced counted")
+t.eq(m["sluice_kafka_inflight_records"], 0.0, "nothing in flight once acked")
+t.eq(m["sluice_forward_acks_total"], 1.0, "one ack sent")
+t.eq(m["sluice_forward_connections"], 2.0, "two open connections")
+t.eq(m["sluice_kafka_missed_wakeups_total"], 0.0, "no Kafka wake-up was lost")
+t.ok(m["sluice_kafka_wakeups_total"] > 0, "Kafka events woke the loop")
+c.close()
+bad.close()
+t.ok(wait_for(lambda: s.metric("sluice_forward_connections") == 0, 10, "connections to close"),
+     "closed connections bring the gauge back to 0")
+
+t.eq(s.stop(), 0, "sluice exits 0")
+broker.stop()
+t.done()
