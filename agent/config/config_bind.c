@@ -13,7 +13,8 @@
 
 /* Where each bound field came from, for sl_bind_error. */
 typedef struct {
-  const void *field;
+  const void *owner; /* the struct the field is in */
+  const void *field; /* an option's field, or a child section's struct */
   char *path; /* owned: "input.forward.security.shared_key" */
   int line, col;
 } bound_pos_t;
@@ -27,9 +28,11 @@ struct sl_bind_ctx {
   /* The section whose finish hook runs: errors about no particular field. */
   const char *section_path;
   int section_line, section_col;
+  const void *finishing; /* that section's struct */
 };
 
-static void remember(sl_bind_ctx_t *ctx, const void *field, const char *path, int line, int col) {
+static void remember(sl_bind_ctx_t *ctx, const void *owner, const void *field, const char *path, int line,
+                     int col) {
   if (ctx->n_pos == ctx->cap_pos) {
     size_t cap = ctx->cap_pos ? ctx->cap_pos * 2 : 64;
     bound_pos_t *p = realloc(ctx->pos, cap * sizeof *p);
@@ -39,7 +42,7 @@ static void remember(sl_bind_ctx_t *ctx, const void *field, const char *path, in
   }
   char *copy = strdup(path);
   if (!copy) return;
-  ctx->pos[ctx->n_pos++] = (bound_pos_t){field, copy, line, col};
+  ctx->pos[ctx->n_pos++] = (bound_pos_t){owner, field, copy, line, col};
 }
 
 static void report(sl_bind_ctx_t *ctx, int line, int col, const char *path, const char *fmt, va_list ap) {
@@ -52,17 +55,27 @@ static void report(sl_bind_ctx_t *ctx, int line, int col, const char *path, cons
   ctx->errors++;
 }
 
+/* A field's address can be shared: an inline table's struct and its first
+ * option, a child section's struct and its first option.  The entry owned by
+ * the struct being finished is meant, and of those the outermost (recorded
+ * first); otherwise the latest entry for that address. */
+static const bound_pos_t *find_pos(const sl_bind_ctx_t *ctx, const void *field) {
+  if (!field) return NULL;
+  for (size_t i = 0; i < ctx->n_pos; i++)
+    if (ctx->pos[i].field == field && ctx->pos[i].owner == ctx->finishing) return &ctx->pos[i];
+  for (size_t i = ctx->n_pos; i-- > 0;)
+    if (ctx->pos[i].field == field) return &ctx->pos[i];
+  return NULL;
+}
+
 void sl_bind_error(sl_bind_ctx_t *ctx, const void *field, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  for (size_t i = ctx->n_pos; field && i-- > 0;) {
-    if (ctx->pos[i].field == field) {
-      report(ctx, ctx->pos[i].line, ctx->pos[i].col, ctx->pos[i].path, fmt, ap);
-      va_end(ap);
-      return;
-    }
-  }
-  report(ctx, ctx->section_line, ctx->section_col, ctx->section_path, fmt, ap);
+  const bound_pos_t *p = find_pos(ctx, field);
+  if (p)
+    report(ctx, p->line, p->col, p->path, fmt, ap);
+  else
+    report(ctx, ctx->section_line, ctx->section_col, ctx->section_path, fmt, ap);
   va_end(ap);
 }
 
@@ -84,7 +97,14 @@ static char *scalar_text(const sl_toml_value_t *v) {
   switch (v->type) {
   case SL_TOML_STRING: return strdup(v->u.str.ptr);
   case SL_TOML_INTEGER: snprintf(tmp, sizeof tmp, "%lld", (long long)v->u.i); break;
-  case SL_TOML_FLOAT: snprintf(tmp, sizeof tmp, "%.17g", v->u.f); break;
+  case SL_TOML_FLOAT:
+    /* The shortest text that reads back as the same double: 0.1, not
+     * 0.10000000000000001. */
+    for (int prec = 1; prec <= 17; prec++) {
+      snprintf(tmp, sizeof tmp, "%.*g", prec, v->u.f);
+      if (strtod(tmp, NULL) == v->u.f) break;
+    }
+    break;
   case SL_TOML_BOOL: return strdup(v->u.b ? "true" : "false");
   default: return NULL;
   }
@@ -114,7 +134,7 @@ static void bind_section(sl_bind_ctx_t *ctx, const sl_section_t *s, const sl_tom
 static void bind_opt(sl_bind_ctx_t *ctx, const sl_opt_t *o, const sl_toml_value_t *v, char *conf,
                      const char *path) {
   void *field = conf + o->offset;
-  remember(ctx, field, path, v->line, v->col);
+  remember(ctx, conf, field, path, v->line, v->col);
   switch (o->type) {
   case SL_OPT_STRING:
     if (v->type == SL_TOML_STRING) *(char **)field = strdup(v->u.str.ptr);
@@ -201,6 +221,7 @@ static void bind_section(sl_bind_ctx_t *ctx, const sl_section_t *s, const sl_tom
     const sl_toml_value_t *v = sl_toml_get(t, ch->name);
     if (!v) continue;
     snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", ch->name);
+    remember(ctx, conf, conf + cp->offset, sub, v->line, v->col);
     if (!(ch->flags & SL_SECTION_ARRAY)) {
       if (v->type == SL_TOML_TABLE) bind_section(ctx, ch, v, conf + cp->offset, sub);
       continue;
@@ -219,13 +240,16 @@ static void bind_section(sl_bind_ctx_t *ctx, const sl_section_t *s, const sl_tom
   if (s->finish) {
     const char *saved_path = ctx->section_path;
     int saved_line = ctx->section_line, saved_col = ctx->section_col;
+    const void *saved_finishing = ctx->finishing;
     ctx->section_path = path;
     ctx->section_line = t->line;
     ctx->section_col = t->col;
+    ctx->finishing = conf;
     s->finish(conf, ctx);
     ctx->section_path = saved_path;
     ctx->section_line = saved_line;
     ctx->section_col = saved_col;
+    ctx->finishing = saved_finishing;
   }
 }
 

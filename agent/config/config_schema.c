@@ -312,6 +312,19 @@ static bool section_has_required(const sl_section_t *s) {
   return false;
 }
 
+/* A default has no place in the file: every value in it gets line 0, so
+ * errors about it name no position. */
+static void clear_positions(sl_toml_value_t *v) {
+  v->line = v->col = 0;
+  if (v->type == SL_TOML_ARRAY)
+    for (size_t i = 0; i < v->u.arr.len; i++) clear_positions(v->u.arr.items[i]);
+  if (v->type == SL_TOML_TABLE)
+    for (size_t i = 0; i < v->u.tab.len; i++) {
+      v->u.tab.items[i].line = v->u.tab.items[i].col = 0;
+      clear_positions(v->u.tab.items[i].value);
+    }
+}
+
 /* Parses a default written as TOML value text. */
 static sl_toml_value_t *parse_default(const char *def) {
   char text[512], err[256];
@@ -321,7 +334,7 @@ static sl_toml_value_t *parse_default(const char *def) {
   sl_toml_value_t *v = root->u.tab.items[0].value;
   root->u.tab.items[0].value = NULL;
   sl_toml_free(root);
-  v->line = v->col = 0;
+  clear_positions(v);
   return v;
 }
 
@@ -402,6 +415,35 @@ static size_t validate_table(vctx_t *c, const sl_section_t *s, sl_toml_value_t *
   return c->errors - before;
 }
 
+/* Every default must be a valid value of its own option: a table's typo
+ * would otherwise bind 0 without a word. */
+static void check_defaults(vctx_t *c, const sl_section_t *s, const char *path) {
+  char sub[512];
+  for (const sl_opt_t *o = s->opts; o && o->name; o++) {
+    snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", o->name);
+    if (o->type == SL_OPT_TABLE && o->sub) check_defaults(c, o->sub, sub);
+    if (!o->def) continue;
+    sl_toml_value_t *v = parse_default(o->def);
+    if (!v) {
+      sl_diag_add(c->d, c->file, 0, 0, "%s: default %s is not a TOML value", sub, o->def);
+      c->errors++;
+      continue;
+    }
+    check_value(c, o, sub, v);
+    sl_toml_free(v);
+  }
+  SL_FOR_EACH_CHILD(s, ch) {
+    snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", (*ch)->name);
+    check_defaults(c, *ch, sub);
+  }
+}
+
+size_t sl_schema_check_defaults(const sl_section_t *root, sl_diag_t *d) {
+  vctx_t c = {"<schema>", d, 0};
+  check_defaults(&c, root, "");
+  return c.errors;
+}
+
 size_t sl_schema_validate(const sl_section_t *root, sl_toml_value_t *doc, const char *file, sl_diag_t *d) {
   vctx_t c = {file, d, 0};
   return validate_table(&c, root, doc, "");
@@ -439,7 +481,9 @@ static void print_key(FILE *out, const char *k) {
     print_string(out, k, strlen(k));
 }
 
-static void print_value(FILE *out, const sl_toml_value_t *v, bool secret) {
+/* `sub`: the schema of an inline table, whose SECRET options are redacted
+ * like keys that name a secret; NULL for free-form tables. */
+static void print_value(FILE *out, const sl_toml_value_t *v, bool secret, const sl_section_t *sub) {
   if (secret) {
     fputs("\"<redacted>\"", out);
     return;
@@ -477,7 +521,7 @@ static void print_value(FILE *out, const sl_toml_value_t *v, bool secret) {
     fputc('[', out);
     for (size_t i = 0; i < v->u.arr.len; i++) {
       if (i) fputs(", ", out);
-      print_value(out, v->u.arr.items[i], false);
+      print_value(out, v->u.arr.items[i], false, NULL);
     }
     fputc(']', out);
     break;
@@ -487,7 +531,11 @@ static void print_value(FILE *out, const sl_toml_value_t *v, bool secret) {
       if (i) fputs(", ", out);
       print_key(out, v->u.tab.items[i].key);
       fputs(" = ", out);
-      print_value(out, v->u.tab.items[i].value, sl_schema_key_is_secret(v->u.tab.items[i].key));
+      const char *key = v->u.tab.items[i].key;
+      const sl_opt_t *so = sub ? find_opt(sub, key) : NULL;
+      print_value(out, v->u.tab.items[i].value,
+                  sl_schema_key_is_secret(key) || (so && (so->flags & SL_OPT_SECRET)),
+                  so && so->type == SL_OPT_TABLE ? so->sub : NULL);
     }
     fputs(" }", out);
     break;
@@ -505,7 +553,7 @@ static void print_section(const sl_section_t *s, const sl_toml_value_t *t, const
     if (!v) continue;
     print_key(out, o->name);
     fputs(" = ", out);
-    print_value(out, v, o->flags & SL_OPT_SECRET);
+    print_value(out, v, o->flags & SL_OPT_SECRET, o->type == SL_OPT_TABLE ? o->sub : NULL);
     fputc('\n', out);
   }
   if (s->flags & SL_SECTION_OPEN) {
@@ -514,7 +562,7 @@ static void print_section(const sl_section_t *s, const sl_toml_value_t *t, const
       if (find_opt(s, kv->key) || find_child(s, kv->key)) continue;
       print_key(out, kv->key);
       fputs(" = ", out);
-      print_value(out, kv->value, sl_schema_key_is_secret(kv->key));
+      print_value(out, kv->value, sl_schema_key_is_secret(kv->key), NULL);
       fputc('\n', out);
     }
   }
@@ -568,7 +616,7 @@ static void md_escape(FILE *out, const char *s) {
 static void reference_section(const sl_section_t *s, const char *path, FILE *out) {
   if (*path) {
     fprintf(out, (s->flags & SL_SECTION_ARRAY) ? "\n#### `[[%s]]`\n\n" : "\n#### `[%s]`\n\n", path);
-    fprintf(out, "%s\n", s->help);
+    fprintf(out, "%s\n", s->help ? s->help : "");
   }
   if (s->opts && s->opts->name) {
     fputs("\n| key | type | default | description |\n|---|---|---|---|\n", out);
@@ -583,7 +631,7 @@ static void reference_section(const sl_section_t *s, const char *path, FILE *out
       } else
         fputs("unset", out);
       fputs(" | ", out);
-      md_escape(out, o->help);
+      md_escape(out, o->help ? o->help : "");
       if (o->type == SL_OPT_ENUM) {
         fputs(" One of: ", out);
         const char *p = o->choices;
@@ -599,7 +647,7 @@ static void reference_section(const sl_section_t *s, const char *path, FILE *out
         fprintf(out, " Range: %s.", r);
       }
       if (o->flags & SL_OPT_SECRET) fputs(" Secret: never printed.", out);
-      if (o->type == SL_OPT_TABLE && o->sub) {
+      if (o->type == SL_OPT_TABLE && o->sub && o->sub->opts) {
         fputs(" Keys: ", out);
         for (const sl_opt_t *so = o->sub->opts; so->name; so++)
           fprintf(out, "`%s` (%s%s)%s", so->name, type_doc(so),

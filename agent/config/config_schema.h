@@ -152,6 +152,11 @@ typedef struct {
 size_t sl_schema_validate(const sl_section_t *root, sl_toml_value_t *doc, const char *file,
                           sl_diag_t *d);
 
+/* Checks every option's default against the option itself (type, range,
+ * choices), for tables written by hand: the daemon's in a test, a plugin's
+ * when it is loaded.  Returns the number of errors added. */
+size_t sl_schema_check_defaults(const sl_section_t *root, sl_diag_t *d);
+
 /* Writes the effective config (defaults filled in, secrets redacted) as
  * TOML. */
 void sl_schema_print(const sl_section_t *root, const sl_toml_value_t *doc, FILE *out);
@@ -180,8 +185,9 @@ size_t sl_schema_bind(const sl_section_t *root, const sl_toml_value_t *doc, void
 void sl_schema_unbind(const sl_section_t *root, void *conf);
 
 /* For finish hooks: reports an error at the option that filled `field` (a
- * pointer into the struct being finished), as "file:line:col: path: msg";
- * with a field no option filled (or NULL), at the section itself. */
+ * pointer into the struct being finished) or at the child section whose
+ * struct `field` is, as "file:line:col: path: msg"; with NULL or a field
+ * nothing filled, at the section being finished. */
 void sl_bind_error(sl_bind_ctx_t *ctx, const void *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

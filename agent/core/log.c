@@ -38,6 +38,31 @@ static size_t json_escape(char *dst, size_t cap, const char *src) {
   return n;
 }
 
+/* Text lines escape control characters, so that a client's tag or host
+ * name with a newline cannot forge a log line: \n, \r, \t and \xNN. */
+static size_t text_escape(char *dst, size_t cap, const char *src) {
+  static const char hex[] = "0123456789abcdef";
+  size_t n = 0;
+  for (const unsigned char *p = (const unsigned char *)src; *p && n + 5 < cap; p++) {
+    if (*p >= 0x20 && *p != 0x7f) {
+      dst[n++] = (char)*p;
+      continue;
+    }
+    dst[n++] = '\\';
+    switch (*p) {
+    case '\n': dst[n++] = 'n'; break;
+    case '\r': dst[n++] = 'r'; break;
+    case '\t': dst[n++] = 't'; break;
+    default:
+      dst[n++] = 'x';
+      dst[n++] = hex[*p >> 4];
+      dst[n++] = hex[*p & 15];
+    }
+  }
+  dst[n] = 0;
+  return n;
+}
+
 void sl_log_write(sl_log_level_t level, const char *component, const char *fmt, ...) {
   char msg[2048], line[4608], ts[40];
   va_list ap;
@@ -59,7 +84,9 @@ void sl_log_write(sl_log_level_t level, const char *component, const char *fmt, 
     n = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"%s\"}\n",
                  ts, level_names[level], component, emsg);
   } else {
-    n = snprintf(line, sizeof line, "%s %-5s %s: %s\n", ts, level_names[level], component, msg);
+    char emsg[4200];
+    text_escape(emsg, sizeof emsg, msg);
+    n = snprintf(line, sizeof line, "%s %-5s %s: %s\n", ts, level_names[level], component, emsg);
   }
   if (n < 0) return;
   if ((size_t)n >= sizeof line) {

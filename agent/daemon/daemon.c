@@ -32,7 +32,7 @@ static int (*const stage_new[])(const sl_stage_env_t *env, sl_stage_t *out) = {
 typedef struct {
   const sl_config_t *cfg;
   uv_loop_t loop;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
   uv_timer_t drain_timer;
   uint64_t drain_deadline;
   sl_metrics_t *metrics;
@@ -53,6 +53,7 @@ static void finish(daemon_t *d) {
   uv_close((uv_handle_t *)&d->drain_timer, NULL);
   uv_close((uv_handle_t *)&d->sigint, NULL);
   uv_close((uv_handle_t *)&d->sigterm, NULL);
+  uv_close((uv_handle_t *)&d->sighup, NULL);
 }
 
 /* Closes the stages one after another, the last created first. */
@@ -113,6 +114,13 @@ static void on_signal(uv_signal_t *s, int signum) {
   }
   sl_log(SL_LOG_INFO, "agent", "%s received: draining", signum == SIGINT ? "SIGINT" : "SIGTERM");
   begin_stop(d);
+}
+
+/* SIGHUP's default action would end the process without a drain. */
+static void on_sighup(uv_signal_t *s, int signum) {
+  (void)s;
+  (void)signum;
+  sl_log(SL_LOG_WARN, "agent", "SIGHUP received: reload is not supported yet; keep running with the current config");
 }
 
 /* A stage cannot go on (librdkafka takes no record after a fatal error):
@@ -177,6 +185,8 @@ int sl_daemon_run(const sl_config_t *cfg) {
   d.sigint.data = d.sigterm.data = &d;
   uv_signal_start(&d.sigint, on_signal, SIGINT);
   uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+  uv_signal_init(&d.loop, &d.sighup);
+  uv_signal_start(&d.sighup, on_sighup, SIGHUP);
   uv_timer_init(&d.loop, &d.drain_timer);
   d.drain_timer.data = &d;
 

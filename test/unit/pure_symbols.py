@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The pure library (libsluice_pure.a) must not reference libuv or
-librdkafka: every undefined symbol of every object in it is checked with
-nm.  TAP output; the archive's path is the only argument."""
+librdkafka, and inside the daemon's libraries only the logging module writes
+to stderr: every undefined symbol of every object is checked with nm.  TAP
+output; arguments: the pure archive, then the I/O archive."""
+import os
 import subprocess
 import sys
 
@@ -29,6 +31,16 @@ def main():
     ok("inflate" in undefined, "nm sees the library's real references (zlib's inflate, from the decoder)")
     bad = sorted({line for line in out.stdout.splitlines() if line.split()[-1].startswith(FORBIDDEN)})
     ok(not bad, "no object of the pure library references uv_* or rd_kafka_*", "\n".join(bad))
+
+    writers = []
+    for archive in sys.argv[1:]:
+        out = subprocess.run(["nm", "-A", "-u", archive], capture_output=True, text=True)
+        ok(out.returncode == 0, f"nm reads {os.path.basename(archive)}", out.stderr)
+        for line in out.stdout.splitlines():
+            parts = line.split()
+            if parts and parts[-1] in ("stderr", "perror", "psignal") and "core_log.c.o" not in line:
+                writers.append(line)
+    ok(not writers, "only the logging module writes to stderr in the daemon's libraries", "\n".join(writers))
     print(f"1..{n}")
     return 0
 

@@ -142,7 +142,29 @@ static void reference(void) {
      "secret key detection");
 }
 
+/* Every default in the daemon's tables is a valid value of its option; a
+ * broken one (here: an enum default not among the choices, a size below the
+ * minimum) is reported. */
+static void defaults_valid(void) {
+  sl_diag_t d = {0};
+  is_int((int)sl_schema_check_defaults(&sl_schema_root, &d), 0, "every built-in default is valid%s%s",
+         d.n ? ": " : "", d.n ? d.lines[0] : "");
+  sl_diag_free(&d);
+  static const sl_opt_t bad_opts[] = {
+      {.name = "mode", .type = SL_OPT_ENUM, .def = "\"fast\"", .choices = "set|hash"},
+      {.name = "buffer", .type = SL_OPT_SIZE, .def = "\"1KiB\"", .min = 4096, .max = 1 << 20},
+      {0},
+  };
+  static const sl_section_t bad = {.name = "plugin", .opts = bad_opts};
+  is_int((int)sl_schema_check_defaults(&bad, &d), 2, "two broken defaults found");
+  ok(d.n == 2 && strstr(d.lines[0], "mode: \"fast\" is not one of: set,hash") &&
+         strstr(d.lines[1], "buffer: 1KiB is out of range"),
+     "each named with its key and reason");
+  sl_diag_free(&d);
+}
+
 int main(void) {
+  defaults_valid();
   errors();
   defaults_and_print();
   reference();
