@@ -109,6 +109,12 @@ static const sl_opt_t forward_opts[] = {
      .help = "Largest decompressed CompressedPackedForward payload; larger ones are rejected as gzip bombs."},
     {.name = "max_depth", .type = SL_OPT_INT, .def = "32", .min = 2, .max = 32,
      .offset = offsetof(sl_forward_conf_t, max_depth), .help = "Deepest nesting of arrays and maps in a message."},
+    {.name = "decoded_values_limit", .type = SL_OPT_INT, .def = "1000000", .min = 1000, .max = 100000000,
+     .offset = offsetof(sl_forward_conf_t, decoded_values_limit),
+     .help = "Most msgpack values (array and map elements, keys included; PackedForward entries counted) "
+             "one message may decode to. Each takes 24 bytes decoded however small it is on the wire, so this "
+             "bounds a message's memory (about 24 bytes times this) before anything is allocated; a record of "
+             "ten fields is about 21 values. A larger message is dropped without ack."},
     {.name = "max_connections", .type = SL_OPT_INT, .def = "1024", .min = 1, .max = 1000000,
      .offset = offsetof(sl_forward_conf_t, max_connections),
      .help = "Connections beyond this are closed at accept."},

@@ -34,6 +34,7 @@ typedef struct {
   uint64_t chunk_size_warn_limit;
   uint64_t decompression_size_limit;
   int64_t max_depth;
+  int64_t decoded_values_limit;
   int64_t max_connections;
   int64_t idle_timeout_ns;
   bool skip_invalid_event;

@@ -185,6 +185,7 @@ static sl_fwd_err_reason_t error_reason(int r) {
   case SL_EBADGZIP: return SL_FWD_ERR_BADGZIP;
   case SL_EBOMB: return SL_FWD_ERR_BOMB;
   case SL_EBADENTRY: return SL_FWD_ERR_BADENTRY;
+  case SL_EVALUES: return SL_FWD_ERR_VALUES;
   default: return SL_FWD_ERR_MSGPACK;
   }
 }

@@ -45,10 +45,13 @@ typedef struct {
   size_t pos;    /* offset of the next element from the value's start */
   bool done;     /* every element seen; complete once pos bytes are here */
   size_t objbytes; /* memory build() needs for the arrays' and maps' elements */
+  uint64_t values;     /* values declared so far, the value itself included */
+  uint64_t max_values; /* 0: no limit */
 } scan_t;
 
-static void scan_init(scan_t *s, int max_depth, int base) {
+static void scan_init(scan_t *s, int max_depth, int base, size_t max_values) {
   memset(s, 0, sizeof(*s));
+  s->max_values = max_values;
   if (max_depth > SL_FWD_DEPTH_CAP) max_depth = SL_FWD_DEPTH_CAP;
   s->max_depth = max_depth;
   s->base = base;
@@ -61,6 +64,7 @@ static void scan_reset(scan_t *s) {
   s->pos = 0;
   s->done = false;
   s->objbytes = 0;
+  s->values = 1;
 }
 
 static uint64_t be_read(const uint8_t *p, int n) {
@@ -137,6 +141,8 @@ static int scan_step(scan_t *s, const uint8_t *p, size_t avail, size_t limit) {
     s->pos += (size_t)hdr + (size_t)payload;
     if (container) {
       if (s->base + s->top > s->max_depth) return SL_EDEPTH;
+      s->values += count;
+      if (s->max_values && s->values > s->max_values) return SL_EVALUES;
       /* count is bounded by the size limit, so this cannot overflow. */
       s->objbytes += (size_t)count * sizeof(msgpack_object); /* a map's kv is two objects */
       if (count > 0) {
@@ -336,7 +342,7 @@ sl_fwd_decoder_t *sl_fwd_decoder_new(const sl_fwd_limits_t *limits) {
   sl_fwd_decoder_t *d = calloc(1, sizeof(*d));
   if (!d) return NULL;
   d->lim = *limits;
-  scan_init(&d->scan, d->lim.max_depth, 0);
+  scan_init(&d->scan, d->lim.max_depth, 0, d->lim.max_values);
   return d;
 }
 
@@ -618,11 +624,20 @@ done:
 static int parse_packed(const char *p, size_t len, const sl_fwd_limits_t *lim,
                         sl_fwd_message_t *msg) {
   scan_t s;
-  scan_init(&s, lim->max_depth, SL_FWD_PACKED_BASE_DEPTH);
+  scan_init(&s, lim->max_depth, SL_FWD_PACKED_BASE_DEPTH, 0);
   size_t n = 0, objbytes = 0, off = 0;
+  uint64_t values = 0;
   int scan_err = 0;
   while (off < len) {
     scan_reset(&s);
+    /* Each entry may use what the entries before it left of the budget. */
+    if (lim->max_values) {
+      if (values >= lim->max_values) {
+        scan_err = SL_EVALUES;
+        break;
+      }
+      s.max_values = lim->max_values - values;
+    }
     int r = scan_step(&s, (const uint8_t *)p + off, len - off, len - off);
     /* Within a payload, "larger than what is left" means truncated. */
     if (r == 0 || r == SL_ETOOBIG) r = SL_EMSGPACK;
@@ -632,6 +647,7 @@ static int parse_packed(const char *p, size_t len, const sl_fwd_limits_t *lim,
     }
     off += s.pos;
     objbytes += s.objbytes;
+    values += s.values;
     n++;
   }
   size_t proven = off;

@@ -17,6 +17,12 @@ typedef struct {
                                       the top-level array is depth 1; values
                                       above 32 act as 32 (msgpack-c's stack) */
   bool skip_invalid_event;         /* true: skip a bad entry; false: reject message */
+  /* Most msgpack values (every element of every array and map, keys
+   * included) a message may decode to, its PackedForward entries counted
+   * too; each costs a msgpack_object (24 bytes) however small its encoding,
+   * so this bounds the memory of a decoded message.  Checked while scanning,
+   * before anything is allocated.  0: no limit. */
+  size_t max_values;
 } sl_fwd_limits_t;
 
 /* ---- framing: a byte stream into top-level msgpack values ---------------- */
@@ -48,7 +54,8 @@ int sl_fwd_decoder_feed(sl_fwd_decoder_t *d, const char *buf, size_t len);
  * more bytes are needed, or a negative error after which the stream is
  * unusable: SL_EMSGPACK (invalid bytes), SL_ETOOBIG (the value is, or is
  * declared to be, larger than chunk_size_limit; detected as soon as the bytes
- * or the headers prove it, without buffering the whole value), SL_EDEPTH.
+ * or the headers prove it, without buffering the whole value), SL_EDEPTH,
+ * SL_EVALUES (its headers declare more than max_values values).
  * A bare nil between messages is skipped (keepalive), never returned. */
 int sl_fwd_decoder_next(sl_fwd_decoder_t *d, sl_fwd_frame_t *out);
 
@@ -96,6 +103,7 @@ typedef struct {
  * (free with sl_fwd_message_free, before the frame), or a negative error with
  * *msg left freeable: SL_ENOTARRAY, SL_EBADTAG, SL_EBADMODE, SL_EBADOPTION,
  * SL_EBADGZIP, SL_EBOMB, SL_EMSGPACK (packed entries malformed), SL_EDEPTH,
+ * SL_EVALUES (packed entries declaring more than max_values values),
  * SL_EBADENTRY (an invalid entry and !skip_invalid_event).
  * Packed entries are depth-checked as if nested where Forward mode nests its
  * entries (an entry is depth 3), so a record fits the limit in both modes

@@ -178,7 +178,6 @@ void sl_kafka_bridge_close(sl_kafka_bridge_t *b, void (*on_closed)(void *arg), v
 
 void sl_kafka_bridge_free(sl_kafka_bridge_t *b) {
   if (!b) return;
-  while (b->attached) sl_kafka_bridge_detach(b->attached);
   close(b->pipefd[0]);
   close(b->pipefd[1]);
   free(b);

@@ -51,7 +51,8 @@ sl_kafka_attach_t *sl_kafka_bridge_attach(sl_kafka_bridge_t *b, struct rd_kafka_
 void sl_kafka_bridge_detach(sl_kafka_attach_t *a);
 
 /* Closes the uv handles; on_closed (may be NULL) once they are closed.
- * Every attachment must have been detached.  Then sl_kafka_bridge_free. */
+ * Clients may stay attached through the close (their wake-ups then go
+ * unserved); every one must detach before sl_kafka_bridge_free. */
 void sl_kafka_bridge_close(sl_kafka_bridge_t *b, void (*on_closed)(void *arg), void *arg);
 void sl_kafka_bridge_free(sl_kafka_bridge_t *b); /* accepts NULL */
 

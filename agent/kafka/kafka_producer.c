@@ -29,9 +29,12 @@ struct sl_kafka_producer {
   rd_kafka_queue_t *main_queue;
   sl_kafka_attach_t *attach;
   sl_kafka_producer_cbs_t cbs;
-  size_t inflight;
-  size_t queue_max;
+  size_t inflight;       /* records handed over and not yet reported */
+  uint64_t inflight_bytes; /* their keys and values, as librdkafka counts its queue */
+  /* librdkafka refuses a record when either its count or its bytes reach
+   * their limit; room comes back when both are below resume_below of it. */
   size_t resume_mark;
+  uint64_t resume_bytes;
   bool want_room; /* a send found the queue full: tell on_room when below the mark */
   bool fatal_seen;
   bool closing; /* freeing: reports no longer go up */
@@ -73,6 +76,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   (void)rk;
   sl_kafka_producer_t *p = opaque;
   p->inflight--;
+  p->inflight_bytes -= m->len + m->key_len;
   if (m->err) {
     sl_metric_inc(p->m.failed);
     sl_log_rl(SL_LOG_ERROR, "kafka", "record to topic %s failed: %s", rd_kafka_topic_name(m->rkt),
@@ -112,7 +116,7 @@ static size_t serve(void *arg) {
   sl_kafka_producer_t *p = arg;
   int n = rd_kafka_poll(p->rk, 0);
   flush_metrics(p);
-  if (p->want_room && !p->closing && (size_t)rd_kafka_outq_len(p->rk) <= p->resume_mark) {
+  if (p->want_room && !p->closing && p->inflight <= p->resume_mark && p->inflight_bytes <= p->resume_bytes) {
     p->want_room = false;
     p->cbs.on_room(p->cbs.arg);
   }
@@ -132,10 +136,14 @@ int sl_kafka_producer_new(sl_kafka_bridge_t *bridge, sl_metrics_t *metrics, cons
   rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err);
   char qmax[32];
   size_t ql = sizeof qmax;
+  uint64_t max_messages = 100000, max_kbytes = 262144;
   if (rd_kafka_conf_get(conf, "queue.buffering.max.messages", qmax, &ql) == RD_KAFKA_CONF_OK)
-    p->queue_max = strtoull(qmax, NULL, 10);
-  if (!p->queue_max) p->queue_max = 100000;
-  p->resume_mark = (size_t)(k->resume_below * (double)p->queue_max);
+    max_messages = strtoull(qmax, NULL, 10);
+  ql = sizeof qmax;
+  if (rd_kafka_conf_get(conf, "queue.buffering.max.kbytes", qmax, &ql) == RD_KAFKA_CONF_OK)
+    max_kbytes = strtoull(qmax, NULL, 10);
+  p->resume_mark = (size_t)(k->resume_below * (double)max_messages);
+  p->resume_bytes = (uint64_t)(k->resume_below * (double)max_kbytes * 1024);
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
   rd_kafka_conf_set_error_cb(conf, on_error);
   sl_kafka_bridge_prepare_conf(conf);
@@ -212,6 +220,7 @@ int sl_kafka_producer_send(sl_kafka_producer_t *p, const char *topic, const void
 #undef SL_PRODUCE
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     p->inflight++;
+    p->inflight_bytes += value_len + key_len;
     p->produced_unflushed++;
     return 0;
   }

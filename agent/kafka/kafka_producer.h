@@ -23,8 +23,9 @@ typedef struct {
   /* Once per record accepted by sl_kafka_producer_send, on the loop:
    * err 0 when Kafka has it, else SL_EKAFKA (logged and counted here). */
   void (*on_delivery)(void *arg, void *msg_opaque, int err);
-  /* After a send returned SL_EQUEUEFULL: once, when the queue is back below
-   * the resume mark ([kafka] resume_below). */
+  /* After a send returned SL_EQUEUEFULL: once, when the records in flight
+   * are back below resume_below of both queue.buffering.max.messages and
+   * queue.buffering.max.kbytes (librdkafka refuses at either limit). */
   void (*on_room)(void *arg);
   /* Once, when librdkafka reports a fatal error (it takes no more records);
    * `reason` is valid during the call.  May be NULL. */
@@ -33,8 +34,8 @@ typedef struct {
 } sl_kafka_producer_cbs_t;
 
 /* Creates the producer for `bootstrap` (borrowed) with `k`'s properties.
- * On failure returns SL_EKAFKA or SL_ECONFIG with one line per problem in
- * `d`.  `cbs` is copied; the bridge and metrics are borrowed and must
+ * On failure returns SL_EKAFKA (a refused property, or librdkafka could not
+ * start the client) or SL_ENOMEM, with one line per problem in `d`.  `cbs` is copied; the bridge and metrics are borrowed and must
  * outlive the producer. */
 int sl_kafka_producer_new(sl_kafka_bridge_t *bridge, sl_metrics_t *metrics, const sl_kafka_conf_t *k,
                           const char *bootstrap, const char *file, const sl_kafka_producer_cbs_t *cbs,

@@ -863,7 +863,69 @@ static void test_bad_entries(void) {
   done(&r);
 }
 
+/* decoded_values_limit: a message declaring more values than the budget is
+ * refused from its headers, before its objects are allocated; packed
+ * entries share one budget for the whole message. */
+static void test_values_limit(void) {
+  run_t r;
+  sl_fwd_limits_t l = lim();
+  /* [tag, [[t, {k: v}] x 10]]: the root, its 2 elements, 10 entries, and
+   * per entry its time and record (2) and the record's key and value (2):
+   * 1 + 2 + 10 + 10 * 4 = 53 values. */
+  reset();
+  msgpack_pack_array(&pk, 2);
+  str("fwd");
+  msgpack_pack_array(&pk, 10);
+  for (int i = 0; i < 10; i++) entry(1, i);
+  l.max_values = 53;
+  run_with(&r, l);
+  ok(r.next_rc == 1 && r.parse_rc == 0 && r.m.n_entries == 10, "forward: exactly the budget (53 values) accepted");
+  done(&r);
+  l.max_values = 52;
+  run_with(&r, l);
+  is_int(r.next_rc, SL_EVALUES, "forward: one value over the budget -> SL_EVALUES while framing");
+  done(&r);
+
+  /* A header declaring 2^32-1 elements is refused by the budget although
+   * the bytes of the elements have not arrived. */
+  reset();
+  msgpack_pack_array(&pk, 2);
+  str("fwd");
+  raw("\xdd\xff\xff\xff\xff", 5);
+  l.max_values = 1000;
+  l.chunk_size_limit = SIZE_MAX;
+  run_with(&r, l);
+  is_int(r.next_rc, SL_EVALUES, "a declared 4-billion-element array is refused from its header alone");
+  done(&r);
+
+  /* Packed: 1000 entries of [0, {}] (3 values each) in a gzip payload of a
+   * few bytes: the budget refuses the message without building them. */
+  sl_buf_t payload = {0};
+  for (int i = 0; i < 1000; i++) sl_buf_append(&payload, "\x92\x00\x80", 3);
+  sl_buf_t gz = gzip_bytes(payload.data, payload.len);
+  l = lim();
+  for (int pass = 0; pass < 2; pass++) {
+    reset();
+    msgpack_pack_array(&pk, 3);
+    str("packed");
+    bin(gz.data, gz.len);
+    msgpack_pack_map(&pk, 1);
+    str("compressed");
+    str("gzip");
+    l.max_values = pass == 0 ? 3000 : 2999;
+    run_with(&r, l);
+    if (pass == 0)
+      ok(r.parse_rc == 0 && r.m.n_entries == 1000, "packed: 1000 entries of 3 values fit a budget of 3000");
+    else
+      is_int(r.parse_rc, SL_EVALUES, "packed: the same with a budget of 2999 -> SL_EVALUES");
+    done(&r);
+  }
+  sl_buf_free(&gz);
+  sl_buf_free(&payload);
+}
+
 int main(void) {
+  test_values_limit();
   test_message_mode();
   test_forward_mode();
   test_split_everywhere();

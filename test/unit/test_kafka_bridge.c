@@ -57,7 +57,7 @@ typedef struct {
   unsigned char reports_of[MAX_RECORDS];
   size_t reports, failed, stray, off_loop;
   size_t want; /* reports the current wait waits for */
-  int rooms, fatals;
+  int rooms;
   size_t inflight_at_room;
 } client_t;
 
@@ -67,7 +67,9 @@ static void check_done(fixture_t *fx) {
   if (fx->done && fx->done(fx->done_arg)) uv_stop(&fx->loop);
 }
 
-static void on_deadline(uv_timer_t *t) { uv_stop(t->loop); }
+static void on_deadline(uv_timer_t *t) {
+  uv_stop(t->loop);
+}
 
 /* Runs the loop until done(arg) holds or timeout_ms passed; returns
  * done(arg). */
@@ -137,7 +139,9 @@ static bool fixture_setup(fixture_t *fx, const char *name) {
   return up;
 }
 
-static void on_bridge_closed(void *arg) { ((fixture_t *)arg)->bridge_closed++; }
+static void on_bridge_closed(void *arg) {
+  ((fixture_t *)arg)->bridge_closed++;
+}
 
 /* The daemon's order: close the bridge's handles and run the loop dry,
  * then free the producers (they detach), then the bridge. */
@@ -145,7 +149,8 @@ static void fixture_teardown(fixture_t *fx, const char *name, client_t *const *c
   if (fx->bridge) sl_kafka_bridge_close(fx->bridge, on_bridge_closed, fx);
   uv_close((uv_handle_t *)&fx->deadline, NULL);
   uv_run(&fx->loop, UV_RUN_DEFAULT);
-  if (fx->bridge) is_int(fx->bridge_closed, 1, "%s: the bridge reports its handles closed once", name);
+  if (fx->bridge)
+    is_int(fx->bridge_closed, 1, "%s: the bridge reports its handles closed once", name);
   for (size_t i = 0; i < n; i++) sl_kafka_producer_free(clients[i]->p, 0);
   sl_kafka_bridge_free(fx->bridge);
   is_int(uv_loop_close(&fx->loop), 0, "%s: the loop closes with no handle left", name);
@@ -174,13 +179,14 @@ static void on_room(void *arg) {
   check_done(c->fx);
 }
 
+/* No case expects one: shown for whoever reads a failure. */
 static void on_fatal(void *arg, const char *reason) {
-  client_t *c = arg;
-  c->fatals++;
-  printf("# fatal: %s\n", reason);
+  (void)arg;
+  printf("# fatal producer error: %s\n", reason);
 }
 
-#define KV(k, v) {.key = (char *)(k), .value = (char *)(v)}
+#define KV(k, v) \
+  { .key = (char *)(k), .value = (char *)(v) }
 
 static sl_kafka_conf_t conf_of(sl_kv_t *props, size_t n, double resume_below) {
   sl_kafka_conf_t k;
@@ -196,7 +202,8 @@ static bool client_start(fixture_t *fx, client_t *c, const sl_kafka_conf_t *k) {
   sl_kafka_producer_cbs_t cbs = {
       .on_delivery = on_delivery, .on_room = on_room, .on_fatal = on_fatal, .arg = c};
   c->fx = fx;
-  int r = sl_kafka_producer_new(fx->bridge, fx->metrics, k, fx->bootstrap, "test.toml", &cbs, &c->p, &d);
+  int r = sl_kafka_producer_new(fx->bridge, fx->metrics, k, fx->bootstrap, "test.toml", &cbs, &c->p,
+                                &d);
   for (size_t i = 0; i < d.n; i++) printf("# %s\n", d.lines[i]);
   sl_diag_free(&d);
   if (r) c->p = NULL;
@@ -225,7 +232,9 @@ static bool client_reported(void *arg) {
   return c->reports >= c->want;
 }
 
-static bool room_seen(void *arg) { return ((client_t *)arg)->rooms > 0; }
+static bool room_seen(void *arg) {
+  return ((client_t *)arg)->rooms > 0;
+}
 
 /* 1000 records: each opaque back once, ok, on the loop thread, and the
  * counters a scrape shows agree. */
@@ -241,13 +250,15 @@ static void delivery_on_the_loop(void) {
     for (size_t i = 0; i < N; i++) refused += send_record(c, i, 100) != 0;
     is_int(refused, 0, "%s: all %d sends accepted", name, N);
     c->want = N;
-    ok(wait_until(&fx, client_reported, c, DEADLINE_MS), "%s: %d reports arrive within 20 s", name, N);
+    ok(wait_until(&fx, client_reported, c, DEADLINE_MS), "%s: %d reports arrive within 20 s", name,
+       N);
     is_int(reported_once(c, 0, N), N, "%s: every opaque came back exactly once", name);
     is_int(c->stray, 0, "%s: no report carries an opaque that was not sent", name);
     is_int(c->failed, 0, "%s: every report says err 0", name);
     is_int(c->off_loop, 0, "%s: every callback ran on the loop thread", name);
     is_int(sl_kafka_producer_inflight(c->p), 0, "%s: nothing in flight after the reports", name);
-    is_int(metric(fx.metrics, "sluice_kafka_delivered_total"), N, "%s: delivered_total %d", name, N);
+    is_int(metric(fx.metrics, "sluice_kafka_delivered_total"), N, "%s: delivered_total %d", name,
+           N);
     is_int(metric(fx.metrics, "sluice_kafka_produced_total"), N, "%s: produced_total %d", name, N);
     is_int(metric(fx.metrics, "sluice_kafka_missed_wakeups_total"), 0,
            "%s: the safety net found no unannounced event", name);
@@ -310,7 +321,9 @@ static void room_after_full_queue(void) {
   free(c);
 }
 
-static bool record_reported(void *arg) { return ((client_t *)arg)->reports_of[1] > 0; }
+static bool record_reported(void *arg) {
+  return ((client_t *)arg)->reports_of[1] > 0;
+}
 
 /* A record over message.max.bytes: SL_EKAFKA at send, never a report,
  * counted as rejected; the producer goes on. */
@@ -366,8 +379,8 @@ static void two_clients_one_bridge(void) {
     is_int(reported_once(c[0], 0, M), M, "%s: the first client's records each reported once", name);
     is_int(reported_once(c[1], 0, M), M, "%s: the second client's records each reported once",
            name);
-    is_int(c[0]->failed + c[1]->failed + c[0]->stray + c[1]->stray, 0,
-           "%s: all ok, none stray", name);
+    is_int(c[0]->failed + c[1]->failed + c[0]->stray + c[1]->stray, 0, "%s: all ok, none stray",
+           name);
     is_int(metric(fx.metrics, "sluice_kafka_delivered_total"), 2 * M,
            "%s: delivered_total counts both clients", name);
     /* Were a wake-up to serve only some attachments, the others' events
@@ -410,7 +423,8 @@ static size_t serve_raw(void *arg) {
   }
   r->calls++;
   size_t n = 0;
-  for (rd_kafka_event_t *ev; (ev = rd_kafka_queue_poll(r->queue, 0)); n++) rd_kafka_event_destroy(ev);
+  for (rd_kafka_event_t *ev; (ev = rd_kafka_queue_poll(r->queue, 0)); n++)
+    rd_kafka_event_destroy(ev);
   if (r->detacher) {
     raw_detach(r);
     raw_detach(r->sibling);
@@ -420,7 +434,9 @@ static size_t serve_raw(void *arg) {
   return n;
 }
 
-static bool raw_detached(void *arg) { return ((raw_attach_t *)arg)->detached; }
+static bool raw_detached(void *arg) {
+  return ((raw_attach_t *)arg)->detached;
+}
 
 static void detach_inside_serve(void) {
   const char *name = "detach in serve";
