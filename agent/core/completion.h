@@ -24,6 +24,7 @@ typedef void (*sl_completion_cb)(sl_completion_t *c, bool ok, void *arg);
 struct sl_completion {
   size_t pending;
   bool failed, sealed, done;
+  bool abandoned; /* nobody waits for the outcome any more */
   sl_completion_cb on_done;
   void *arg;
 };
@@ -35,6 +36,12 @@ void sl_completion_settle(sl_completion_t *c, bool ok);
 void sl_completion_seal(sl_completion_t *c);
 /* Shorthand for a part that failed before it started: hold + settle(false). */
 void sl_completion_fail(sl_completion_t *c);
+
+/* The one waiting for the outcome is gone (a forward client disconnected
+ * before its ack): parts not started yet need not be started.  The
+ * completion still runs its course; on_done is still called once. */
+static inline void sl_completion_abandon(sl_completion_t *c) { c->abandoned = true; }
+static inline bool sl_completion_abandoned(const sl_completion_t *c) { return c->abandoned; }
 
 /* Parts outstanding (for tests and status). */
 static inline size_t sl_completion_pending(const sl_completion_t *c) { return c->pending; }

@@ -41,7 +41,7 @@ typedef struct {
   sl_stage_t stages[N_STAGES];
   size_t n_created;
   size_t closing; /* stages closed so far, from the last */
-  bool started, stopping;
+  bool started, stopping, abandon, closing_started;
   int exit_code;
 } daemon_t;
 
@@ -71,6 +71,8 @@ static void close_next_stage(void *arg) {
 
 static void close_all(daemon_t *d) {
   uv_timer_stop(&d->drain_timer);
+  if (d->closing_started) return;
+  d->closing_started = true;
   close_next_stage(d);
 }
 
@@ -84,14 +86,20 @@ static void on_drain_tick(uv_timer_t *t) {
     if (s->ops) total += s->ops->inflight(s->self, what[i], sizeof what[i]);
   }
   if (total == 0) {
-    sl_log(SL_LOG_INFO, "agent", "drained: every stage finished its work in hand (every record handed to Kafka was acknowledged)");
+    for (size_t i = 0; i < d->n_created; i++) {
+      sl_stage_t *s = &d->stages[i];
+      if (!s->ops || !s->ops->outcome) continue;
+      s->ops->outcome(s->self, what[i], sizeof what[i]);
+      sl_log(SL_LOG_INFO, "agent", "drained: %s: %s", s->ops->name, what[i]);
+    }
     close_all(d);
     return;
   }
   if (uv_now(&d->loop) < d->drain_deadline) return;
   for (size_t i = 0; i < d->n_created; i++)
     if (d->stages[i].ops && what[i][0])
-      sl_log(SL_LOG_ERROR, "agent", "drain timed out: %s: %s", d->stages[i].ops->name, what[i]);
+      sl_log(SL_LOG_ERROR, "agent", "%s: %s: %s", d->abandon ? "stopping at once" : "drain timed out",
+             d->stages[i].ops->name, what[i]);
   sl_log(SL_LOG_ERROR, "agent", "unfinished chunks were not acked, so clients will re-send them");
   d->exit_code = 1;
   close_all(d);
@@ -110,6 +118,8 @@ static void on_signal(uv_signal_t *s, int signum) {
   if (d->stopping) {
     sl_log(SL_LOG_WARN, "agent", "second signal: stopping without waiting for work in hand");
     d->drain_deadline = 0;
+    d->abandon = true;
+    on_drain_tick(&d->drain_timer);
     return;
   }
   sl_log(SL_LOG_INFO, "agent", "%s received: draining", signum == SIGINT ? "SIGINT" : "SIGTERM");

@@ -6,6 +6,7 @@
  *   stop_intake  take no new work; finish what is in hand
  *   inflight     how much work is still in hand (0: drained), described
  *                in `what` for the drain's log line
+ *   outcome      what became of the work, for the daemon's closing line
  *   close        close every handle; on_closed once, on the loop
  *   free         after the loop has ended
  *
@@ -24,6 +25,8 @@ typedef struct {
   int (*start)(void *self);
   void (*stop_intake)(void *self);
   size_t (*inflight)(void *self, char *what, size_t len);
+  /* What became of the work (for the last log line); may be NULL. */
+  void (*outcome)(void *self, char *what, size_t len);
   void (*close)(void *self, void (*on_closed)(void *arg), void *arg);
   void (*free)(void *self);
 } sl_stage_ops_t;

@@ -129,6 +129,7 @@ static sl_ack_tracker_t *tracker_new(sl_fwd_conn_t *conn, const char *chunk, siz
 static void conn_unref(sl_fwd_conn_t *c) {
   if (--c->refs > 0) return;
   sl_fwd_server_t *s = c->srv;
+  if (s->resume_from == c) s->resume_from = c->next;
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -146,7 +147,10 @@ static void on_conn_handle_closed(uv_handle_t *h) { conn_unref(h->data); }
 void sl_fwd_conn_close(sl_fwd_conn_t *c) {
   if (c->closing) return;
   c->closing = true;
-  for (sl_ack_tracker_t *t = c->trackers; t; t = t->next) t->conn = NULL;
+  for (sl_ack_tracker_t *t = c->trackers; t; t = t->next) {
+    t->conn = NULL;
+    sl_completion_abandon(&t->done);
+  }
   c->trackers = NULL;
   if (c->resolving) uv_cancel((uv_req_t *)&c->nameinfo); /* its callback still runs */
   uv_close(&c->h.handle, on_conn_handle_closed);

@@ -60,6 +60,10 @@ struct sl_fwd_server {
   sl_fwd_listener_t *listeners;
   size_t n_listeners;
   sl_fwd_conn_t *conns; /* doubly linked; a connection links and unlinks itself */
+  /* Where the next resume starts: the connection after the one whose
+   * message filled the queue last time, so that under sustained overload
+   * every connection gets its turn.  Moved on when that connection goes. */
+  sl_fwd_conn_t *resume_from;
   size_t n_conns;
   int open_handles; /* listener handles not yet closed */
   bool paused, closing;

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 #include "core/buf.h"
@@ -519,11 +520,24 @@ static int add_entry(sl_fwd_message_t *msg, size_t *cap, const msgpack_object *t
                      const msgpack_object *record, const sl_fwd_limits_t *lim) {
   int64_t sec = 0;
   uint32_t nsec = 0;
+  bool nil_time = time && time->type == MSGPACK_OBJECT_NIL;
   if (!time || !record || record->type != MSGPACK_OBJECT_MAP ||
-      sl_fwd_time_parse(time, &sec, &nsec) < 0) {
+      (!nil_time && sl_fwd_time_parse(time, &sec, &nsec) < 0)) {
     if (!lim->skip_invalid_event) return SL_EBADENTRY;
     msg->n_skipped++;
     return 0;
+  }
+  /* fluentd's in_forward stamps an entry whose time is nil or 0 (an empty
+   * EventTime included) with the time it arrived. */
+  if (nil_time || sec == 0) {
+    if (lim->now) {
+      lim->now(&sec, &nsec);
+    } else {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      sec = ts.tv_sec;
+      nsec = (uint32_t)ts.tv_nsec;
+    }
   }
   if (msg->n_entries == *cap) {
     size_t ncap = *cap ? *cap * 2 : 8;

@@ -23,6 +23,9 @@ typedef struct {
    * so this bounds the memory of a decoded message.  Checked while scanning,
    * before anything is allocated.  0: no limit. */
   size_t max_values;
+  /* The current time, given to entries whose time is nil or 0 (as fluentd's
+   * in_forward does).  NULL: the real-time clock. */
+  void (*now)(int64_t *sec, uint32_t *nsec);
 } sl_fwd_limits_t;
 
 /* ---- framing: a byte stream into top-level msgpack values ---------------- */
@@ -113,7 +116,9 @@ int sl_fwd_message_parse(const msgpack_object *root, const sl_fwd_limits_t *limi
 void sl_fwd_message_free(sl_fwd_message_t *msg); /* accepts a zeroed message */
 
 /* Reads an EventTime ext (type 0, 8 bytes: be32 sec, be32 nsec) or an
- * integer; v1.5's [EventTime, {metadata}] array too.  0 or SL_EBADENTRY. */
+ * integer; v1.5's [EventTime, {metadata}] array too.  0 or SL_EBADENTRY.
+ * (Entries whose time is nil or 0 get the current time instead: that is
+ * sl_fwd_message_parse's doing, not this function's.) */
 int sl_fwd_time_parse(const msgpack_object *o, int64_t *sec, uint32_t *nsec);
 
 #endif

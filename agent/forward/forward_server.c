@@ -299,15 +299,29 @@ void sl_fwd_server_pause(sl_fwd_server_t *s) {
   for (sl_fwd_conn_t *c = s->conns; c; c = c->next) sl_fwd_conn_stop_reading(c);
 }
 
+/* Visits every connection once, in list order, starting at resume_from and
+ * wrapping around.  When a connection's message fills the queue again (the
+ * server is paused from inside), the next resume starts after it. */
 void sl_fwd_server_resume(sl_fwd_server_t *s) {
   if (!s->paused) return;
   s->paused = false;
   sl_gauge_set(s->m.paused, 0);
-  for (sl_fwd_conn_t *c = s->conns; c && !s->paused; c = c->next) {
+  sl_fwd_conn_t *first = s->resume_from ? s->resume_from : s->conns;
+  size_t n = s->n_conns;
+  sl_fwd_conn_t *c = first;
+  for (size_t i = 0; i < n && c && !s->paused; i++) {
+    /* The next one is taken first: c may close while it is processed (it
+     * stays linked until its handles are closed, on a later loop turn). */
+    sl_fwd_conn_t *next = c->next ? c->next : s->conns;
     c->stalled = false;
     /* Frames that arrived before the pause go first. */
     sl_fwd_conn_process(c);
     if (!s->paused && !c->close_when_done) sl_fwd_conn_start_reading(c);
+    if (s->paused) {
+      s->resume_from = next;
+      return;
+    }
+    c = next;
   }
 }
 

@@ -15,11 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "forward/forward_server.h"
 #include "ingest/json_encode.h"
+#include "ingest/print_out.h"
 #include "kafka/kafka_embedded.h"
 #include "kafka/kafka_producer.h"
 
@@ -44,7 +46,11 @@ typedef struct {
   size_t n_routes;
   sl_stage_host_t host;
   sl_kafka_producer_t *producer; /* NULL: print mode */
+  sl_print_out_t *print;         /* print mode's stdout */
   sl_fwd_server_t *server;
+  uint64_t records_failed; /* since start: not acked because Kafka (or stdout) failed them */
+  void (*on_closed)(void *arg);
+  void *on_closed_arg;
   stalled_t *stalled_head, *stalled_tail;
   size_t n_stalled;
   bool paused_reads; /* this stage paused the server for backpressure */
@@ -52,7 +58,7 @@ typedef struct {
   sl_buf_t value, key, topic, tagbuf;
   sl_route_t default_route; /* for default_topic: json, no key */
   struct {
-    sl_metric_t *unmatched, *template_errors, *printed;
+    sl_metric_t *unmatched, *template_errors, *printed, *held_back, *abandoned;
   } m;
 } ingest_t;
 
@@ -217,25 +223,39 @@ static int produce_entry(ingest_t *in, const sl_route_t *route, const sl_fwd_ent
   return 0;
 }
 
-/* false when stdout refused the line (closed pipe, full disk). */
-static bool print_entry(ingest_t *in, const sl_fwd_entry_t *e, const char *tag, size_t tag_len,
-                        const sl_fwd_peer_t *peer) {
+/* Appends one record's line to `b`; SL_ENOMEM when it could not. */
+static int print_entry(ingest_t *in, sl_buf_t *b, const sl_fwd_entry_t *e, const char *tag, size_t tag_len,
+                       const sl_fwd_peer_t *peer) {
   char time_text[48];
   format_rfc3339(e->sec, e->nsec, time_text, sizeof time_text);
   extra_t extras[4];
   size_t nx = collect_extras(in, NULL, peer, tag, tag_len, time_text, extras);
-  sl_buf_t *b = &in->value;
-  sl_buf_reset(b);
-  sl_buf_puts(b, "{\"tag\":");
-  sl_json_encode_string(b, tag, tag_len);
-  sl_buf_puts(b, ",\"time\":\"");
-  sl_buf_puts(b, time_text);
-  sl_buf_puts(b, "\",\"record\":");
-  encode_json(b, e->record, extras, nx);
-  sl_buf_puts(b, "}\n");
-  if (fwrite(b->data, 1, b->len, stdout) != b->len) return false;
-  sl_metric_inc(in->m.printed);
-  return true;
+  int r = sl_buf_puts(b, "{\"tag\":");
+  if (!r) r = sl_json_encode_string(b, tag, tag_len);
+  if (!r) r = sl_buf_puts(b, ",\"time\":\"");
+  if (!r) r = sl_buf_puts(b, time_text);
+  if (!r) r = sl_buf_puts(b, "\",\"record\":");
+  if (!r) r = encode_json(b, e->record, extras, nx);
+  if (!r) r = sl_buf_puts(b, "}\n");
+  return r;
+}
+
+/* Print mode: the message's lines go out in one batch; the chunk is acked
+ * once they are written.  Returns false when stdout is behind. */
+static bool print_message(ingest_t *in, const sl_fwd_message_t *msg, const char *tag, size_t tag_len,
+                          const sl_fwd_peer_t *peer, sl_completion_t *done) {
+  sl_buf_t lines = {0};
+  for (size_t i = 0; i < msg->n_entries; i++) {
+    if (print_entry(in, &lines, &msg->entries[i], tag, tag_len, peer)) {
+      sl_log_rl(SL_LOG_ERROR, "ingest", "out of memory printing records with tag %.*s; their chunk is not acked",
+                (int)tag_len, tag);
+      sl_buf_free(&lines);
+      if (done) sl_completion_fail(done);
+      return true;
+    }
+  }
+  sl_metric_add(in->m.printed, msg->n_entries);
+  return sl_print_out_write(in->print, &lines, done);
 }
 
 /* Produces entries from *next on.  0 when all are done, 1 when the queue is
@@ -273,22 +293,23 @@ static bool on_message(void *arg, const sl_fwd_peer_t *peer, sl_fwd_frame_t *fra
   const char *prefix = in->fwd->tag_prefix;
   if (prefix) {
     sl_buf_reset(&in->tagbuf);
-    sl_buf_puts(&in->tagbuf, prefix);
-    sl_buf_putc(&in->tagbuf, '.');
-    sl_buf_append(&in->tagbuf, tag, tag_len);
+    if (sl_buf_puts(&in->tagbuf, prefix) || sl_buf_putc(&in->tagbuf, '.') ||
+        sl_buf_append(&in->tagbuf, tag, tag_len)) {
+      sl_log_rl(SL_LOG_ERROR, "ingest", "out of memory prefixing a tag; the message is not acked");
+      fail_and_seal(done);
+      goto handed_on;
+    }
     tag = in->tagbuf.data;
     tag_len = in->tagbuf.len;
   }
   if (!in->producer) {
-    bool ok = true;
-    for (size_t i = 0; i < msg->n_entries; i++) ok &= print_entry(in, &msg->entries[i], tag, tag_len, peer);
-    if (fflush(stdout) || !ok) {
-      sl_log_rl(SL_LOG_ERROR, "ingest", "cannot write records to stdout: %s; their chunk is not acked",
-                strerror(errno));
-      clearerr(stdout);
-      if (done) sl_completion_fail(done);
-    }
+    bool room = print_message(in, msg, tag, tag_len, peer, done);
     if (done) sl_completion_seal(done);
+    if (!room && !in->stopping && !sl_fwd_server_paused(in->server)) {
+      sl_log(SL_LOG_INFO, "ingest", "stdout is behind: pausing reads from forward clients");
+      sl_fwd_server_pause(in->server);
+      in->paused_reads = true;
+    }
     goto handed_on;
   }
   const sl_route_t *route = route_for(in, tag, tag_len, msg->n_entries);
@@ -319,6 +340,7 @@ static bool on_message(void *arg, const sl_fwd_peer_t *peer, sl_fwd_frame_t *fra
     in->stalled_head = s;
   in->stalled_tail = s;
   in->n_stalled++;
+  sl_gauge_set(in->m.held_back, (double)in->n_stalled);
   if (!in->stopping && !sl_fwd_server_paused(in->server)) {
     sl_log(SL_LOG_INFO, "ingest", "producer queue full: pausing reads from forward clients");
     sl_fwd_server_pause(in->server);
@@ -338,11 +360,24 @@ static void on_room(void *arg) {
   while (in->stalled_head) {
     stalled_t *s = in->stalled_head;
     sl_fwd_peer_t peer = {s->address, s->hostname};
-    if (run_entries(in, s->route, &s->msg, &s->next_entry, s->tag, s->tag_len, &peer, s->done)) return;
+    if (s->done && sl_completion_abandoned(s->done)) {
+      /* Its client left without the ack and will send the chunk again:
+       * producing the rest now would only duplicate it. */
+      size_t left = s->msg.n_entries - s->next_entry;
+      sl_metric_add(in->m.abandoned, left);
+      sl_log_rl(SL_LOG_WARN, "ingest",
+                "%zu held-back records with tag %.*s dropped: their client disconnected before its ack (it "
+                "sends the chunk again)",
+                left, (int)s->tag_len, s->tag);
+      sl_completion_fail(s->done);
+    } else if (run_entries(in, s->route, &s->msg, &s->next_entry, s->tag, s->tag_len, &peer, s->done)) {
+      return;
+    }
     if (s->done) sl_completion_seal(s->done);
     in->stalled_head = s->next;
     if (!in->stalled_head) in->stalled_tail = NULL;
     in->n_stalled--;
+    sl_gauge_set(in->m.held_back, (double)in->n_stalled);
     stalled_free(s);
   }
   /* Resume only a pause of our own, and not once stopping: the drain keeps
@@ -355,7 +390,8 @@ static void on_room(void *arg) {
 }
 
 static void on_delivery(void *arg, void *msg_opaque, int err) {
-  (void)arg;
+  ingest_t *in = arg;
+  if (err) in->records_failed++;
   if (msg_opaque) sl_completion_settle(msg_opaque, err == 0);
 }
 
@@ -381,29 +417,77 @@ static void stage_stop_intake(void *self) {
 
 static size_t stage_inflight(void *self, char *what, size_t len) {
   ingest_t *in = self;
-  size_t inflight = in->producer ? sl_kafka_producer_inflight(in->producer) : 0;
+  if (in->print) {
+    size_t bytes = sl_print_out_pending(in->print);
+    snprintf(what, len, "%zu bytes of records not yet written to stdout", bytes);
+    return bytes;
+  }
+  size_t inflight = sl_kafka_producer_inflight(in->producer);
   snprintf(what, len, "%zu records unacknowledged by Kafka and %zu messages held back", inflight, in->n_stalled);
   return inflight + in->n_stalled;
 }
 
+static void stage_outcome(void *self, char *what, size_t len) {
+  ingest_t *in = self;
+  const char *where = in->producer ? "Kafka" : "stdout";
+  if (in->records_failed)
+    snprintf(what, len, "%llu records failed in %s since the start; their chunks were not acked (clients re-send them)",
+             (unsigned long long)in->records_failed, where);
+  else
+    snprintf(what, len, "every record handed to %s was acknowledged", where);
+}
+
+/* Fails what is held back (no ack: the clients re-send it), so that every
+ * chunk's completion is done before the server and its trackers go. */
+static void fail_held_back(ingest_t *in) {
+  while (in->stalled_head) {
+    stalled_t *s = in->stalled_head;
+    in->stalled_head = s->next;
+    in->records_failed += s->msg.n_entries - s->next_entry;
+    fail_and_seal(s->done);
+    stalled_free(s);
+  }
+  in->stalled_tail = NULL;
+  in->n_stalled = 0;
+  sl_gauge_set(in->m.held_back, 0);
+}
+
+static void on_print_closed(void *arg) {
+  ingest_t *in = arg;
+  in->on_closed(in->on_closed_arg);
+}
+
+static void on_server_closed(void *arg) {
+  ingest_t *in = arg;
+  if (in->print)
+    sl_print_out_close(in->print, on_print_closed, in);
+  else
+    in->on_closed(in->on_closed_arg);
+}
+
+/* After the drain (or its deadline): whatever is still in flight is purged,
+ * its delivery reports fail its chunks, and only then the connections and
+ * their ack trackers close. */
 static void stage_close(void *self, void (*on_closed)(void *arg), void *arg) {
   ingest_t *in = self;
-  sl_fwd_server_close(in->server, on_closed, arg);
+  in->on_closed = on_closed;
+  in->on_closed_arg = arg;
+  fail_held_back(in);
+  if (in->producer && sl_kafka_producer_inflight(in->producer)) {
+    size_t n = sl_kafka_producer_inflight(in->producer);
+    sl_kafka_producer_purge(in->producer);
+    sl_log(SL_LOG_WARN, "ingest", "%zu records were still unacknowledged by Kafka and were purged; %zu remain",
+           n, sl_kafka_producer_inflight(in->producer));
+  }
+  sl_fwd_server_close(in->server, on_server_closed, in);
 }
 
 static void stage_free(void *self) {
   ingest_t *in = self;
   if (!in) return;
-  while (in->stalled_head) {
-    stalled_t *s = in->stalled_head;
-    in->stalled_head = s->next;
-    /* Never acked: the client re-sends what was not delivered. */
-    fail_and_seal(s->done);
-    stalled_free(s);
-  }
-  /* Records still in flight never report (the producer is closing), so
-   * their chunks stay unacked and their trackers are left to the exit. */
+  fail_held_back(in);
   sl_kafka_producer_free(in->producer, 0);
+  sl_print_out_free(in->print);
   sl_fwd_server_free(in->server);
   sl_buf_free(&in->value);
   sl_buf_free(&in->key);
@@ -418,6 +502,7 @@ static const sl_stage_ops_t ingest_ops = {
     .start = stage_start,
     .stop_intake = stage_stop_intake,
     .inflight = stage_inflight,
+    .outcome = stage_outcome,
     .close = stage_close,
     .free = stage_free,
 };
@@ -441,6 +526,12 @@ int sl_ingest_stage_new(const sl_stage_env_t *env, sl_stage_t *out) {
                                              "not be filled.");
   in->m.printed = sl_metrics_counter(r, "sluice_print_records_total",
                                      "Records written to stdout (print mode, no [kafka] section).");
+  in->m.held_back = sl_metrics_gauge(r, "sluice_ingest_held_back_messages",
+                                     "Messages held back because the producer queue was full (at most one: "
+                                     "reading stops meanwhile).");
+  in->m.abandoned = sl_metrics_counter(r, "sluice_ingest_abandoned_records_total",
+                                       "Held-back records dropped because their client disconnected before its "
+                                       "ack (it sends the chunk again).");
   int err = 0;
   const sl_kafka_conf_t *k = &cfg->kafka;
   if (k->enabled) {
@@ -470,6 +561,10 @@ int sl_ingest_stage_new(const sl_stage_env_t *env, sl_stage_t *out) {
   } else {
     sl_log(SL_LOG_WARN, "ingest",
            "no [kafka] section: print mode, records are written to stdout as JSON lines and acked once written");
+    if (!(in->print = sl_print_out_new(env->loop, STDOUT_FILENO, on_room, in))) {
+      err = SL_ENOMEM;
+      goto fail;
+    }
   }
   sl_fwd_handler_t handler = {.on_message = on_message, .arg = in};
   if ((err = sl_fwd_server_new(env->loop, in->fwd, env->metrics, &handler, &in->server))) goto fail;

@@ -237,6 +237,14 @@ int sl_kafka_producer_send(sl_kafka_producer_t *p, const char *topic, const void
 
 size_t sl_kafka_producer_inflight(const sl_kafka_producer_t *p) { return p->inflight; }
 
+void sl_kafka_producer_purge(sl_kafka_producer_t *p) {
+  rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  /* Reports of requests in flight come back through the broker threads;
+   * rd_kafka_flush serves them (on this thread) as they arrive. */
+  rd_kafka_flush(p->rk, 5000);
+  flush_metrics(p);
+}
+
 void sl_kafka_producer_free(sl_kafka_producer_t *p, int flush_ms) {
   if (!p) return;
   p->closing = true;

@@ -60,6 +60,12 @@ int sl_kafka_producer_send(sl_kafka_producer_t *p, const char *topic, const void
  * record (fixed topics at start). */
 void sl_kafka_producer_prepare_topic(sl_kafka_producer_t *p, const char *topic);
 
+/* Gives up on every record not yet acknowledged (rd_kafka_purge of the
+ * queue and of requests in flight) and serves their delivery reports now,
+ * each with SL_EKAFKA, waiting at most 5 s for librdkafka to hand them back.
+ * For the end of a drain that timed out. */
+void sl_kafka_producer_purge(sl_kafka_producer_t *p);
+
 /* Records handed over and not yet reported. */
 size_t sl_kafka_producer_inflight(const sl_kafka_producer_t *p);
 

@@ -8,7 +8,10 @@
 # Environment: N (records per run, default 1000000), ROUNDS (default 9),
 # SIZE (cat --size, default 73: a ~100-byte JSON value), BATCH (records per
 # PackedForward message, default 1000), BUILD (default build-bench),
-# PROFILE=1 (perf record sluice during one extra run; report in $BUILD/bench).
+# PROFILE=1 (perf record sluice during one extra run; report in $BUILD/bench),
+# COMPARE=/path/to/another/sluice (an earlier build: it runs beside this one
+# on the same broker, in the same alternating rounds, and the report adds
+# the ratio this/that, the fairest before/after measure on a noisy machine).
 set -euo pipefail
 
 N=${N:-1000000}
@@ -23,7 +26,7 @@ OUT=$BUILD/bench
 mkdir -p "$OUT"
 
 # ---- build ----------------------------------------------------------------
-[ -d "$BUILD" ] || meson setup "$BUILD" "$SRC" --buildtype=release >/dev/null
+[ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" "$SRC" --buildtype=release >/dev/null
 ninja -C "$BUILD" agent/sluice test/mock_broker >/dev/null
 # shellcheck disable=SC2046
 gcc -O2 -Wall -Wextra -std=c11 -D_GNU_SOURCE -o "$OUT/producer_ceiling" "$SRC/test/bench/producer_ceiling.c" \
@@ -74,12 +77,21 @@ brokers = ["$BOOTSTRAP"]
 match = "**"
 topic = "$TOPIC"
 EOF
-"$SLUICE" run -c "$TMP/sluice.toml" >"$TMP/sluice.log" 2>&1 9>&- &
-SLUICE_PID=$!
-pids+=($SLUICE_PID)
-PORT=$(wait_for "$TMP/sluice.log" 'forward: listening on 127\.0\.0\.1:[0-9]+' 10 |
-  sed -E 's/.*listening on 127\.0\.0\.1:([0-9]+).*/\1/')
-HTTP=$(grep -m1 -oE 'http://127\.0\.0\.1:[0-9]+' "$TMP/sluice.log")
+# start_sluice BINARY LOG: runs it; sets STARTED_PID, STARTED_PORT, STARTED_HTTP.
+start_sluice() {
+  "$1" run -c "$TMP/sluice.toml" >"$2" 2>&1 9>&- &
+  STARTED_PID=$!
+  pids+=($STARTED_PID)
+  STARTED_PORT=$(wait_for "$2" 'forward: listening on 127\.0\.0\.1:[0-9]+' 10 |
+    sed -E 's/.*listening on 127\.0\.0\.1:([0-9]+).*/\1/')
+  STARTED_HTTP=$(grep -m1 -oE 'http://127\.0\.0\.1:[0-9]+' "$2")
+}
+start_sluice "$SLUICE" "$TMP/sluice.log"
+SLUICE_PID=$STARTED_PID PORT=$STARTED_PORT HTTP=$STARTED_HTTP
+if [ -n "${COMPARE:-}" ]; then
+  start_sluice "$COMPARE" "$TMP/compare.log"
+  COMPARE_PID=$STARTED_PID COMPARE_PORT=$STARTED_PORT
+fi
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TCK=$(getconf CLK_TCK)
@@ -108,24 +120,25 @@ run_ceiling() {
     "$TMP/ceiling.time" >>"$TMP/runs"
 }
 
-# Times `sluice cat` from its start until its last ack.
+# Times `sluice cat` from its start until its last ack.  run_sluice N
+# [KIND PID PORT]: the kind is "sluice" (default) or "compare".
 run_sluice() {
-  local n=$1 c0 t0 t1 c1 b0 b1 s0 s1
-  c0=$(cpu_ticks "$SLUICE_PID")
+  local n=$1 kind=${2:-sluice} pid=${3:-$SLUICE_PID} port=${4:-$PORT} c0 t0 t1 c1 b0 b1 s0 s1
+  c0=$(cpu_ticks "$pid")
   b0=$(cpu_ticks "$BROKER_PID")
   s0=$(sys_busy)
   t0=$(now)
   /usr/bin/time -f "%U %S" -o "$TMP/cat.time" \
-    "$SLUICE" cat -p "$PORT" --mode packed --batch "$BATCH" --ack --timeout 300 --generate "$n" --size "$SIZE" bench \
+    "$SLUICE" cat -p "$port" --mode packed --batch "$BATCH" --ack --timeout 300 --generate "$n" --size "$SIZE" bench \
     2>"$TMP/cat.err" || { cat "$TMP/cat.err" >&2; return 1; }
   t1=$(now)
   s1=$(sys_busy)
-  c1=$(cpu_ticks "$SLUICE_PID")
+  c1=$(cpu_ticks "$pid")
   b1=$(cpu_ticks "$BROKER_PID")
-  awk -v n="$n" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v b0="$b0" -v b1="$b1" -v s0="$s0" -v s1="$s1" \
+  awk -v kind="$kind" -v n="$n" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v b0="$b0" -v b1="$b1" -v s0="$s0" -v s1="$s1" \
     -v tck="$TCK" 'NR == 1 {
       own = (c1 - c0) / tck + (b1 - b0) / tck + $1 + $2
-      printf "sluice %.0f %.3f %.3f %.3f %.3f %.2f\n", n / (t1 - t0), t1 - t0, (c1 - c0) / tck, (b1 - b0) / tck, $1 + $2,
+      printf "%s %.0f %.3f %.3f %.3f %.3f %.2f\n", kind, n / (t1 - t0), t1 - t0, (c1 - c0) / tck, (b1 - b0) / tck, $1 + $2,
         ((s1 - s0) / tck - own) / (t1 - t0) }' \
     "$TMP/cat.time" >>"$TMP/runs"
 }
@@ -143,8 +156,12 @@ run_ceiling 20000
 run_sluice 20000
 run_ceiling "$N"
 run_sluice "$N"
+run_compare() { [ -z "${COMPARE:-}" ] || run_sluice "$1" compare "$COMPARE_PID" "$COMPARE_PORT"; }
+run_compare 20000
+run_compare "$N"
 : >"$TMP/runs"
 : >"$TMP/ratios"
+: >"$TMP/compare_ratios"
 
 # Rounds alternate which one goes first, and the ratio is also taken per
 # round: on the 2-core VM this was written on, the ceiling's speed drifted
@@ -155,11 +172,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
   if ((r % 2)); then
     run_ceiling "$N"
     run_sluice "$N"
+    run_compare "$N"
   else
+    run_compare "$N"
     run_sluice "$N"
     run_ceiling "$N"
   fi
-  tail -2 "$TMP/runs" | awk -v r="$r" '
+  if [ -n "${COMPARE:-}" ]; then
+    tail -3 "$TMP/runs" | awk -v r="$r" '$1 == "sluice" {s = $2} $1 == "compare" {c = $2}
+      END { printf "round %d: compare %8.0f rec/s   this/compare %.3f\n", r, c, s / c; print s / c > "/dev/stderr" }' \
+      2>>"$TMP/compare_ratios"
+  fi
+  grep -E '^(ceiling|sluice) ' "$TMP/runs" | tail -2 | awk -v r="$r" '
     $1 == "ceiling" { c = $2; cs = sprintf("ceiling %8.0f rec/s (%.2fs, cpu %.2fs)", $2, $3, $4); o += $7 }
     $1 == "sluice"  { s = $2; ss = sprintf("sluice %8.0f rec/s (%.2fs, cpu %.2fs, cat %.2fs)", $2, $3, $4, $6); o += $7 }
     END { printf "round %d: %s   %s   ratio %.2f   other load %.2f cores\n", r, cs, ss, s / c, o / 2
@@ -180,6 +204,12 @@ awk '{w[$1] += $3; p[$1] += $4; b[$1] += $5; k[$1] += $6} END {
   printf "CPU per wall second: ceiling %.2f + broker %.2f;  sluice %.2f + broker %.2f + cat %.2f (of 2 cores)\n",
     p["ceiling"] / w["ceiling"], b["ceiling"] / w["ceiling"], p["sluice"] / w["sluice"], b["sluice"] / w["sluice"],
     k["sluice"] / w["sluice"] }' "$TMP/runs"
+if [ -n "${COMPARE:-}" ]; then
+  CPM=$(awk '$1 == "compare" {print $2}' "$TMP/runs" | median)
+  CRM=$(median <"$TMP/compare_ratios")
+  awk -v s="$SM" -v c="$CPM" -v r="$CRM" 'BEGIN {
+    printf "median COMPARE sluice (acked): %.0f records/s;  this/compare: ratio of the medians %.3f, median of the per-round ratios %.3f\n", c, s / c, r }'
+fi
 awk '{o += $7} END {
   if (o / NR > 0.15) printf "WARNING: other processes used %.2f cores on average during the runs: numbers are not clean\n", o / NR }' "$TMP/runs"
 curl -s "$HTTP/metrics" 2>/dev/null | grep -E '^sluice_(forward_pauses_total|kafka_queue_full_total|kafka_failed_total) ' || true

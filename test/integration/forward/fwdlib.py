@@ -149,8 +149,13 @@ def probe(sl, conn, tag="probe", chunk="probe-chunk", timeout=T):
         return False, None
     if reply != {"ack": chunk}:
         return False, None
-    recs = out.records(1, timeout)
-    return True, recs[0]
+    # Lines of earlier connections may still be on their way to stdout
+    # (written off the loop, in order): the probe's is the one with its tag.
+    def mine(r):  # the tag as sent, or with a tag_prefix in front
+        return r["tag"] == tag or r["tag"].endswith("." + tag)
+
+    harness.wait_for(lambda: any(mine(json.loads(l)) for l in out.lines()), timeout, f"the {tag} record")
+    return True, next(r for r in map(json.loads, out.lines()) if mine(r))
 
 
 def metric_at_least(sl, key, n, timeout=T):
