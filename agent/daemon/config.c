@@ -22,6 +22,10 @@ static const sl_section_t input_section = {
 static const sl_opt_t root_opts[] = {
     {.name = "plugin_dirs", .type = SL_OPT_STRING_LIST, .def = "[]", .offset = offsetof(sl_config_t, plugin_dirs),
      .help = "Folders searched for sink plugins, before the installed plugin folder."},
+    {.name = "shutdown_timeout", .type = SL_OPT_DURATION, .def = "\"30s\"", .unit = "duration", .min = 0,
+     .max = 3600 * 1000000000LL, .offset = offsetof(sl_config_t, shutdown_timeout_ns),
+     .help = "On SIGTERM or SIGINT, how long to wait for records in flight to be acknowledged (and their "
+             "chunks acked) before giving up on them and exiting 1. A second signal gives up at once."},
     {0},
 };
 

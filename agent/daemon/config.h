@@ -22,6 +22,7 @@ typedef struct {
   char *file;           /* owned: the config file's path */
   sl_toml_value_t *doc; /* owned: the validated document, defaults filled in */
   sl_str_list_t plugin_dirs;
+  int64_t shutdown_timeout_ns;
   sl_log_conf_t log;
   sl_http_conf_t http;
   sl_input_conf_t input;

@@ -1,7 +1,7 @@
 /* Runs the stages on one libuv loop.  Start: each stage in the table's
  * order; a stage that cannot start stops the daemon.  Stop (signal or fatal
  * error): every stage stops its intake, the daemon polls their work in hand
- * until it is 0 or DRAIN_TIMEOUT_MS passed, then closes the stages in
+ * until it is 0 or shutdown_timeout passed, then closes the stages in
  * reverse order, then the Kafka bridge and its own handles, and the loop
  * ends.  Main thread. */
 #include "daemon/daemon.h"
@@ -19,7 +19,6 @@
 #include "kafka/kafka_bridge.h"
 #include "kafka/kafka_embedded.h"
 
-#define DRAIN_TIMEOUT_MS 30000
 #define DRAIN_POLL_MS 50
 
 /* In start order; stopped in reverse. */
@@ -109,7 +108,7 @@ static void begin_stop(daemon_t *d) {
   d->stopping = true;
   for (size_t i = 0; i < d->n_created; i++)
     if (d->stages[i].ops) d->stages[i].ops->stop_intake(d->stages[i].self);
-  d->drain_deadline = uv_now(&d->loop) + DRAIN_TIMEOUT_MS;
+  d->drain_deadline = uv_now(&d->loop) + (uint64_t)(d->cfg->shutdown_timeout_ns / 1000000);
   uv_timer_start(&d->drain_timer, on_drain_tick, 0, DRAIN_POLL_MS);
 }
 

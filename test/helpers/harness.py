@@ -180,6 +180,14 @@ class Broker:
     def up(self):
         self._cmd("up")
 
+    def rtt(self, ms):
+        """Delays every broker response by ms milliseconds (0: none)."""
+        self._cmd(f"rtt {ms}")
+
+    def produce_error(self, code, n=1):
+        """Fails the next n Produce requests with Kafka error `code`."""
+        self._cmd(f"produce_error {code} {n}")
+
     def _cmd(self, cmd):
         before = self.out.count(r"^ok$")
         self.p.stdin.write((cmd + "\n").encode())

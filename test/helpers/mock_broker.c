@@ -10,6 +10,11 @@
  *   down        take every broker down (connections refused)
  *   up          bring them back
  *   topic T P   create topic T with P partitions
+ *   rtt MS      delay every broker's responses by MS milliseconds (0: none)
+ *   produce_error CODE N
+ *               fail the next N Produce requests with Kafka error CODE
+ *               (e.g. 47 INVALID_PRODUCER_EPOCH, fatal to an idempotent
+ *               producer)
  * Exits on SIGTERM/SIGINT or when stdin closes. */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -68,11 +73,17 @@ int main(int argc, char **argv) {
   char line[512];
   while (!stop && fgets(line, sizeof line, stdin)) {
     char t[256];
-    int p;
+    int p, ms, code, n;
     if (strncmp(line, "down", 4) == 0) {
       for (int b = 1; b <= brokers; b++) rd_kafka_mock_broker_set_down(mc, b);
     } else if (strncmp(line, "up", 2) == 0) {
       for (int b = 1; b <= brokers; b++) rd_kafka_mock_broker_set_up(mc, b);
+    } else if (sscanf(line, "rtt %d", &ms) == 1) {
+      for (int b = 1; b <= brokers; b++) rd_kafka_mock_broker_set_rtt(mc, b, ms);
+    } else if (sscanf(line, "produce_error %d %d", &code, &n) == 2 && n > 0 && n <= 64) {
+      rd_kafka_resp_err_t errs[64];
+      for (int i = 0; i < n; i++) errs[i] = (rd_kafka_resp_err_t)code;
+      rd_kafka_mock_push_request_errors_array(mc, 0 /* Produce */, (size_t)n, errs);
     } else if (sscanf(line, "topic %255s %d", t, &p) == 2) {
       rd_kafka_mock_topic_create(mc, t, p, brokers < 3 ? brokers : 3);
     } else {
