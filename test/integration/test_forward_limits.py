@@ -292,8 +292,11 @@ def churn_and_fuzz():
                f"{m.get('sluice_forward_connections_total', 0):.0f} connections)")
         rss = fwdlib.rss_kib(sl.p.pid)
         tap.ok(0 < rss < RSS_LIMIT_KIB, f"fuzz: VmRSS {rss} KiB stays under {RSS_LIMIT_KIB} KiB")
-        wait_for(lambda: sl.metric("sluice_forward_connections") == 0, T, "fuzz connections to close")
-        tap.ok(True, "fuzz: every connection closed")
+        try:
+            closed = wait_for(lambda: sl.metric("sluice_forward_connections") == 0, T, "fuzz connections to close")
+        except TimeoutError:
+            closed = False
+        tap.ok(closed, "fuzz: every connection closed", f"{sl.metric('sluice_forward_connections')} still open")
     finally:
         rc = sl.stop()
     tap.eq(rc, 0, "fuzz: sluice exits 0 on SIGTERM afterwards")

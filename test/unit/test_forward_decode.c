@@ -924,7 +924,58 @@ static void test_values_limit(void) {
   sl_buf_free(&payload);
 }
 
+static void fixed_now(int64_t *sec, uint32_t *nsec) {
+  *sec = 1800000000;
+  *nsec = 42;
+}
+
+/* As fluentd's in_forward: a time of nil or 0 (an integer, or an EventTime
+ * whose seconds are 0) becomes the time the entry arrived. */
+static void test_zero_time(void) {
+  run_t r;
+  sl_fwd_limits_t l = lim();
+  l.now = fixed_now;
+  const char *what[] = {"nil", "integer 0", "EventTime(0, 5)", "integer 7"};
+  for (int k = 0; k < 4; k++) {
+    reset();
+    msgpack_pack_array(&pk, 3);
+    str("t");
+    if (k == 0) msgpack_pack_nil(&pk);
+    if (k == 1) msgpack_pack_uint8(&pk, 0);
+    if (k == 2) event_time(0, 5);
+    if (k == 3) msgpack_pack_uint8(&pk, 7);
+    record(1);
+    run_with(&r, l);
+    int64_t want_sec = k == 3 ? 7 : 1800000000;
+    uint32_t want_nsec = k == 3 ? 0 : 42;
+    ok(r.parse_rc == 0 && r.m.n_entries == 1 && r.m.entries[0].sec == want_sec && r.m.entries[0].nsec == want_nsec,
+       "message with time %s -> %s", what[k], k == 3 ? "kept" : "the arrival time");
+    done(&r);
+  }
+  /* Without an injected clock the real time is used, not 1970. */
+  reset();
+  msgpack_pack_array(&pk, 3);
+  str("t");
+  msgpack_pack_nil(&pk);
+  record(1);
+  run(&r);
+  ok(r.parse_rc == 0 && r.m.n_entries == 1 && r.m.entries[0].sec > 1700000000, "nil time with the real clock");
+  done(&r);
+  /* Forward mode entries too. */
+  reset();
+  msgpack_pack_array(&pk, 2);
+  str("t");
+  msgpack_pack_array(&pk, 2);
+  entry(0, 1);
+  entry(9, 2);
+  run_with(&r, l);
+  ok(r.parse_rc == 0 && r.m.n_entries == 2 && r.m.entries[0].sec == 1800000000 && r.m.entries[1].sec == 9,
+     "forward: entry with time 0 stamped, the other kept");
+  done(&r);
+}
+
 int main(void) {
+  test_zero_time();
   test_values_limit();
   test_message_mode();
   test_forward_mode();

@@ -135,8 +135,7 @@ static void test_errors(void) {
   memset(deep + SL_TAG_MAX_BRACES + 1, '}', SL_TAG_MAX_BRACES);
   deep[2 * SL_TAG_MAX_BRACES + 1] = '\0';
   t(deep, "x", true);
-  sl_tag_pattern_free(NULL);
-  ok(1, "free(NULL) is a no-op");
+  sl_tag_pattern_free(NULL); /* accepted: crashing here fails the test */
   char err[8];
   sl_tag_pattern_t *p;
   is_int(sl_tag_pattern_compile("{", &p, err, sizeof err), SL_ESYNTAX, "short err buffer");

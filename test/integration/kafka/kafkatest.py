@@ -125,10 +125,11 @@ def sluice_cat(port, tag, args=(), lines=None, timeout=60, background=False):
 
 
 def check(tap, desc, fn):
-    """One TAP check that fn() completes: its waits time out or the stream
-    ends -> not ok, with the reason."""
+    """One TAP check that fn() returns something true (the awaited ack, log
+    line or metric): a wait that times out or a stream that ends -> not ok,
+    with the reason."""
     try:
-        fn()
-        tap.ok(True, desc)
+        got = fn()
+        tap.ok(bool(got), desc, f"returned {got!r}")
     except (TimeoutError, EOFError) as e:
         tap.ok(False, desc, e)
