@@ -49,9 +49,11 @@ EXPECTED = {
     "sluice_kafka_wakeups_total": "counter",
     "sluice_kafka_missed_wakeups_total": "counter",
     "sluice_print_records_total": "counter",
+    "sluice_ingest_held_back_messages": "gauge",
+    "sluice_ingest_abandoned_records_total": "counter",
 }
 REASONS = ["malformed_msgpack", "chunk_size_limit", "max_depth", "not_array", "bad_tag", "bad_mode",
-           "bad_option", "bad_gzip", "decompression_size_limit", "invalid_event"]
+           "bad_option", "bad_gzip", "decompression_size_limit", "invalid_event", "decoded_values_limit"]
 
 broker = Broker(topics=["m.logs:2"])
 s = Sluice(sluice_config(broker.bootstrap, '[[route]]\nmatch = "m.**"\ntopic = "m.logs"\n'))
