@@ -26,6 +26,7 @@
   X(BADMODE, -1108, "message matches no forward mode")                        \
   X(BADOPTION, -1109, "option is not a map")                                  \
   X(VALUES, -1110, "message decodes to more values than decoded_values_limit") \
+  X(TAGSIZE, -1111, "tag longer than tag_size_limit")                         \
   X(AUTH, -1200, "authentication failed")                                     \
   X(BADPING, -1201, "invalid ping message")                                   \
   X(NOROUTE, -1300, "tag matches no route")                                   \

@@ -115,6 +115,10 @@ static const sl_opt_t forward_opts[] = {
              "one message may decode to. Each takes 24 bytes decoded however small it is on the wire, so this "
              "bounds a message's memory (about 24 bytes times this) before anything is allocated; a record of "
              "ten fields is about 21 values. A larger message is dropped without ack."},
+    {.name = "tag_size_limit", .type = SL_OPT_SIZE, .def = "\"1KiB\"", .unit = "bytes", .min = 64, .max = 64 * KiB,
+     .offset = offsetof(sl_forward_conf_t, tag_size_limit),
+     .help = "Longest tag accepted (with tag_prefix added, it is what every record carries in Kafka). A message "
+             "with a longer tag is dropped without ack."},
     {.name = "max_connections", .type = SL_OPT_INT, .def = "1024", .min = 1, .max = 1000000,
      .offset = offsetof(sl_forward_conf_t, max_connections),
      .help = "Connections beyond this are closed at accept."},

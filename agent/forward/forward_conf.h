@@ -35,6 +35,7 @@ typedef struct {
   uint64_t decompression_size_limit;
   int64_t max_depth;
   int64_t decoded_values_limit;
+  uint64_t tag_size_limit;
   int64_t max_connections;
   int64_t idle_timeout_ns;
   bool skip_invalid_event;

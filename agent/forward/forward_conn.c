@@ -190,6 +190,7 @@ static sl_fwd_err_reason_t error_reason(int r) {
   case SL_EBOMB: return SL_FWD_ERR_BOMB;
   case SL_EBADENTRY: return SL_FWD_ERR_BADENTRY;
   case SL_EVALUES: return SL_FWD_ERR_VALUES;
+  case SL_ETAGSIZE: return SL_FWD_ERR_TAGSIZE;
   default: return SL_FWD_ERR_MSGPACK;
   }
 }

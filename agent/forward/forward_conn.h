@@ -32,6 +32,7 @@ typedef enum {
   SL_FWD_ERR_BOMB,
   SL_FWD_ERR_BADENTRY,
   SL_FWD_ERR_VALUES,
+  SL_FWD_ERR_TAGSIZE,
   SL_FWD_ERR__COUNT
 } sl_fwd_err_reason_t;
 

@@ -492,7 +492,7 @@ static int parse_options(const msgpack_object *opt, sl_fwd_message_t *msg,
     const msgpack_object *k = &opt->via.map.ptr[i].key;
     const msgpack_object *v = &opt->via.map.ptr[i].val;
     if (bytes_eq(k, "chunk")) {
-      if (!is_bytes(v)) return SL_EBADOPTION;
+      if (!is_bytes(v) || bytes_len(v) > SL_FWD_CHUNK_MAX) return SL_EBADOPTION;
       msg->chunk = bytes_ptr(v);
       msg->chunk_len = bytes_len(v);
     } else if (bytes_eq(k, "size")) {
@@ -690,6 +690,7 @@ int sl_fwd_message_parse(const msgpack_object *root, const sl_fwd_limits_t *lim,
   const msgpack_object *a = root->via.array.ptr;
   if (n < 2) return SL_EBADMODE;
   if (!is_bytes(&a[0])) return SL_EBADTAG;
+  if (lim->max_tag && bytes_len(&a[0]) > lim->max_tag) return SL_ETAGSIZE;
   const msgpack_object *second = &a[1];
   const msgpack_object *compressed = NULL;
   size_t cap = 0;

@@ -26,7 +26,14 @@ typedef struct {
   /* The current time, given to entries whose time is nil or 0 (as fluentd's
    * in_forward does).  NULL: the real-time clock. */
   void (*now)(int64_t *sec, uint32_t *nsec);
+  /* Longest tag; every record carries a copy in Kafka (its fluent.tag
+   * header).  0: no limit. */
+  size_t max_tag;
 } sl_fwd_limits_t;
+
+/* Longest `chunk` option: clients send 24 bytes (base64 of 16); each
+ * pending ack keeps a copy, so a longer one is refused (SL_EBADOPTION). */
+#define SL_FWD_CHUNK_MAX 256
 
 /* ---- framing: a byte stream into top-level msgpack values ---------------- */
 
@@ -106,6 +113,8 @@ typedef struct {
  * (free with sl_fwd_message_free, before the frame), or a negative error with
  * *msg left freeable: SL_ENOTARRAY, SL_EBADTAG, SL_EBADMODE, SL_EBADOPTION,
  * SL_EBADGZIP, SL_EBOMB, SL_EMSGPACK (packed entries malformed), SL_EDEPTH,
+ * SL_ETAGSIZE (tag longer than max_tag), SL_EBADOPTION also for a chunk
+ * longer than SL_FWD_CHUNK_MAX,
  * SL_EVALUES (packed entries declaring more than max_values values),
  * SL_EBADENTRY (an invalid entry and !skip_invalid_event).
  * Packed entries are depth-checked as if nested where Forward mode nests its

@@ -107,7 +107,7 @@ static void register_metrics(sl_fwd_metrics_t *m, sl_metrics_t *r) {
       [SL_FWD_ERR_BADTAG] = "bad_tag",             [SL_FWD_ERR_BADMODE] = "bad_mode",
       [SL_FWD_ERR_BADOPTION] = "bad_option",       [SL_FWD_ERR_BADGZIP] = "bad_gzip",
       [SL_FWD_ERR_BOMB] = "decompression_size_limit", [SL_FWD_ERR_BADENTRY] = "invalid_event",
-      [SL_FWD_ERR_VALUES] = "decoded_values_limit",
+      [SL_FWD_ERR_VALUES] = "decoded_values_limit",   [SL_FWD_ERR_TAGSIZE] = "tag_size_limit",
   };
   sl_metric_family_t *errors = sl_metrics_family(
       r, &(sl_metric_desc_t){.type = SL_METRIC_COUNTER, .name = "sluice_forward_errors_total",
@@ -160,6 +160,7 @@ int sl_fwd_server_new(uv_loop_t *loop, const sl_forward_conf_t *cfg, sl_metrics_
   s->limits.decompression_size_limit = cfg->decompression_size_limit;
   s->limits.max_depth = (int)cfg->max_depth;
   s->limits.max_values = (size_t)cfg->decoded_values_limit;
+  s->limits.max_tag = (size_t)cfg->tag_size_limit;
   s->limits.skip_invalid_event = cfg->skip_invalid_event;
   if (sec->users.n) {
     s->users = calloc(sec->users.n, sizeof *s->users);

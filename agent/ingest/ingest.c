@@ -25,6 +25,9 @@
 #include "kafka/kafka_embedded.h"
 #include "kafka/kafka_producer.h"
 
+/* Encode buffers larger than this are given back after use. */
+#define BIG_BUFFER (1024 * 1024)
+
 /* A message that did not fit into the producer queue yet. */
 typedef struct stalled {
   struct stalled *next;
@@ -213,6 +216,9 @@ static int produce_entry(ingest_t *in, const sl_route_t *route, const sl_fwd_ent
   sl_kafka_header_t header = {"fluent.tag", tag, tag_len};
   r = sl_kafka_producer_send(in->producer, topic, has_key ? in->key.data : NULL, has_key ? in->key.len : 0,
                              in->value.data, in->value.len, ts_ms, &header, done);
+  /* librdkafka copied the value; a buffer grown by one huge record is not
+   * kept for the ones after it. */
+  if (in->value.cap > BIG_BUFFER) sl_buf_free(&in->value);
   if (r == 0) {
     if (done) sl_completion_hold(done);
     return 0;

@@ -53,7 +53,7 @@ EXPECTED = {
     "sluice_ingest_abandoned_records_total": "counter",
 }
 REASONS = ["malformed_msgpack", "chunk_size_limit", "max_depth", "not_array", "bad_tag", "bad_mode",
-           "bad_option", "bad_gzip", "decompression_size_limit", "invalid_event", "decoded_values_limit"]
+           "bad_option", "bad_gzip", "decompression_size_limit", "invalid_event", "decoded_values_limit", "tag_size_limit"]
 
 broker = Broker(topics=["m.logs:2"])
 s = Sluice(sluice_config(broker.bootstrap, '[[route]]\nmatch = "m.**"\ntopic = "m.logs"\n'))

@@ -974,7 +974,43 @@ static void test_zero_time(void) {
   done(&r);
 }
 
+/* A tag over max_tag and a chunk over SL_FWD_CHUNK_MAX are refused: every
+ * record carries the tag into Kafka, every pending ack keeps the chunk. */
+static void test_tag_and_chunk_size(void) {
+  run_t r;
+  sl_fwd_limits_t l = lim();
+  l.max_tag = 8;
+  for (int k = 0; k < 2; k++) {
+    reset();
+    msgpack_pack_array(&pk, 3);
+    str(k ? "123456789" : "12345678");
+    msgpack_pack_uint8(&pk, 1);
+    record(1);
+    run_with(&r, l);
+    is_int(r.parse_rc, k ? SL_ETAGSIZE : 0, k ? "tag one byte over max_tag -> SL_ETAGSIZE" : "tag of max_tag bytes");
+    done(&r);
+  }
+  char chunk[SL_FWD_CHUNK_MAX + 2];
+  for (int k = 0; k < 2; k++) {
+    memset(chunk, 'c', sizeof chunk);
+    chunk[SL_FWD_CHUNK_MAX + k] = 0;
+    reset();
+    msgpack_pack_array(&pk, 4);
+    str("t");
+    msgpack_pack_uint8(&pk, 1);
+    record(1);
+    msgpack_pack_map(&pk, 1);
+    str("chunk");
+    str(chunk);
+    run(&r);
+    is_int(r.parse_rc, k ? SL_EBADOPTION : 0,
+           k ? "chunk one byte over SL_FWD_CHUNK_MAX -> SL_EBADOPTION" : "chunk of SL_FWD_CHUNK_MAX bytes");
+    done(&r);
+  }
+}
+
 int main(void) {
+  test_tag_and_chunk_size();
   test_zero_time();
   test_values_limit();
   test_message_mode();

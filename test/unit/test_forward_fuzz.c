@@ -272,7 +272,7 @@ int main(void) {
   make_seeds();
 
   /* The seeds themselves, concatenated, decode fully with generous limits. */
-  sl_fwd_limits_t gen = {1 << 20, 1 << 20, 16, false, 0, NULL};
+  sl_fwd_limits_t gen = {.chunk_size_limit = 1 << 20, .decompression_size_limit = 1 << 20, .max_depth = 16};
   sl_buf_t all = {0};
   for (int i = 0; i < n_seeds; i++) sl_buf_append(&all, seeds[i].data, seeds[i].len);
   memset(&st, 0, sizeof(st));
@@ -329,7 +329,7 @@ int main(void) {
       const sl_buf_t *s = &seeds[below(n_seeds)];
       sl_buf_append(&b, s->data, s->len);
     }
-    sl_fwd_limits_t l = {1024, 1 << 16, 16, true, 0, NULL};
+    sl_fwd_limits_t l = {.chunk_size_limit = 1024, .decompression_size_limit = 1 << 16, .max_depth = 16, .skip_invalid_event = true};
     feed_stream(b.data, b.len, &l, 1 + below(2048));
   }
   ok(st.bound_violations == 0 && st.errors == 0, "long streams: bounded and error-free (%ld frames)",
