@@ -9,7 +9,7 @@
  * on "complete value / needs more bytes / invalid".
  *
  * Deterministic for a given seed: the seed is printed, and SEED=<n> in the
- * environment replays a run. */
+ * environment (decimal or 0x-hex) replays a run. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
@@ -405,9 +405,13 @@ static void hex(const char *label, const uint8_t *p, size_t n) {
   printf("%s\n", n > 96 ? " ..." : "");
 }
 
+/* msgpack-c's rendering of an object, its strings' raw bytes made printable
+ * so that a newline in one cannot break the TAP output. */
 static void show(const char *label, const msgpack_object *o) {
-  char buf[400];
+  char buf[400] = "";
   msgpack_object_print_buffer(buf, sizeof(buf), *o);
+  for (char *c = buf; *c; c++)
+    if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f) *c = '.';
   printf("#   %s: %s\n", label, buf);
 }
 
@@ -518,7 +522,9 @@ static void test_whole(void) {
     sl_fwd_frame_t f = {0};
     int p = sl_fwd_decoder_next(d, &f);
     bool same = p == 1 && agree(&f, &u.data, used);
-    int p2 = p == 1 ? sl_fwd_decoder_next(d, &(sl_fwd_frame_t){0}) : 0;
+    sl_fwd_frame_t extra = {0};
+    int p2 = p == 1 ? sl_fwd_decoder_next(d, &extra) : 0; /* nothing more */
+    if (p2 == 1) sl_fwd_frame_free(&extra);
     if (!same || p2 != 0) {
       if (diag++ < MAX_DIAG) {
         printf("# value %d: the decoders disagree\n", i);
