@@ -277,6 +277,9 @@ static bool handle_message(sl_fwd_conn_t *c, sl_fwd_frame_t *f) {
   /* The handler takes the frame and the message, whatever it returns. */
   if (!s->handler.on_message(s->handler.arg, &peer, f, &msg, t ? &t->done : NULL)) {
     c->stalled = true;
+    /* The next resume starts after this connection, whichever path (a
+     * resume or a read) filled the queue. */
+    s->resume_from = c->next ? c->next : s->conns;
     return false;
   }
   if (c->close_when_done) {

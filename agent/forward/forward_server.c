@@ -4,6 +4,7 @@
  * all.  Each connection is forward_conn.c's.  Loop thread only. */
 #include "forward/forward_server.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,6 +328,19 @@ void sl_fwd_server_resume(sl_fwd_server_t *s) {
 }
 
 bool sl_fwd_server_paused(const sl_fwd_server_t *s) { return s->paused; }
+
+void sl_fwd_server_reap_gone(sl_fwd_server_t *s) {
+  for (sl_fwd_conn_t *c = s->conns; c; c = c->next) {
+    uv_os_fd_t fd;
+    if (!c->stalled || c->closing || uv_fileno(&c->h.handle, &fd)) continue;
+    /* POLLRDHUP tells a peer's close even with unread bytes before it. */
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+      sl_log(SL_LOG_DEBUG, "forward", "%s left while its message was held back", c->address);
+      sl_fwd_conn_close(c);
+    }
+  }
+}
 
 static void on_listener_closed(uv_handle_t *h) {
   sl_fwd_listener_t *l = h->data;

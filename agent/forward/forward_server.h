@@ -51,6 +51,11 @@ int sl_fwd_server_start(sl_fwd_server_t *s);
 void sl_fwd_server_pause(sl_fwd_server_t *s);
 void sl_fwd_server_resume(sl_fwd_server_t *s);
 bool sl_fwd_server_paused(const sl_fwd_server_t *s);
+/* While reads are paused a disconnect is not read: this looks at every
+ * connection whose message is held back and closes those whose client has
+ * gone (hung up, or shut down its side), so that their held-back
+ * completions are abandoned before anything more of them is produced. */
+void sl_fwd_server_reap_gone(sl_fwd_server_t *s);
 /* Closes the listeners; open connections stay. */
 void sl_fwd_server_stop_accepting(sl_fwd_server_t *s);
 /* Closes everything; on_closed is called once every handle is closed, then

@@ -363,6 +363,7 @@ handed_on:
  * held back, in order, then read from clients again. */
 static void on_room(void *arg) {
   ingest_t *in = arg;
+  if (in->stalled_head) sl_fwd_server_reap_gone(in->server);
   while (in->stalled_head) {
     stalled_t *s = in->stalled_head;
     sl_fwd_peer_t peer = {s->address, s->hostname};

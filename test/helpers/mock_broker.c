@@ -13,8 +13,9 @@
  *   rtt MS      delay every broker's responses by MS milliseconds (0: none)
  *   produce_error CODE N
  *               fail the next N Produce requests with Kafka error CODE
- *               (e.g. 47 INVALID_PRODUCER_EPOCH, fatal to an idempotent
- *               producer)
+ *               (45 OUT_OF_ORDER_SEQUENCE_NUMBER on a partition that has
+ *               taken a record is fatal to librdkafka 2.0's idempotent
+ *               producer; 47 and 90 only fail the records)
  * Exits on SIGTERM/SIGINT or when stdin closes. */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
