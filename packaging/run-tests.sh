@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 2: installs the dependencies, builds sluice with -Werror and
-# runs every test suite (unit, integration).  The last line is the summary:
+# runs every test suite (unit, integration, valgrind; then unit and
+# integration again under AddressSanitizer and UBSan).  The last line is the summary:
 # "N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,16 @@ if command -v clang >/dev/null; then
 fi
 meson test -C "$build" --print-errorlogs --num-processes 2 --suite unit --suite integration --suite valgrind "$@"
 status=$?
-python3 test/summary.py "$build/meson-logs/testlog.json"
+# The same unit and integration tests once more with AddressSanitizer
+# (leaks included) and UndefinedBehaviorSanitizer, any report fatal.
+if [ ! -f "$build-asan/build.ninja" ]; then
+  meson setup "$build-asan" --buildtype=debugoptimized -Dwerror=true -Db_sanitize=address,undefined \
+    -Db_lundef=false -Dc_args=-fno-sanitize-recover=undefined >/dev/null || exit 1
+fi
+ninja -C "$build-asan" >/dev/null || { echo "sanitizer build failed"; ninja -C "$build-asan"; exit 1; }
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  meson test -C "$build-asan" --print-errorlogs --num-processes 2 --suite unit --suite integration --no-suite rss "$@"
+asan_status=$?
+python3 test/summary.py "$build/meson-logs/testlog.json" "$build-asan/meson-logs/testlog.json"
 summary=$?
-[ $status -eq 0 ] && [ $summary -eq 0 ]
+[ $status -eq 0 ] && [ $asan_status -eq 0 ] && [ $summary -eq 0 ]
