@@ -28,7 +28,7 @@ if [ ! -f "$build-asan/build.ninja" ]; then
 fi
 ninja -C "$build-asan" >/dev/null || { echo "sanitizer build failed"; ninja -C "$build-asan"; exit 1; }
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  meson test -C "$build-asan" --print-errorlogs --num-processes 2 --suite unit --suite integration --no-suite rss "$@"
+  meson test -C "$build-asan" --print-errorlogs --num-processes 2 --suite unit --suite integration --no-suite native "$@"
 asan_status=$?
 python3 test/summary.py "$build/meson-logs/testlog.json" "$build-asan/meson-logs/testlog.json"
 summary=$?

@@ -43,13 +43,20 @@ static const char usage[] =
     "      --password PASS     password for user authentication\n"
     "      --self-hostname H   host name sent in PING (default: this host's)\n"
     "  -t, --timeout SECONDS   give up waiting for acks after this long (default 60)\n"
-    "  -g, --generate N        send N generated records of --size bytes instead of stdin\n"
-    "  -s, --size BYTES        size of a generated record's message field (default 100)\n"
+    "  -g, --generate N        send N generated records (see --shape) instead of stdin\n"
+    "      --shape SHAPE       what --generate sends: seq (default), {\"seq\":i,\"message\":\"xx...\"}\n"
+    "                          with --size x's; access, access-log records (id, service, status,\n"
+    "                          latency_ms, message; ~150 bytes of JSON) from a fixed pool, unique ids\n"
+    "      --first I           number of the first generated record (default 1), so that parallel\n"
+    "                          generators can share out one sequence: record I is the same record\n"
+    "                          whichever process sends it\n"
+    "  -s, --size BYTES        seq: size of a generated record's message field (default 100)\n"
     "  -h, --help              this help\n"
     "\n"
     "Exit codes: 0 everything sent (and acked with --ack), 1 failure, 64 usage error.\n";
 
 typedef enum { MODE_MESSAGE, MODE_FORWARD, MODE_PACKED } mode_t_;
+typedef enum { SHAPE_SEQ, SHAPE_ACCESS } shape_t;
 
 typedef struct {
   const char *host, *port, *unix_path, *tag;
@@ -59,6 +66,8 @@ typedef struct {
   const char *shared_key, *username, *password, *self_hostname;
   int timeout_s;
   long long generate;
+  uint64_t first;
+  shape_t shape;
   size_t size;
 } cat_opts_t;
 
@@ -301,6 +310,123 @@ static int send_batch(cat_conn_t *c, const cat_opts_t *o, const sl_buf_t *recs, 
   return r;
 }
 
+/* ---- generated records ------------------------------------------------------
+ * The access shape looks like a web service's access log.  The bench runs
+ * cat beside the agent on two cores, so generating must cost next to
+ * nothing: a pool of packed records is built once, and record i is a copy
+ * of pool[i % ACCESS_POOL] with a fresh id, hex(mix64(i)) (mix64 is a
+ * bijection, so ids never repeat).  Fixed seed, no libm: the same i is the
+ * same record in every process, and test/bench/producer_ceiling.c builds
+ * the same records from a copy of this code (keep the two in step; the
+ * bench compares their bytes in Kafka). */
+
+#define ACCESS_POOL 4096 /* a power of two */
+
+static const char *const access_services[] = {"checkout", "cart",     "catalog",  "search",
+                                              "auth",     "payments", "shipping", "frontend"};
+static const char *const access_methods[] = {"GET", "GET",  "GET",  "GET", "GET",
+                                             "GET", "POST", "POST", "PUT", "DELETE"};
+static const char *const access_resources[] = {"orders",   "users",    "products", "carts",
+                                               "sessions", "invoices", "reviews",  "stock"};
+static const char *const access_agents[] = {"curl/8.5.0", "okhttp/4.12.0", "Go-http-client/2.0",
+                                            "python-requests/2.31", "Mozilla/5.0"};
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+typedef struct {
+  const char *service;
+  unsigned status;
+  unsigned latency_us; /* latency_ms = latency_us / 1000.0: three decimals */
+  char message[96];
+  size_t message_len;
+} access_rec_t;
+
+static uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+  return z ^ (z >> 31);
+}
+
+static uint64_t splitmix64(uint64_t *state) { return mix64(*state += 0x9e3779b97f4a7c15u); }
+
+static unsigned pick(uint64_t *state, unsigned n) { return (unsigned)(splitmix64(state) % n); }
+
+/* The next record of the pool's sequence: status 90% 200, 7% 404, 3% 500;
+ * latency from 0.1 ms to 2 s, half of it under 20 ms, 3% over 1 s. */
+static void access_rec_next(uint64_t *state, access_rec_t *r) {
+  r->service = access_services[pick(state, COUNT(access_services))];
+  unsigned s = pick(state, 100);
+  r->status = s < 90 ? 200 : s < 97 ? 404 : 500;
+  unsigned band = pick(state, 100);
+  r->latency_us = band < 50   ? 100 + pick(state, 19900)
+                  : band < 85 ? 20000 + pick(state, 180000)
+                  : band < 97 ? 200000 + pick(state, 800000)
+                              : 1000000 + pick(state, 1000001);
+  const char *method = access_methods[pick(state, COUNT(access_methods))];
+  const char *resource = access_resources[pick(state, COUNT(access_resources))];
+  unsigned object = pick(state, 10000000);
+  unsigned ip1 = pick(state, 256);
+  unsigned ip2 = pick(state, 256);
+  unsigned ip3 = 1 + pick(state, 254);
+  const char *agent = access_agents[pick(state, COUNT(access_agents))];
+  int n = snprintf(r->message, sizeof r->message, "%s /api/v1/%s/%u client=10.%u.%u.%u ua=%s",
+                   method, resource, object, ip1, ip2, ip3, agent);
+  r->message_len = (size_t)n;
+}
+
+static void put_hex16(char *p, uint64_t v) {
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; i--, v >>= 4) p[i] = hex[v & 15];
+}
+
+typedef struct {
+  sl_buf_t recs;                /* ACCESS_POOL packed maps, back to back */
+  size_t offs[ACCESS_POOL + 1]; /* record j is recs.data[offs[j] .. offs[j + 1]) */
+  size_t id_at;                 /* where the 16 id digits start in every record */
+} access_pool_t;
+
+static void access_pool_build(access_pool_t *p) {
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &p->recs, sl_buf_msgpack_write);
+  uint64_t state = 0x5eed;
+  for (size_t j = 0; j < ACCESS_POOL; j++) {
+    access_rec_t r;
+    access_rec_next(&state, &r);
+    p->offs[j] = p->recs.len;
+    msgpack_pack_map(&pk, 5);
+    msgpack_pack_str_with_body(&pk, "id", 2);
+    msgpack_pack_str(&pk, 16);
+    p->id_at = p->recs.len - p->offs[j];
+    msgpack_pack_str_body(&pk, "0000000000000000", 16);
+    msgpack_pack_str_with_body(&pk, "service", 7);
+    msgpack_pack_str_with_body(&pk, r.service, strlen(r.service));
+    msgpack_pack_str_with_body(&pk, "status", 6);
+    msgpack_pack_int64(&pk, r.status);
+    msgpack_pack_str_with_body(&pk, "latency_ms", 10);
+    msgpack_pack_double(&pk, r.latency_us / 1000.0);
+    msgpack_pack_str_with_body(&pk, "message", 7);
+    msgpack_pack_str_with_body(&pk, r.message, r.message_len);
+  }
+  p->offs[ACCESS_POOL] = p->recs.len;
+}
+
+/* Appends generated record i to `recs`. */
+static void generate(const cat_opts_t *o, const access_pool_t *pool, const char *filler, uint64_t i,
+                     sl_buf_t *recs) {
+  if (o->shape == SHAPE_ACCESS) {
+    size_t j = i & (ACCESS_POOL - 1), at = recs->len;
+    sl_buf_append(recs, pool->recs.data + pool->offs[j], pool->offs[j + 1] - pool->offs[j]);
+    put_hex16(recs->data + at + pool->id_at, mix64(i));
+    return;
+  }
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, recs, sl_buf_msgpack_write);
+  msgpack_pack_map(&pk, 2);
+  msgpack_pack_str_with_body(&pk, "seq", 3);
+  msgpack_pack_int64(&pk, (int64_t)i);
+  msgpack_pack_str_with_body(&pk, "message", 7);
+  msgpack_pack_str_with_body(&pk, filler, o->size);
+}
+
 static int parse_opts(int argc, char **argv, cat_opts_t *o) {
   static const struct option longopts[] = {
       {"host", required_argument, NULL, 'H'},       {"port", required_argument, NULL, 'p'},
@@ -310,9 +436,11 @@ static int parse_opts(int argc, char **argv, cat_opts_t *o) {
       {"username", required_argument, NULL, 1},     {"password", required_argument, NULL, 2},
       {"self-hostname", required_argument, NULL, 3}, {"timeout", required_argument, NULL, 't'},
       {"generate", required_argument, NULL, 'g'},   {"size", required_argument, NULL, 's'},
+      {"shape", required_argument, NULL, 4},        {"first", required_argument, NULL, 5},
       {"help", no_argument, NULL, 'h'},             {0},
   };
-  *o = (cat_opts_t){.host = "127.0.0.1", .port = "24224", .batch = 1000, .timeout_s = 60, .size = 100};
+  *o = (cat_opts_t){
+      .host = "127.0.0.1", .port = "24224", .batch = 1000, .timeout_s = 60, .first = 1, .size = 100};
   int ch;
   optind = 1;
   while ((ch = getopt_long(argc, argv, "H:p:u:m:zb:ak:t:g:s:h", longopts, NULL)) != -1) {
@@ -336,6 +464,12 @@ static int parse_opts(int argc, char **argv, cat_opts_t *o) {
     case 't': o->timeout_s = atoi(optarg); break;
     case 'g': o->generate = strtoll(optarg, NULL, 10); break;
     case 's': o->size = strtoull(optarg, NULL, 10); break;
+    case 4:
+      if (strcmp(optarg, "seq") == 0) o->shape = SHAPE_SEQ;
+      else if (strcmp(optarg, "access") == 0) o->shape = SHAPE_ACCESS;
+      else return 64;
+      break;
+    case 5: o->first = strtoull(optarg, NULL, 10); break;
     case 'h': fputs(usage, stdout); exit(0);
     default: return 64;
     }
@@ -366,23 +500,24 @@ int sl_cat_main(int argc, char **argv) {
   msgpack_packer pk;
   msgpack_packer_init(&pk, &recs, sl_buf_msgpack_write);
   char *line = NULL, *filler = NULL;
+  access_pool_t *pool = NULL;
   size_t cap = 0;
   long long lineno = 0, sent = 0;
-  if (o.generate) {
+  if (o.generate && o.shape == SHAPE_SEQ) {
     filler = malloc(o.size + 1);
     memset(filler, 'x', o.size);
     filler[o.size] = 0;
+  }
+  if (o.generate && o.shape == SHAPE_ACCESS) {
+    pool = calloc(1, sizeof *pool);
+    access_pool_build(pool);
   }
   offs[0] = 0;
   for (;;) {
     if (o.generate) {
       if (lineno >= o.generate) break;
+      generate(&o, pool, filler, o.first + (uint64_t)lineno, &recs);
       lineno++;
-      msgpack_pack_map(&pk, 2);
-      msgpack_pack_str_with_body(&pk, "seq", 3);
-      msgpack_pack_int64(&pk, lineno);
-      msgpack_pack_str_with_body(&pk, "message", 7);
-      msgpack_pack_str_with_body(&pk, filler, o.size);
     } else {
       ssize_t l = getline(&line, &cap, stdin);
       if (l < 0) break;
@@ -420,6 +555,8 @@ send_failed:
 free_all:
   free(line);
   free(filler);
+  if (pool) sl_buf_free(&pool->recs);
+  free(pool);
   free(offs);
   sl_buf_free(&recs);
 out:
