@@ -119,6 +119,12 @@ static const sl_opt_t forward_opts[] = {
      .offset = offsetof(sl_forward_conf_t, tag_size_limit),
      .help = "Longest tag accepted (with tag_prefix added, it is what every record carries in Kafka). A message "
              "with a longer tag is dropped without ack."},
+    {.name = "workers", .type = SL_OPT_INT, .def = "1", .min = 1, .max = 64,
+     .offset = offsetof(sl_forward_conf_t, workers),
+     .help = "Event-loop threads serving forward connections, each accepting on the same TCP ports "
+             "(SO_REUSEPORT) with a Kafka producer of its own; a connection stays with the worker that "
+             "accepted it. Unix sockets and UDP heartbeats are served by the first. Print mode uses one. "
+             "max_connections applies per worker."},
     {.name = "max_connections", .type = SL_OPT_INT, .def = "1024", .min = 1, .max = 1000000,
      .offset = offsetof(sl_forward_conf_t, max_connections),
      .help = "Connections beyond this are closed at accept."},

@@ -37,6 +37,7 @@ typedef struct {
   int64_t decoded_values_limit;
   uint64_t tag_size_limit;
   int64_t max_connections;
+  int64_t workers;
   int64_t idle_timeout_ns;
   bool skip_invalid_event;
   char *tag_prefix; /* owned or NULL, as are the two below */

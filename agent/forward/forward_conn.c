@@ -395,6 +395,7 @@ int sl_fwd_conn_accept(sl_fwd_server_t *s, uv_stream_t *listener, bool is_tcp) {
   s->conns = c;
   s->n_conns++;
   sl_metric_inc(s->m.conn_accepted);
+  if (s->m.worker_accepted) sl_metric_inc(s->m.worker_accepted);
   sl_gauge_inc(s->m.conn_active);
   if (uv_accept(listener, &c->h.stream)) {
     sl_fwd_conn_close(c);

@@ -47,6 +47,7 @@ typedef struct {
   sl_metric_t *invalid_events, *size_mismatch, *large, *signal_dropped;
   sl_metric_t *auth_failures[SL_FWD_AUTH__COUNT];
   sl_metric_t *heartbeats, *pauses, *paused, *write_blocked, *pending_acks;
+  sl_metric_t *worker_accepted; /* with workers only */
 } sl_fwd_metrics_t;
 
 struct sl_fwd_server {
@@ -54,6 +55,7 @@ struct sl_fwd_server {
   const sl_forward_conf_t *cfg;
   sl_fwd_handler_t handler;
   sl_fwd_metrics_t m;
+  sl_metrics_t *metrics;
   size_t pending_acks;
   sl_fwd_limits_t limits;
   sl_fwd_auth_config_t auth;
@@ -68,6 +70,8 @@ struct sl_fwd_server {
   size_t n_conns;
   int open_handles; /* listener handles not yet closed */
   bool paused, closing;
+  bool primary;   /* listens on unix paths and UDP heartbeats too */
+  bool reuseport; /* one of several workers on the same TCP ports */
   void (*on_closed)(void *arg);
   void *on_closed_arg;
   int port;

@@ -4,6 +4,7 @@
  * all.  Each connection is forward_conn.c's.  Loop thread only. */
 #include "forward/forward_server.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,8 @@
 struct sl_fwd_listener {
   sl_fwd_server_t *srv;
   sl_addr_t addr;
+  int bound_port;  /* TCP: the port bound (port 0 resolved) */
+  int follow_port; /* a secondary worker binds the primary's port */
   sl_fwd_stream_t h;
   uv_udp_t udp;
   bool has_stream, has_udp;
@@ -156,6 +159,7 @@ int sl_fwd_server_new(uv_loop_t *loop, const sl_forward_conf_t *cfg, sl_metrics_
   s->loop = loop;
   s->cfg = cfg;
   s->handler = *handler;
+  s->metrics = metrics;
   register_metrics(&s->m, metrics);
   s->limits.chunk_size_limit = cfg->chunk_size_limit;
   s->limits.decompression_size_limit = cfg->decompression_size_limit;
@@ -187,6 +191,7 @@ int sl_fwd_server_new(uv_loop_t *loop, const sl_forward_conf_t *cfg, sl_metrics_
     return SL_ENOMEM;
   }
   s->n_listeners = cfg->listen.n;
+  s->primary = true;
   *out = s;
   return 0;
 }
@@ -223,6 +228,8 @@ static int listen_one(sl_fwd_server_t *s, sl_fwd_listener_t *l) {
   sl_addr_format(&l->addr, name, sizeof name);
   int r;
   if (l->addr.kind == SL_ADDR_UNIX) {
+    /* A unix socket path has one owner: the primary worker. */
+    if (!s->primary) return 0;
     struct stat st;
     if (stat(l->addr.path, &st) == 0 && S_ISSOCK(st.st_mode)) {
       /* A stale socket from a previous run is replaced; a live one (another
@@ -250,12 +257,39 @@ static int listen_one(sl_fwd_server_t *s, sl_fwd_listener_t *l) {
     sl_log(SL_LOG_ERROR, "forward", "cannot resolve %s: %s", name, uv_strerror(r));
     return r;
   }
+  if (l->follow_port) {
+    if (ss.ss_family == AF_INET6)
+      ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)l->follow_port);
+    else
+      ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)l->follow_port);
+  }
   uv_tcp_init(s->loop, &l->h.tcp);
   l->h.handle.data = l;
   l->has_stream = true;
   s->open_handles++;
-  if ((r = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&ss, 0)) ||
-      (r = uv_listen(&l->h.stream, 511, on_connection))) {
+  if (s->reuseport) {
+    /* Several workers accept on one port: the kernel spreads connections
+     * over their sockets (SO_REUSEPORT; libuv 1.44 cannot set it). */
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        bind(fd, (struct sockaddr *)&ss,
+             ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in))) {
+      r = -errno;
+      if (fd >= 0) close(fd);
+      sl_log(SL_LOG_ERROR, "forward", "cannot listen on %s: %s", name, uv_strerror(r));
+      return r;
+    }
+    if ((r = uv_tcp_open(&l->h.tcp, fd))) {
+      close(fd);
+      sl_log(SL_LOG_ERROR, "forward", "cannot listen on %s: %s", name, uv_strerror(r));
+      return r;
+    }
+  } else if ((r = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&ss, 0))) {
+    sl_log(SL_LOG_ERROR, "forward", "cannot listen on %s: %s", name, uv_strerror(r));
+    return r;
+  }
+  if ((r = uv_listen(&l->h.stream, 511, on_connection))) {
     sl_log(SL_LOG_ERROR, "forward", "cannot listen on %s: %s", name, uv_strerror(r));
     return r;
   }
@@ -264,9 +298,14 @@ static int listen_one(sl_fwd_server_t *s, sl_fwd_listener_t *l) {
   int port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                             : ((struct sockaddr_in *)&ss)->sin_port);
   if (!s->port) s->port = port;
+  l->bound_port = port;
   sl_addr_t bound = l->addr;
   bound.port = port;
   sl_addr_format(&bound, name, sizeof name);
+  if (!s->primary) {
+    sl_log(SL_LOG_DEBUG, "forward", "worker listening on %s too", name);
+    return 0;
+  }
   uv_udp_init(s->loop, &l->udp);
   l->udp.data = l;
   l->has_udp = true;
@@ -278,6 +317,19 @@ static int listen_one(sl_fwd_server_t *s, sl_fwd_listener_t *l) {
   }
   sl_log(SL_LOG_INFO, "forward", "listening on %s (tcp, udp heartbeat)", name);
   return 0;
+}
+
+void sl_fwd_server_set_worker(sl_fwd_server_t *s, bool primary, const sl_fwd_server_t *follow, const char *name) {
+  s->primary = primary;
+  s->reuseport = true;
+  static const char *const worker[] = {"worker", NULL};
+  sl_metric_family_t *f = sl_metrics_family(
+      s->metrics, &(sl_metric_desc_t){.type = SL_METRIC_COUNTER, .name = "sluice_forward_worker_connections_total",
+                                       .help = "Forward connections accepted, by worker ([input.forward] workers).",
+                                       .labels = worker});
+  s->m.worker_accepted = sl_metric_child(f, (const char *const[]){name});
+  for (size_t i = 0; follow && i < s->n_listeners && i < follow->n_listeners; i++)
+    s->listeners[i].follow_port = follow->listeners[i].bound_port;
 }
 
 int sl_fwd_server_start(sl_fwd_server_t *s) {
@@ -297,7 +349,7 @@ void sl_fwd_server_pause(sl_fwd_server_t *s) {
   if (s->paused) return;
   s->paused = true;
   sl_metric_inc(s->m.pauses);
-  sl_gauge_set(s->m.paused, 1);
+  sl_gauge_inc(s->m.paused);
   for (sl_fwd_conn_t *c = s->conns; c; c = c->next) sl_fwd_conn_stop_reading(c);
 }
 
@@ -307,7 +359,7 @@ void sl_fwd_server_pause(sl_fwd_server_t *s) {
 void sl_fwd_server_resume(sl_fwd_server_t *s) {
   if (!s->paused) return;
   s->paused = false;
-  sl_gauge_set(s->m.paused, 0);
+  sl_gauge_dec(s->m.paused);
   sl_fwd_conn_t *first = s->resume_from ? s->resume_from : s->conns;
   size_t n = s->n_conns;
   sl_fwd_conn_t *c = first;

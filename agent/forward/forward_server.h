@@ -43,6 +43,12 @@ typedef struct {
 /* `cfg`, `metrics` borrowed: they outlive the server.  `handler` copied. */
 int sl_fwd_server_new(uv_loop_t *loop, const sl_forward_conf_t *cfg, sl_metrics_t *metrics,
                       const sl_fwd_handler_t *handler, sl_fwd_server_t **out);
+/* Makes the server one of several workers on the same TCP ports
+ * (SO_REUSEPORT), before it starts: the primary also listens on unix
+ * socket paths and for UDP heartbeats; a secondary binds the ports the
+ * `follow` server (the primary, started) bound, so port 0 works.  Each
+ * connection stays with the worker that accepted it. */
+void sl_fwd_server_set_worker(sl_fwd_server_t *s, bool primary, const sl_fwd_server_t *follow, const char *name);
 /* Binds every listen address; logs each bound address.  -errno with a log
  * line naming the address on failure. */
 int sl_fwd_server_start(sl_fwd_server_t *s);

@@ -346,7 +346,7 @@ static bool on_message(void *arg, const sl_fwd_peer_t *peer, sl_fwd_frame_t *fra
     in->stalled_head = s;
   in->stalled_tail = s;
   in->n_stalled++;
-  sl_gauge_set(in->m.held_back, (double)in->n_stalled);
+  sl_gauge_inc(in->m.held_back);
   if (!in->stopping && !sl_fwd_server_paused(in->server)) {
     sl_log(SL_LOG_INFO, "ingest", "producer queue full: pausing reads from forward clients");
     sl_fwd_server_pause(in->server);
@@ -384,7 +384,7 @@ static void on_room(void *arg) {
     in->stalled_head = s->next;
     if (!in->stalled_head) in->stalled_tail = NULL;
     in->n_stalled--;
-    sl_gauge_set(in->m.held_back, (double)in->n_stalled);
+    sl_gauge_dec(in->m.held_back);
     stalled_free(s);
   }
   /* Resume only a pause of our own, and not once stopping: the drain keeps
@@ -455,8 +455,8 @@ static void fail_held_back(ingest_t *in) {
     stalled_free(s);
   }
   in->stalled_tail = NULL;
+  sl_gauge_add(in->m.held_back, -(double)in->n_stalled);
   in->n_stalled = 0;
-  sl_gauge_set(in->m.held_back, 0);
 }
 
 static void on_print_closed(void *arg) {
@@ -514,7 +514,9 @@ static const sl_stage_ops_t ingest_ops = {
     .free = stage_free,
 };
 
-int sl_ingest_stage_new(const sl_stage_env_t *env, sl_stage_t *out) {
+struct sl_fwd_server *sl_ingest_one_server(const sl_stage_t *stage) { return ((ingest_t *)stage->self)->server; }
+
+int sl_ingest_one_new(const sl_stage_env_t *env, sl_stage_t *out) {
   const sl_config_t *cfg = env->cfg;
   *out = (sl_stage_t){0};
   if (!cfg->input.forward.enabled) return 0;

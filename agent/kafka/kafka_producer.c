@@ -41,6 +41,7 @@ struct sl_kafka_producer {
   /* Per-record counts gathered here and added to the shared metrics once
    * per serve, so the hot path pays no atomic operation per record. */
   uint64_t produced_unflushed, delivered_unflushed;
+  size_t inflight_published; /* this producer's share of the shared gauge */
   struct {
     sl_metric_t *produced, *delivered, *failed, *rejected, *queue_full, *inflight;
   } m;
@@ -108,7 +109,12 @@ static void flush_metrics(sl_kafka_producer_t *p) {
   if (p->produced_unflushed) sl_metric_add(p->m.produced, p->produced_unflushed);
   if (p->delivered_unflushed) sl_metric_add(p->m.delivered, p->delivered_unflushed);
   p->produced_unflushed = p->delivered_unflushed = 0;
-  sl_gauge_set(p->m.inflight, (double)p->inflight);
+  /* Several producers (forward workers) share the gauge: each adds what
+   * changed of its own share. */
+  if (p->inflight != p->inflight_published) {
+    sl_gauge_add(p->m.inflight, (double)p->inflight - (double)p->inflight_published);
+    p->inflight_published = p->inflight;
+  }
 }
 
 /* The bridge's serve callback: delivery reports, errors and logs. */
@@ -248,7 +254,11 @@ void sl_kafka_producer_purge(sl_kafka_producer_t *p) {
 void sl_kafka_producer_free(sl_kafka_producer_t *p, int flush_ms) {
   if (!p) return;
   p->closing = true;
-  if (p->rk) flush_metrics(p);
+  if (p->rk) {
+    flush_metrics(p);
+    /* What is still in flight leaves the shared gauge with this producer. */
+    sl_gauge_add(p->m.inflight, -(double)p->inflight_published);
+  }
   sl_kafka_bridge_detach(p->attach);
   if (p->main_queue) rd_kafka_queue_destroy(p->main_queue);
   if (p->rk) {
