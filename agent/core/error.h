@@ -33,7 +33,8 @@
   X(TEMPLATE, -1301, "topic template could not be filled")                   \
   X(KAFKA, -1400, "kafka error")                                              \
   X(QUEUEFULL, -1401, "kafka producer queue full")                            \
-  X(CANCELED, -1500, "operation canceled")
+  X(CANCELED, -1500, "operation canceled")                                    \
+  X(BADSTATE, -1600, "malformed serialised aggregate state")
 
 enum {
 #define SL_ERR_ENUM(name, code, msg) SL_E##name = (code),

@@ -8,56 +8,41 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/dtoa.h"
 
 static int encode_value(sl_buf_t *out, const msgpack_object *root, int depth_left);
 static int encode_key(sl_buf_t *out, const msgpack_object *k, int depth_left);
 
 /* ---- numbers ------------------------------------------------------------ */
 
-static int put_u64(sl_buf_t *out, uint64_t v, int neg) {
-  char tmp[24];
-  char *p = tmp + sizeof tmp;
-  do {
-    *--p = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  if (neg) *--p = '-';
-  return sl_buf_append(out, p, (size_t)(tmp + sizeof tmp - p));
+static int put_u64(sl_buf_t *out, uint64_t v) {
+  int r = sl_buf_reserve(out, SL_DTOA_BUF);
+  if (r) return r;
+  out->len += sl_dtoa_u64(v, out->data + out->len);
+  return 0;
 }
 
 static int put_i64(sl_buf_t *out, int64_t v) {
-  /* Negate in unsigned arithmetic so INT64_MIN does not overflow. */
-  if (v < 0) return put_u64(out, (uint64_t)0 - (uint64_t)v, 1);
-  return put_u64(out, (uint64_t)v, 0);
+  int r = sl_buf_reserve(out, SL_DTOA_BUF);
+  if (r) return r;
+  out->len += sl_dtoa_i64(v, out->data + out->len);
+  return 0;
 }
 
-/* Shortest of a few fixed precisions that reads back to the same value;
- * the last one always round-trips (9 digits for float, 17 for double). */
+/* The shortest text that reads back to the same value, in %g's layout,
+ * with ".0" when it would otherwise read as an integer downstream ("1.0",
+ * not "1"); non-finite values have no JSON form and become null. */
 static int put_float(sl_buf_t *out, double d, int is_f32) {
   if (!isfinite(d)) return sl_buf_append(out, "null", 4);
-  char tmp[40];
-  int n = 0;
-  if (is_f32) {
-    float f = (float)d;
-    for (int prec = 6; prec <= 9; prec++) {
-      n = snprintf(tmp, sizeof tmp, "%.*g", prec, (double)f);
-      if (strtof(tmp, NULL) == f) break;
-    }
-  } else {
-    for (int prec = 15; prec <= 17; prec++) {
-      n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-      if (strtod(tmp, NULL) == d) break;
-    }
-  }
-  /* Keep floats recognisable as floats downstream ("1.0", not "1"). */
-  if (!strpbrk(tmp, ".eE")) {
-    tmp[n++] = '.';
-    tmp[n++] = '0';
-  }
-  return sl_buf_append(out, tmp, (size_t)n);
+  int r = sl_buf_reserve(out, SL_DTOA_BUF);
+  if (r) return r;
+  char *p = out->data + out->len;
+  out->len += is_f32 ? sl_dtoa_float((float)d, p, SL_DTOA_POINT_ZERO)
+                     : sl_dtoa_double(d, p, SL_DTOA_POINT_ZERO);
+  return 0;
 }
 
 /* ---- strings ------------------------------------------------------------ */
@@ -221,7 +206,7 @@ static int encode_scalar(sl_buf_t *out, const msgpack_object *o) {
     case MSGPACK_OBJECT_BOOLEAN:
       return o->via.boolean ? sl_buf_append(out, "true", 4) : sl_buf_append(out, "false", 5);
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
-      return put_u64(out, o->via.u64, 0);
+      return put_u64(out, o->via.u64);
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
       return put_i64(out, o->via.i64);
     case MSGPACK_OBJECT_FLOAT32:

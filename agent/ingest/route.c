@@ -1,11 +1,11 @@
 /* Route lookup and topic templates.  Pure; runs on the loop thread. */
 #include "ingest/route.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dtoa.h"
 #include "core/error.h"
 
 typedef enum { PART_TEXT, PART_TAG, PART_TAG_PART, PART_FIELD } part_kind_t;
@@ -230,23 +230,23 @@ const msgpack_object *sl_field_lookup(const msgpack_object *map, const sl_field_
 }
 
 int sl_scalar_text(const msgpack_object *o, sl_buf_t *out) {
-  char b[48];
+  char b[SL_DTOA_BUF];
+  size_t n;
   switch (o->type) {
   case MSGPACK_OBJECT_STR: return sl_buf_append(out, o->via.str.ptr, o->via.str.size);
   case MSGPACK_OBJECT_BIN: return sl_buf_append(out, o->via.bin.ptr, o->via.bin.size);
-  case MSGPACK_OBJECT_POSITIVE_INTEGER:
-    snprintf(b, sizeof b, "%" PRIu64, o->via.u64);
-    return sl_buf_puts(out, b);
-  case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-    snprintf(b, sizeof b, "%" PRId64, o->via.i64);
-    return sl_buf_puts(out, b);
-  case MSGPACK_OBJECT_FLOAT32:
-  case MSGPACK_OBJECT_FLOAT64:
-    snprintf(b, sizeof b, "%.17g", o->via.f64);
-    return sl_buf_puts(out, b);
+  case MSGPACK_OBJECT_POSITIVE_INTEGER: n = sl_dtoa_u64(o->via.u64, b); break;
+  case MSGPACK_OBJECT_NEGATIVE_INTEGER: n = sl_dtoa_i64(o->via.i64, b); break;
+  /* The shortest digits that read back ("0.1", not "0.10000000000000001";
+   * a float32 as the float it is: "0.1", not "0.10000000149011612") in the
+   * notation %.17g chose before, which keeps whole numbers below 1e17 in
+   * digits ("3", "1000000000000000": a topic name cannot have a '+'). */
+  case MSGPACK_OBJECT_FLOAT32: n = sl_dtoa_float((float)o->via.f64, b, SL_DTOA_AS_17G); break;
+  case MSGPACK_OBJECT_FLOAT64: n = sl_dtoa_double(o->via.f64, b, SL_DTOA_AS_17G); break;
   case MSGPACK_OBJECT_BOOLEAN: return sl_buf_puts(out, o->via.boolean ? "true" : "false");
   default: return SL_ERANGE;
   }
+  return sl_buf_append(out, b, n);
 }
 
 const sl_route_t *sl_route_find(const sl_route_t *routes, size_t n, const char *tag, size_t len) {

@@ -3,6 +3,8 @@
 
 #include <stddef.h>
 
+#include "jobs/window.h"
+
 #define MS 1000000LL
 
 static const sl_opt_t window_opts[] = {
@@ -45,10 +47,21 @@ static const sl_opt_t job_opts[] = {
     {0},
 };
 
+/* The window must make sense for its type (sizes present and positive,
+ * whole milliseconds, a bounded number of hops). */
+static void job_finish(void *conf, sl_bind_ctx_t *ctx) {
+  sl_job_conf_t *j = conf;
+  sl_window_spec_t spec;
+  const char *why = NULL;
+  const void *field = NULL;
+  if (sl_window_spec_from_conf(&j->window, &spec, &why, &field)) sl_bind_error(ctx, field, "%s", why);
+}
+
 const sl_section_t sl_job_section = {
     .name = "job",
     .flags = SL_SECTION_ARRAY,
     .opts = job_opts,
     .help = "Windowed aggregation jobs (the jobs stage is not in this version yet: jobs are validated, not run).",
     .size = sizeof(sl_job_conf_t),
+    .finish = job_finish,
 };

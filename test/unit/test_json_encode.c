@@ -165,7 +165,7 @@ static void test_floats(void) {
   o = o_f64(1e300);
   is_str(enc(&o), "1e+300", "large exponent");
   o = o_f64(5e-324);
-  is_str(enc(&o), "4.94065645841247e-324", "smallest subnormal round-trips");
+  is_str(enc(&o), "5e-324", "smallest subnormal: the shortest text that reads back");
   o = o_f64(NAN);
   is_str(enc(&o), "null", "NaN -> null");
   o = o_f64(INFINITY);

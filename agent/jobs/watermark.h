@@ -1,0 +1,116 @@
+/* The event-time watermark of one job over the partitions it owns, which
+ * records are too late for it, and the commit metadata that carries it
+ * across a restart.  Pure; a watermark belongs to its job's thread.
+ *
+ * Each partition has its own watermark: the highest event time it has
+ * delivered minus allowed_lateness (never below what it was assigned with).
+ * The job's watermark is the lowest of them, so a window closes only when
+ * every partition has moved past its end plus the lateness; it never goes
+ * backwards.  A partition that has had no record for idle_timeout (on the
+ * caller's processing clock) stops holding it back until its next record,
+ * so that a quiet partition does not stall every window; when all are idle
+ * the watermark stays where it is.
+ *
+ * Across a restart: the engine commits an offset with the job's watermark
+ * as it stood when every window ending at or before it had been emitted
+ * (sl_watermark_meta_format), and on restart assigns the partition that
+ * watermark (sl_watermark_meta_parse).  Records re-read after the committed
+ * offset whose windows end at or before it are then recognised as emitted
+ * and skipped (sl_watermark_floor), even while other partitions hold the
+ * job's watermark lower. */
+#ifndef SL_WATERMARK_H
+#define SL_WATERMARK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jobs/window.h"
+
+/* Partition ids run from 0 to SL_WATERMARK_MAX_PARTITIONS - 1; the engine
+ * numbers its (topic, partition) pairs densely. */
+#define SL_WATERMARK_MAX_PARTITIONS 4096
+
+/* "sluice1 wm=-9223372036854775808" and its NUL. */
+#define SL_WATERMARK_META_MAX 32
+
+/* No watermark: nothing is known, nothing is late. */
+#define SL_WATERMARK_NONE INT64_MIN
+
+typedef struct {
+  int64_t wm;        /* max(assigned, highest event time - lateness) */
+  int64_t floor;     /* what it was assigned with: emitted before a restart */
+  int64_t last_seen; /* processing time of the last record, or of assignment */
+  bool assigned;
+} sl_watermark_part_t;
+
+typedef struct {
+  int64_t lateness_ms;
+  int64_t idle_timeout_ms; /* 0: partitions never count as idle */
+  int64_t current;         /* the job's watermark as of the last sl_watermark_get */
+  sl_watermark_part_t *parts; /* owned; indexed by partition id, n_parts long */
+  size_t n_parts;
+} sl_watermark_t;
+
+/* No partition and no watermark yet; allocates nothing.  Negative arguments
+ * count as 0. */
+void sl_watermark_init(sl_watermark_t *wm, int64_t lateness_ms, int64_t idle_timeout_ms);
+/* Frees the partition table; accepts a zeroed struct. */
+void sl_watermark_close(sl_watermark_t *wm);
+
+/* The partition is now the job's (a rebalance, or start), with watermark
+ * `initial` (from its commit metadata; SL_WATERMARK_NONE if none) and
+ * counted active from now_ms.  Assigning an assigned partition starts it
+ * afresh.  Returns 0, SL_ERANGE for an id out of range, SL_ENOMEM. */
+int sl_watermark_assign(sl_watermark_t *wm, int partition, int64_t initial, int64_t now_ms);
+
+/* The partition is no longer the job's: it stops holding the watermark
+ * back.  Unknown ids are ignored. */
+void sl_watermark_revoke(sl_watermark_t *wm, int partition);
+
+/* A record of the partition with event time event_ms, read at now_ms; late
+ * records count too (they show the partition is alive).  Returns 0, or
+ * SL_ERANGE when the partition is not assigned (nothing changes). */
+int sl_watermark_observe(sl_watermark_t *wm, int partition, int64_t event_ms, int64_t now_ms);
+
+/* The job's watermark at now_ms (SL_WATERMARK_NONE before any): the lowest
+ * watermark of the assigned partitions that are not idle, or the previous
+ * value if that is higher or no partition is active.  Windows that end at
+ * or before it are complete. */
+int64_t sl_watermark_get(sl_watermark_t *wm, int64_t now_ms);
+
+/* The processing time at which an active partition next turns idle (and the
+ * watermark may jump): when to call sl_watermark_get again without a new
+ * record.  INT64_MAX when none will. */
+int64_t sl_watermark_next_idle(const sl_watermark_t *wm);
+
+/* What a record of the partition is judged against: the job's watermark as
+ * of the last sl_watermark_get, or the partition's assigned watermark if
+ * that is higher (windows emitted before a restart).  A window ending at or
+ * before it must not be updated by the record. */
+int64_t sl_watermark_floor(const sl_watermark_t *wm, int partition);
+
+/* Whether a record of the partition at event_ms is late: every window it
+ * belongs to (for sessions, its own [t, t + gap)) ended at or before
+ * sl_watermark_floor.  A late record is dropped and counted, not
+ * aggregated.  For hopping windows a record that is not late may still have
+ * some windows at or below the floor: skip those one by one. */
+bool sl_watermark_is_late(const sl_watermark_t *wm, int partition, const sl_window_spec_t *spec,
+                          int64_t event_ms);
+
+/* Writes the commit metadata for watermark `wm_ms` ("sluice1 wm=<ms>") into
+ * buf.  Returns 0, or SL_ERANGE when buf is smaller than
+ * SL_WATERMARK_META_MAX (buf then holds ""). */
+int sl_watermark_meta_format(int64_t wm_ms, char *buf, size_t len);
+
+/* Reads commit metadata (meta[0..len), not necessarily NUL-terminated, as
+ * Kafka returns it).  Returns 0 with *wm_ms set, or with *wm_ms =
+ * SL_WATERMARK_NONE when there is no metadata (NULL or empty).  Returns
+ * SL_ESYNTAX when it is not ours or is malformed, with *wm_ms =
+ * SL_WATERMARK_NONE and *why (may be NULL) a static sentence to log: the
+ * partition then starts without a watermark, so already emitted windows may
+ * be emitted again rather than records lost.  Version 1 ignores fields
+ * other than wm=, so later ones can be added without a new version. */
+int sl_watermark_meta_parse(const void *meta, size_t len, int64_t *wm_ms, const char **why);
+
+#endif

@@ -1,0 +1,339 @@
+/* The job watermark over partitions: the slowest active partition decides,
+ * lateness holds it back, idle partitions let go and re-join, rebalances add
+ * and remove partitions, it never decreases; late records; and the commit
+ * metadata that carries it across a restart. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "jobs/watermark.h"
+#include "tap.h"
+
+#define NONE SL_WATERMARK_NONE
+
+static void min_over_partitions(void) {
+  sl_watermark_t wm;
+  sl_watermark_init(&wm, 0, 0);
+  is_int(sl_watermark_get(&wm, 0), NONE, "no partition: no watermark");
+  is_int(sl_watermark_assign(&wm, 0, NONE, 0), 0, "assign 0");
+  is_int(sl_watermark_assign(&wm, 1, NONE, 0), 0, "assign 1");
+  sl_watermark_observe(&wm, 0, 100, 1);
+  is_int(sl_watermark_get(&wm, 1), NONE, "a partition without records holds it back");
+  sl_watermark_observe(&wm, 1, 50, 2);
+  is_int(sl_watermark_get(&wm, 2), 50, "the slower partition decides");
+  sl_watermark_observe(&wm, 1, 200, 3);
+  is_int(sl_watermark_get(&wm, 3), 100, "then the other one");
+  sl_watermark_observe(&wm, 0, 90, 4);
+  is_int(sl_watermark_get(&wm, 4), 100, "an older record does not lower a partition's watermark");
+  sl_watermark_observe(&wm, 0, 150, 5);
+  is_int(sl_watermark_get(&wm, 5), 150, "min(150, 200)");
+  is_int(sl_watermark_observe(&wm, 2, 1000, 6), SL_ERANGE, "a record of an unassigned partition");
+  is_int(sl_watermark_get(&wm, 6), 150, "changes nothing");
+  sl_watermark_close(&wm);
+  sl_watermark_close(&wm);
+  ok(wm.parts == NULL, "close may be repeated");
+}
+
+static void lateness(void) {
+  sl_watermark_t wm;
+  sl_watermark_init(&wm, 30, 0);
+  sl_watermark_assign(&wm, 0, NONE, 0);
+  sl_watermark_observe(&wm, 0, 1000, 0);
+  is_int(sl_watermark_get(&wm, 0), 970, "watermark = max event time - allowed lateness");
+
+  sl_window_spec_t tum = {.type = SL_WINDOW_TUMBLING, .size_ms = 100};
+  ok(!sl_watermark_is_late(&wm, 0, &tum, 900), "[900,1000) ends after 970: on time");
+  ok(sl_watermark_is_late(&wm, 0, &tum, 869), "[800,900) ended before 970: late");
+  sl_watermark_observe(&wm, 0, 1030, 0);
+  is_int(sl_watermark_get(&wm, 0), 1000, "1030 - 30");
+  ok(sl_watermark_is_late(&wm, 0, &tum, 999), "a window ending exactly at the watermark is done");
+  ok(!sl_watermark_is_late(&wm, 0, &tum, 1000), "the next one is open");
+
+  sl_window_spec_t hop = {.type = SL_WINDOW_HOPPING, .size_ms = 100, .advance_ms = 50};
+  ok(!sl_watermark_is_late(&wm, 0, &hop, 960), "hopping: [950,1050) is still open");
+  ok(sl_watermark_is_late(&wm, 0, &hop, 949), "[850,950) and [900,1000) both done: late");
+  sl_window_spec_t ses = {.type = SL_WINDOW_SESSION, .gap_ms = 40};
+  ok(sl_watermark_is_late(&wm, 0, &ses, 960), "session: 960 + gap 40 is not after 1000: late");
+  ok(!sl_watermark_is_late(&wm, 0, &ses, 961), "961 + 40 is");
+  sl_watermark_close(&wm);
+
+  sl_watermark_init(&wm, INT64_MAX, 0);
+  sl_watermark_assign(&wm, 0, NONE, 0);
+  sl_watermark_observe(&wm, 0, -5, 0);
+  is_int(sl_watermark_get(&wm, 0), NONE, "a huge lateness saturates instead of wrapping");
+  sl_watermark_close(&wm);
+}
+
+static void idle(void) {
+  sl_watermark_t wm;
+  sl_watermark_init(&wm, 0, 1000);
+  sl_watermark_assign(&wm, 0, NONE, 0);
+  sl_watermark_assign(&wm, 1, NONE, 0);
+  sl_watermark_observe(&wm, 0, 100, 0);
+  sl_watermark_observe(&wm, 1, 50, 0);
+  sl_watermark_observe(&wm, 0, 300, 500);
+  is_int(sl_watermark_next_idle(&wm), 1000, "partition 1 turns idle at 1000");
+  is_int(sl_watermark_get(&wm, 999), 50, "partition 1 holds it 999 ms after its last record");
+  is_int(sl_watermark_get(&wm, 1000), 300, "and lets go at idle_timeout");
+
+  sl_window_spec_t tum = {.type = SL_WINDOW_TUMBLING, .size_ms = 10};
+  sl_watermark_observe(&wm, 1, 60, 1200);
+  is_int(sl_watermark_get(&wm, 1200), 300,
+         "a re-joining partition behind it does not pull it back");
+  ok(sl_watermark_is_late(&wm, 1, &tum, 60), "and its old record is late");
+  sl_watermark_observe(&wm, 1, 290, 1300);
+  sl_watermark_observe(&wm, 0, 400, 1300);
+  is_int(sl_watermark_get(&wm, 1300), 300, "it holds the watermark back again (290: stays 300)");
+  sl_watermark_observe(&wm, 1, 350, 1400);
+  is_int(sl_watermark_get(&wm, 1400), 350, "and decides it when it is the slowest: 350");
+
+  is_int(sl_watermark_get(&wm, 100000), 350, "all idle: the watermark stays");
+  sl_watermark_observe(&wm, 0, 500, 100001);
+  is_int(sl_watermark_get(&wm, 100001), 500, "one active partition alone decides");
+  sl_watermark_close(&wm);
+
+  /* A partition assigned with no record yet goes idle from its assignment. */
+  sl_watermark_init(&wm, 0, 1000);
+  sl_watermark_assign(&wm, 0, NONE, 0);
+  sl_watermark_observe(&wm, 0, 100, 0);
+  sl_watermark_assign(&wm, 1, NONE, 500);
+  sl_watermark_observe(&wm, 0, 200, 1200);
+  is_int(sl_watermark_get(&wm, 1200), NONE, "a new partition holds it until idle_timeout ...");
+  is_int(sl_watermark_next_idle(&wm), 1500, "(due at 1500)");
+  is_int(sl_watermark_get(&wm, 1500), 200, "... after its assignment");
+  sl_watermark_close(&wm);
+
+  sl_watermark_init(&wm, 0, 0);
+  sl_watermark_assign(&wm, 0, NONE, 0);
+  sl_watermark_assign(&wm, 1, NONE, 0);
+  sl_watermark_observe(&wm, 0, 100, 0);
+  sl_watermark_observe(&wm, 1, 50, 0);
+  is_int(sl_watermark_get(&wm, INT64_MAX), 50, "idle_timeout 0: never idle");
+  is_int(sl_watermark_next_idle(&wm), INT64_MAX, "and no idle deadline");
+  sl_watermark_close(&wm);
+}
+
+static void rebalance(void) {
+  sl_watermark_t wm;
+  sl_watermark_init(&wm, 0, 0);
+  sl_watermark_assign(&wm, 0, NONE, 0);
+  sl_watermark_assign(&wm, 7, NONE, 0);
+  sl_watermark_observe(&wm, 0, 100, 0);
+  sl_watermark_observe(&wm, 7, 40, 0);
+  is_int(sl_watermark_get(&wm, 0), 40, "partition 7 is the slowest");
+  sl_watermark_revoke(&wm, 7);
+  is_int(sl_watermark_get(&wm, 0), 100, "revoked, it no longer holds the watermark back");
+  is_int(sl_watermark_observe(&wm, 7, 500, 0), SL_ERANGE, "its records are refused");
+  sl_watermark_assign(&wm, 7, 60, 0);
+  is_int(sl_watermark_get(&wm, 0), 100, "assigned back behind: the watermark does not decrease");
+  sl_watermark_observe(&wm, 7, 150, 0);
+  sl_watermark_observe(&wm, 0, 120, 0);
+  is_int(sl_watermark_get(&wm, 0), 120, "it moves again when both pass it");
+  sl_watermark_revoke(&wm, 0);
+  sl_watermark_revoke(&wm, 7);
+  sl_watermark_revoke(&wm, 9);
+  sl_watermark_revoke(&wm, -1);
+  sl_watermark_revoke(&wm, 100000);
+  is_int(sl_watermark_get(&wm, 0), 120, "no partition left: it stays (unknown revokes ignored)");
+
+  is_int(sl_watermark_assign(&wm, -1, NONE, 0), SL_ERANGE, "id -1 refused");
+  is_int(sl_watermark_assign(&wm, SL_WATERMARK_MAX_PARTITIONS, NONE, 0), SL_ERANGE,
+         "id 4096 refused");
+  is_int(sl_watermark_assign(&wm, SL_WATERMARK_MAX_PARTITIONS - 1, 500, 0), 0, "id 4095 assigned");
+  is_int(sl_watermark_get(&wm, 0), 500, "with its initial watermark");
+  sl_watermark_close(&wm);
+}
+
+/* Random operations against a model recomputed from scratch: the watermark
+ * is max(previous, min over active partitions) and never decreases. */
+static uint64_t rng_state = 0x2545f4914f6cdd1du;
+static uint64_t rnd(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+
+static void monotonic(void) {
+  enum { P = 6 };
+  int bad = 0, decreased = 0;
+  for (int round = 0; round < 200; round++) {
+    sl_watermark_t wm;
+    int64_t lateness = (int64_t)(rnd() % 50), idle_to = (int64_t)(rnd() % 3) * 100;
+    sl_watermark_init(&wm, lateness, idle_to);
+    bool assigned[P] = {0};
+    int64_t pwm[P], seen[P], model = NONE, prev = NONE, now = 0;
+    for (int step = 0; step < 300; step++) {
+      int p = (int)(rnd() % P);
+      now += (int64_t)(rnd() % 60);
+      switch (rnd() % 8) {
+      case 0:
+        if (!assigned[p]) {
+          int64_t init = rnd() % 2 ? NONE : (int64_t)(rnd() % 1000);
+          sl_watermark_assign(&wm, p, init, now);
+          assigned[p] = true;
+          pwm[p] = init;
+          seen[p] = now;
+        }
+        break;
+      case 1:
+        sl_watermark_revoke(&wm, p);
+        assigned[p] = false;
+        break;
+      default:
+        if (assigned[p]) {
+          int64_t t = (int64_t)(rnd() % 2000);
+          sl_watermark_observe(&wm, p, t, now);
+          if (t - lateness > pwm[p]) pwm[p] = t - lateness;
+          seen[p] = now;
+        }
+      }
+      int64_t low = INT64_MAX;
+      for (int i = 0; i < P; i++)
+        if (assigned[i] && !(idle_to && seen[i] + idle_to <= now) && pwm[i] < low) low = pwm[i];
+      if (low != INT64_MAX && low > model) model = low;
+      int64_t got = sl_watermark_get(&wm, now);
+      if (got != model) bad++;
+      if (got < prev) decreased++;
+      prev = got;
+    }
+    sl_watermark_close(&wm);
+  }
+  is_int(bad, 0, "random assign/revoke/records/idle: the model's watermark");
+  is_int(decreased, 0, "never decreasing");
+}
+
+/* A restart: the partition starts with the watermark its commit carried, and
+ * records of windows emitted before the restart are skipped even while
+ * another partition holds the job's watermark lower. */
+static void restart(void) {
+  sl_watermark_t wm;
+  sl_watermark_init(&wm, 0, 0);
+  sl_window_spec_t tum = {.type = SL_WINDOW_TUMBLING, .size_ms = 100};
+  sl_watermark_assign(&wm, 0, 1000, 0);
+  sl_watermark_assign(&wm, 1, NONE, 0);
+  is_int(sl_watermark_get(&wm, 0), NONE, "partition 1 has no watermark yet");
+  is_int(sl_watermark_floor(&wm, 0), 1000, "partition 0's floor is its restored watermark");
+  is_int(sl_watermark_floor(&wm, 1), NONE, "partition 1's is the job's");
+  ok(sl_watermark_is_late(&wm, 0, &tum, 950), "re-read record of [900,1000), emitted: skipped");
+  ok(!sl_watermark_is_late(&wm, 0, &tum, 1000), "[1000,1100) was not emitted: aggregated");
+  ok(!sl_watermark_is_late(&wm, 1, &tum, 950), "the same window on partition 1 is open");
+  sl_watermark_observe(&wm, 1, 1200, 0);
+  is_int(sl_watermark_get(&wm, 0), 1000, "min(restored 1000, 1200)");
+  sl_watermark_observe(&wm, 0, 1500, 0);
+  is_int(sl_watermark_get(&wm, 0), 1200, "then the records decide");
+  is_int(sl_watermark_floor(&wm, 0), 1200, "the floor follows the job's watermark once above");
+  is_int(sl_watermark_floor(&wm, 99), 1200, "and is the job's for an unknown partition");
+  sl_watermark_close(&wm);
+}
+
+static void meta(void) {
+  char buf[SL_WATERMARK_META_MAX];
+  const int64_t values[] = {0, -1, 1700000000123, INT64_MAX, INT64_MIN, -86400000};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+    int64_t back = 12345;
+    const char *why = "unset";
+    int r = sl_watermark_meta_format(values[i], buf, sizeof buf);
+    int p = sl_watermark_meta_parse(buf, strlen(buf), &back, &why);
+    ok(r == 0 && p == 0 && back == values[i], "round trip of %lld through \"%s\"",
+       (long long)values[i], buf);
+  }
+  sl_watermark_meta_format(1700000000123, buf, sizeof buf);
+  is_str(buf, "sluice1 wm=1700000000123", "the format is versioned and readable");
+  char small[SL_WATERMARK_META_MAX - 1] = "x";
+  is_int(sl_watermark_meta_format(5, small, sizeof small), SL_ERANGE, "a short buffer is refused");
+  is_str(small, "", "and left empty");
+
+  int64_t w = 7;
+  const char *why = NULL;
+  is_int(sl_watermark_meta_parse(NULL, 0, &w, &why), 0, "no metadata is not an error");
+  is_int(w, NONE, "it means no watermark");
+  w = 7;
+  is_int(sl_watermark_meta_parse("", 0, &w, &why), 0, "empty metadata neither");
+  is_int(w, NONE, "no watermark");
+  is_int(sl_watermark_meta_parse("\0", 1, &w, &why), 0, "a lone terminator neither");
+  is_int(sl_watermark_meta_parse("sluice1 wm=42\0", 14, &w, &why), 0,
+         "a counted terminator is fine");
+  is_int(w, 42, "wm=42");
+  is_int(sl_watermark_meta_parse("sluice1 wm=42 extra=1", 21, &w, &why), 0,
+         "later fields are skipped");
+  is_int(w, 42, "wm=42");
+  is_int(sl_watermark_meta_parse("sluice1 x=y wm=-3", 17, &w, &why), 0, "in any order");
+  is_int(w, -3, "wm=-3");
+  is_int(sl_watermark_meta_parse("sluice1 wm=42garbage", 13, &w, &why), 0, "len is respected");
+  is_int(w, 42, "wm=42");
+
+  static const struct {
+    const char *text;
+    size_t len; /* 0: strlen */
+    const char *why;
+  } bad[] = {
+      {"hello", 0, "commit metadata not written by sluice"},
+      {"slu", 0, "commit metadata not written by sluice"},
+      {"sluice", 0, "commit metadata has a malformed version"},
+      {"sluice1", 0, "commit metadata has no watermark"},
+      {"sluicex wm=1", 0, "commit metadata has a malformed version"},
+      {"sluice0 wm=1", 0, "commit metadata has a malformed version"},
+      {"sluice-1 wm=1", 0, "commit metadata has a malformed version"},
+      {"sluice 1 wm=1", 0, "commit metadata has a malformed version"},
+      {"sluice2 wm=1", 0, "commit metadata is of another version of sluice"},
+      {"sluice1 wm=", 0, "commit metadata has a malformed watermark"},
+      {"sluice1 wm=-", 0, "commit metadata has a malformed watermark"},
+      {"sluice1 wm=12x", 0, "commit metadata has a malformed watermark"},
+      {"sluice1 wm=+5", 0, "commit metadata has a malformed watermark"},
+      {"sluice1 wm= 5", 0, "commit metadata has a malformed watermark"},
+      {"sluice1 wm=9223372036854775808", 0, "commit metadata has a malformed watermark"},
+      {"sluice1 wm=-9223372036854775809", 0, "commit metadata has a malformed watermark"},
+      {"sluice1 wm=99999999999999999999", 0, "commit metadata has a malformed watermark"},
+      {"sluice1 wm=5 wm=6", 0, "commit metadata has two watermarks"},
+      {"sluice1  wm=5", 0, "commit metadata has a malformed field"},
+      {"sluice1 wm=5 ", 0, "commit metadata has a malformed field"},
+      {"sluice1 =5", 0, "commit metadata has a malformed field"},
+      {"sluice1 wm5", 0, "commit metadata has a malformed field"},
+      {"sluice1 wm=5\0x", 14, "commit metadata has a malformed watermark"},
+      {"sluice1 WM=5", 0, "commit metadata has no watermark"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    size_t len = bad[i].len ? bad[i].len : strlen(bad[i].text);
+    w = 7;
+    why = NULL;
+    int r = sl_watermark_meta_parse(bad[i].text, len, &w, &why);
+    ok(r == SL_ESYNTAX && w == NONE, "garbage \"%s\" is refused and means no watermark",
+       bad[i].text);
+    is_str(why, bad[i].why, "with the reason");
+  }
+  is_int(sl_watermark_meta_parse("junk", 4, &w, NULL), SL_ESYNTAX, "why may be NULL");
+
+  /* Random bytes and mutations of a valid text: always one of the two
+   * answers, and a successful parse only for text that says wm=. */
+  int odd = 0;
+  for (int i = 0; i < 20000; i++) {
+    char m[40];
+    size_t len = rnd() % sizeof m;
+    if (i % 2) {
+      memcpy(m, "sluice1 wm=1234567", 18);
+      if (len < 18) len = 18;
+      for (size_t k = 18; k < len; k++) m[k] = "0123456789 =wm-x"[rnd() % 16];
+      m[rnd() % len] = (char)(rnd() & 0xff);
+    } else {
+      for (size_t k = 0; k < len; k++) m[k] = (char)(rnd() & 0xff);
+    }
+    int r = sl_watermark_meta_parse(m, len, &w, &why);
+    if (r != 0 && r != SL_ESYNTAX) odd++;
+    if (r == SL_ESYNTAX && w != NONE) odd++;
+    if (r == 0 && w != NONE && !memmem(m, len, "wm=", 3)) odd++;
+  }
+  is_int(odd, 0, "random and mutated metadata: parsed or refused, never anything else");
+}
+
+int main(void) {
+  min_over_partitions();
+  lateness();
+  idle();
+  rebalance();
+  monotonic();
+  restart();
+  meta();
+  return tap_done();
+}
