@@ -46,7 +46,7 @@ static const char usage[] =
     "  -g, --generate N        send N generated records (see --shape) instead of stdin\n"
     "      --shape SHAPE       what --generate sends: seq (default), {\"seq\":i,\"message\":\"xx...\"}\n"
     "                          with --size x's; access, access-log records (id, service, status,\n"
-    "                          latency_ms, message; ~150 bytes of JSON) from a fixed pool, unique ids\n"
+    "                          latency_ms, message: ~155 bytes as JSON) from a fixed pool, unique ids\n"
     "      --first I           number of the first generated record (default 1), so that parallel\n"
     "                          generators can share out one sequence: record I is the same record\n"
     "                          whichever process sends it\n"

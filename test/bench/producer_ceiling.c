@@ -18,14 +18,16 @@
  * the timestamp is read once per 1000 records, so the loop is as lean as a
  * real producer could be: it is the ceiling, not a model of sluice.
  *
- * Prints "records=N seconds=S rate=R/s value_bytes=B" on stdout; exit 0 only
- * when every record was delivered. */
+ * Prints "records=N seconds=S rate=R/s value_bytes=B cpu=C" on stdout (C:
+ * CPU seconds of all its threads over those S seconds); exit 0 only when
+ * every record was delivered. */
 #include <librdkafka/rdkafka.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +62,14 @@ static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds of the whole process (all threads, librdkafka's included). */
+static double cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static int64_t now_ms(void) {
@@ -267,7 +277,7 @@ int main(int argc, char **argv) {
   static const char head[] = "{\"seq\":", mid[] = ",\"message\":\"";
   memcpy(value, head, sizeof head - 1);
   int64_t ts = 0;
-  double t0 = now_s();
+  double t0 = now_s(), c0 = cpu_s();
   for (long long i = 1; i <= n; i++) {
     /* The exact JSON sluice writes for cat's generated record i. */
     const char *v = value;
@@ -306,10 +316,10 @@ int main(int argc, char **argv) {
     if ((i & 1023) == 0) rd_kafka_poll(rk, 0);
   }
   while (delivered + failed < n) rd_kafka_poll(rk, 10);
-  double secs = now_s() - t0;
+  double secs = now_s() - t0, cpu = cpu_s() - c0;
 
-  printf("records=%lld seconds=%.3f rate=%.0f/s value_bytes=%.1f\n", n, secs, (double)n / secs,
-         (double)total_bytes / (double)n);
+  printf("records=%lld seconds=%.3f rate=%.0f/s value_bytes=%.1f cpu=%.3f\n", n, secs, (double)n / secs,
+         (double)total_bytes / (double)n, cpu);
   fflush(stdout);
   free(value);
   free(filler);
