@@ -20,7 +20,7 @@
 # $BUILD/bench), COMPARE=/path/to/another/sluice (an earlier build: it runs
 # beside this one on the same broker, in the same alternating rounds, and
 # the report adds the ratio this/that, the fairest before/after measure on a
-# noisy machine).
+# noisy machine), WORKERS (sluice's [input.forward] workers, default 1).
 set -euo pipefail
 
 N=${N:-1000000}
@@ -105,6 +105,7 @@ level = "info"
 listen = "127.0.0.1:0"
 [input.forward]
 listen = ["127.0.0.1:0"]
+workers = ${WORKERS:-1}
 [kafka]
 brokers = ["$BOOTSTRAP"]
 [[route]]
