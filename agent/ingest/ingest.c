@@ -60,6 +60,10 @@ typedef struct {
   bool stopping;     /* stop_intake: reads stay paused for good */
   sl_buf_t value, key, topic, tagbuf;
   sl_route_t default_route; /* for default_topic: json, no key */
+  /* Handles of fixed topics, so a record's topic is not looked up by name:
+   * one per route (NULL for templated topics), and default_topic's. */
+  sl_kafka_topic_t **route_topics;
+  sl_kafka_topic_t *default_topic;
   struct {
     sl_metric_t *unmatched, *template_errors, *printed, *held_back, *abandoned;
   } m;
@@ -84,6 +88,7 @@ static void format_rfc3339(int64_t sec, uint32_t nsec, char *buf, size_t len) {
 
 typedef struct {
   const char *key;
+  size_t key_len;
   const char *str;
   size_t len;
   bool number; /* str is the exact decimal text of a number (epoch time) */
@@ -94,19 +99,22 @@ static size_t collect_extras(const ingest_t *in, const sl_route_t *r, const sl_f
                              const char *tag, size_t tag_len, const char *time_text, extra_t *x) {
   const sl_forward_conf_t *f = in->fwd;
   size_t n = 0;
-  if (r && r->tag_key) x[n++] = (extra_t){r->tag_key, tag, tag_len, false};
-  if (r && r->time_key) x[n++] = (extra_t){r->time_key, time_text, strlen(time_text), !r->time_rfc3339};
+  if (r && r->tag_key) x[n++] = (extra_t){r->tag_key, strlen(r->tag_key), tag, tag_len, false};
+  if (r && r->time_key)
+    x[n++] = (extra_t){r->time_key, strlen(r->time_key), time_text, strlen(time_text), !r->time_rfc3339};
   if (f->source_address_key)
-    x[n++] = (extra_t){f->source_address_key, peer->address, strlen(peer->address), false};
+    x[n++] = (extra_t){f->source_address_key, strlen(f->source_address_key), peer->address, strlen(peer->address),
+                       false};
   if (f->source_hostname_key)
-    x[n++] = (extra_t){f->source_hostname_key, peer->hostname, strlen(peer->hostname), false};
+    x[n++] = (extra_t){f->source_hostname_key, strlen(f->source_hostname_key), peer->hostname,
+                       strlen(peer->hostname), false};
   return n;
 }
 
 static bool key_overridden(const msgpack_object *k, const extra_t *x, size_t nx) {
   if (k->type != MSGPACK_OBJECT_STR) return false;
   for (size_t i = 0; i < nx; i++)
-    if (strlen(x[i].key) == k->via.str.size && memcmp(x[i].key, k->via.str.ptr, k->via.str.size) == 0)
+    if (x[i].key_len == k->via.str.size && memcmp(x[i].key, k->via.str.ptr, k->via.str.size) == 0)
       return true;
   return false;
 }
@@ -126,7 +134,7 @@ static int encode_json(sl_buf_t *out, const msgpack_object *rec, const extra_t *
   for (size_t i = 0; !r && i < nx; i++) {
     if (!first) r = sl_buf_putc(out, ',');
     first = false;
-    if (!r) r = sl_json_encode_string(out, x[i].key, strlen(x[i].key));
+    if (!r) r = sl_json_encode_string(out, x[i].key, x[i].key_len);
     if (!r) r = sl_buf_putc(out, ':');
     if (r) break;
     /* The epoch time goes out as its exact decimal text: a JSON number with
@@ -150,7 +158,7 @@ static int encode_msgpack(sl_buf_t *out, const msgpack_object *rec, const extra_
     if (!r) r = msgpack_pack_object(&pk, kv->val);
   }
   for (size_t i = 0; !r && i < nx; i++) {
-    r = msgpack_pack_str_with_body(&pk, x[i].key, strlen(x[i].key));
+    r = msgpack_pack_str_with_body(&pk, x[i].key, x[i].key_len);
     if (!r)
       r = x[i].number ? msgpack_pack_double(&pk, strtod(x[i].str, NULL))
                       : msgpack_pack_str_with_body(&pk, x[i].str, x[i].len);
@@ -214,8 +222,14 @@ static int produce_entry(ingest_t *in, const sl_route_t *route, const sl_fwd_ent
    * largest timestamp instead. */
   int64_t ts_ms = e->sec > INT64_MAX / 1000 - 1 ? INT64_MAX : e->sec * 1000 + e->nsec / 1000000;
   sl_kafka_header_t header = {"fluent.tag", tag, tag_len};
-  r = sl_kafka_producer_send(in->producer, topic, has_key ? in->key.data : NULL, has_key ? in->key.len : 0,
-                             in->value.data, in->value.len, ts_ms, &header, done);
+  sl_kafka_topic_t *fixed = route == &in->default_route ? in->default_topic
+                            : in->route_topics            ? in->route_topics[route - in->routes]
+                                                          : NULL;
+  const void *k = has_key ? in->key.data : NULL;
+  size_t klen = has_key ? in->key.len : 0;
+  r = fixed && topic == route->topic_text
+          ? sl_kafka_producer_send_to(in->producer, fixed, k, klen, in->value.data, in->value.len, ts_ms, &header, done)
+          : sl_kafka_producer_send(in->producer, topic, k, klen, in->value.data, in->value.len, ts_ms, &header, done);
   /* librdkafka copied the value; a buffer grown by one huge record is not
    * kept for the ones after it. */
   if (in->value.cap > BIG_BUFFER) sl_buf_free(&in->value);
@@ -501,6 +515,7 @@ static void stage_free(void *self) {
   sl_buf_free(&in->topic);
   sl_buf_free(&in->tagbuf);
   sl_route_free(&in->default_route);
+  free(in->route_topics);
   free(in);
 }
 
@@ -563,10 +578,14 @@ int sl_ingest_one_new(const sl_stage_env_t *env, sl_stage_t *out) {
     for (size_t i = 0; i < d.n; i++) sl_log(SL_LOG_ERROR, "kafka", "%s", d.lines[i]);
     sl_diag_free(&d);
     if (err) goto fail;
-    if (k->default_topic) sl_kafka_producer_prepare_topic(in->producer, k->default_topic);
+    if (k->default_topic) in->default_topic = sl_kafka_producer_topic(in->producer, k->default_topic);
+    if (in->n_routes && !(in->route_topics = calloc(in->n_routes, sizeof *in->route_topics))) {
+      err = SL_ENOMEM;
+      goto fail;
+    }
     for (size_t i = 0; i < in->n_routes; i++)
       if (sl_topic_tmpl_is_fixed(in->routes[i].topic))
-        sl_kafka_producer_prepare_topic(in->producer, in->routes[i].topic_text);
+        in->route_topics[i] = sl_kafka_producer_topic(in->producer, in->routes[i].topic_text);
   } else {
     sl_log(SL_LOG_WARN, "ingest",
            "no [kafka] section: print mode, records are written to stdout as JSON lines and acked once written");

@@ -198,12 +198,31 @@ static rd_kafka_topic_t *topic_handle(sl_kafka_producer_t *p, const char *topic)
   return rkt;
 }
 
-void sl_kafka_producer_prepare_topic(sl_kafka_producer_t *p, const char *topic) { topic_handle(p, topic); }
+sl_kafka_topic_t *sl_kafka_producer_topic(sl_kafka_producer_t *p, const char *topic) {
+  return (sl_kafka_topic_t *)topic_handle(p, topic);
+}
+
+static int produce(sl_kafka_producer_t *p, rd_kafka_topic_t *rkt, const char *topic, const void *key, size_t key_len,
+                   const void *value, size_t value_len, int64_t timestamp_ms, const sl_kafka_header_t *header,
+                   void *msg_opaque);
 
 int sl_kafka_producer_send(sl_kafka_producer_t *p, const char *topic, const void *key, size_t key_len,
                            const void *value, size_t value_len, int64_t timestamp_ms,
                            const sl_kafka_header_t *header, void *msg_opaque) {
-  rd_kafka_topic_t *rkt = topic_handle(p, topic);
+  return produce(p, topic_handle(p, topic), topic, key, key_len, value, value_len, timestamp_ms, header, msg_opaque);
+}
+
+int sl_kafka_producer_send_to(sl_kafka_producer_t *p, sl_kafka_topic_t *topic, const void *key, size_t key_len,
+                              const void *value, size_t value_len, int64_t timestamp_ms,
+                              const sl_kafka_header_t *header, void *msg_opaque) {
+  rd_kafka_topic_t *rkt = (rd_kafka_topic_t *)topic;
+  return produce(p, rkt, rd_kafka_topic_name(rkt), key, key_len, value, value_len, timestamp_ms, header,
+                 msg_opaque);
+}
+
+static int produce(sl_kafka_producer_t *p, rd_kafka_topic_t *rkt, const char *topic, const void *key, size_t key_len,
+                   const void *value, size_t value_len, int64_t timestamp_ms, const sl_kafka_header_t *header,
+                   void *msg_opaque) {
   const char *hname = header ? header->name : NULL;
   const void *hval = header ? header->value : NULL;
   ssize_t hlen = header ? (ssize_t)header->value_len : 0;

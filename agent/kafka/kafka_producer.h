@@ -56,9 +56,18 @@ int sl_kafka_producer_send(sl_kafka_producer_t *p, const char *topic, const void
                            const void *value, size_t value_len, int64_t timestamp_ms,
                            const sl_kafka_header_t *header, void *msg_opaque);
 
-/* Creates the topic handle now, so its metadata is fetched before the first
- * record (fixed topics at start). */
-void sl_kafka_producer_prepare_topic(sl_kafka_producer_t *p, const char *topic);
+/* A topic's handle, created now (so its metadata is fetched before the
+ * first record) and kept by the producer; NULL when librdkafka refuses the
+ * name or the producer's cache of handles is full.  Valid until the
+ * producer is freed.  For fixed topics: sl_kafka_producer_send_to then
+ * skips the look-up by name. */
+typedef struct sl_kafka_topic sl_kafka_topic_t;
+sl_kafka_topic_t *sl_kafka_producer_topic(sl_kafka_producer_t *p, const char *topic);
+
+/* sl_kafka_producer_send to a topic handle (not NULL). */
+int sl_kafka_producer_send_to(sl_kafka_producer_t *p, sl_kafka_topic_t *topic, const void *key, size_t key_len,
+                              const void *value, size_t value_len, int64_t timestamp_ms,
+                              const sl_kafka_header_t *header, void *msg_opaque);
 
 /* Gives up on every record not yet acknowledged (rd_kafka_purge of the
  * queue and of requests in flight) and serves their delivery reports now,
