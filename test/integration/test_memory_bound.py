@@ -289,8 +289,11 @@ def partials_and_full_queue(sl, broker, conns):
     full = sl.metric("sluice_kafka_queue_full_total")
     errors = send_each([(filler, b"".join(fills))])
     tap.ok(not errors, "d: sent the queue-filling messages with the broker down", errors)
+    # The in-flight gauge follows the producer's serve (at least every
+    # 100 ms), so it is waited for like the others.
     held = (metric_reaches(sl, "sluice_forward_paused", lambda v: v == 1) and
-            metric_reaches(sl, "sluice_ingest_held_back_messages", lambda v: v == 1))
+            metric_reaches(sl, "sluice_ingest_held_back_messages", lambda v: v == 1) and
+            metric_reaches(sl, "sluice_kafka_inflight_records", lambda v: v >= Q_MSGS - 1))
     m = sl.metrics()
     inflight = m.get("sluice_kafka_inflight_records", 0)
     tap.ok(held and inflight >= Q_MSGS - 1 and m.get("sluice_kafka_queue_full_total", 0) > full,
