@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cat.h"
+#include "cli/job_test.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "core/log.h"
@@ -27,6 +28,8 @@ static const char usage_main[] =
     "  run -c FILE          run the daemon in the foreground\n"
     "  check -c FILE        validate a config file (--print: show the effective config)\n"
     "  cat [options] TAG    send JSON lines from stdin to a forward server\n"
+    "  job test -c FILE --job NAME --input FILE\n"
+    "                       run one job over a file of JSON lines, without Kafka\n"
     "  reference            print the config reference (Markdown)\n"
     "  version              print the version\n"
     "\n"
@@ -130,6 +133,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 1, argv + 1);
   if (strcmp(cmd, "cat") == 0) return sl_cat_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "job") == 0) return sl_job_cli_main(argc - 1, argv + 1);
   if (strcmp(cmd, "reference") == 0) {
     sl_schema_reference(&sl_schema_root, stdout);
     return 0;

@@ -3,7 +3,7 @@
 
 #include <stddef.h>
 
-#include "jobs/window.h"
+#include "jobs/engine.h"
 
 #define MS 1000000LL
 
@@ -44,24 +44,43 @@ static const sl_opt_t job_opts[] = {
      .help = "Names of `[[sink]]`s."},
     {.name = "max_keys", .type = SL_OPT_INT, .def = "100000", .min = 1, .max = 100000000,
      .offset = offsetof(sl_job_conf_t, max_keys), .help = "Group keys kept per window."},
+    {.name = "time_field", .type = SL_OPT_STRING, .offset = offsetof(sl_job_conf_t, time_field),
+     .help = "Record field (a path) holding the event time, instead of the Kafka timestamp."},
+    {.name = "time_format", .type = SL_OPT_ENUM, .def = "\"epoch\"", .choices = "epoch|rfc3339|epoch_ms",
+     .offset = offsetof(sl_job_conf_t, time_format), .help = "How `time_field` is written."},
+    {.name = "emit", .type = SL_OPT_ENUM, .def = "\"final\"", .choices = "final",
+     .offset = offsetof(sl_job_conf_t, emit), .help = "When rows are sent: once, when the window closes."},
+    {.name = "group_id", .type = SL_OPT_STRING, .offset = offsetof(sl_job_conf_t, group_id),
+     .help = "Kafka consumer group (default `sluice-<name>`)."},
+    {.name = "idle_timeout", .type = SL_OPT_DURATION, .def = "\"30s\"", .unit = "duration",
+     .offset = offsetof(sl_job_conf_t, idle_timeout_ns),
+     .help = "A partition without records for this long stops holding the watermark back."},
     {0},
 };
 
-/* The window must make sense for its type (sizes present and positive,
- * whole milliseconds, a bounded number of hops). */
+/* Compiles the job once, so that a bad window, filter, group key or
+ * aggregate is reported at its option (an aggregate at its map entry); the
+ * compiled job itself is not kept. */
 static void job_finish(void *conf, sl_bind_ctx_t *ctx) {
   sl_job_conf_t *j = conf;
-  sl_window_spec_t spec;
-  const char *why = NULL;
-  const void *field = NULL;
-  if (sl_window_spec_from_conf(&j->window, &spec, &why, &field)) sl_bind_error(ctx, field, "%s", why);
+  sl_job_t *job = NULL;
+  sl_job_error_t err;
+  int r = sl_job_new(j, &job, &err);
+  sl_job_free(job);
+  if (r == SL_ECONFIG && err.entry)
+    sl_bind_error_at(ctx, err.entry->line, err.entry->col, "aggregates.%s: %s", err.entry->key, err.msg);
+  else if (r == SL_ECONFIG)
+    sl_bind_error(ctx, err.field, "%s", err.msg);
+  else if (r)
+    sl_bind_error(ctx, NULL, "cannot compile the job: out of memory");
 }
 
 const sl_section_t sl_job_section = {
     .name = "job",
     .flags = SL_SECTION_ARRAY,
     .opts = job_opts,
-    .help = "Windowed aggregation jobs (the jobs stage is not in this version yet: jobs are validated, not run).",
+    .help = "Windowed aggregation jobs (the jobs stage is not in this version yet: jobs are validated, and "
+            "`sluice job test` runs one over a file).",
     .size = sizeof(sl_job_conf_t),
     .finish = job_finish,
 };

@@ -1,5 +1,7 @@
-/* The [[job]] section: its option table and the struct it fills.  The
- * jobs stage itself comes later; its config is validated and bound now.
+/* The [[job]] section: its option table and the struct it fills.  Its
+ * finish hook compiles the job once (jobs/engine.h) so that `sluice check`
+ * reports a bad filter, group key, aggregate or window at its position; the
+ * compiled job is freed right away (the jobs stage compiles its own).
  * Pure. */
 #ifndef SL_JOB_CONF_H
 #define SL_JOB_CONF_H
@@ -26,6 +28,11 @@ typedef struct {
   sl_kv_list_t aggregates;
   sl_str_list_t sinks;
   int64_t max_keys;
+  char *time_field; /* owned or NULL: the record field holding the event time */
+  int time_format;  /* sl_time_format_t: 0 epoch, 1 rfc3339, 2 epoch_ms */
+  int emit;         /* 0 final (the only mode so far) */
+  char *group_id;   /* owned or NULL: the consumer group (default: sluice-<name>) */
+  int64_t idle_timeout_ns;
 } sl_job_conf_t;
 
 extern const sl_section_t sl_job_section;

@@ -1,0 +1,115 @@
+/* The jobs engine core: one configured job compiled (filter, group-key
+ * paths, aggregates, window spec), fed records one at a time, and closing
+ * windows into result rows as the watermark passes them.  Pure: no loop, no
+ * Kafka; the consumer (later) feeds it from the jobs thread, and `sluice job
+ * test` from a file.  A job is used by one thread at a time.
+ *
+ * State is kept per (partition, window, group key) as mergeable partial
+ * aggregates (agg.h): a record updates the partial of its own partition, and
+ * a closing window merges its partitions' partials (in partition order) into
+ * one row per group key.  Revoking a partition drops its partials.  Session
+ * windows are the exception in one respect: their boundaries are tracked per
+ * group key over all partitions (a session of one partition may be bridged
+ * by another's record), while the partials inside each session are still per
+ * partition; revoking a partition leaves the sessions' extent as it was.
+ *
+ * Rows: job name, [window_start, window_end), the group-key values (named by
+ * their canonical path text, `req.path`; a missing field is null), the
+ * aggregates (named as in the config), and a deterministic id: XXH3-64 of
+ * the job name, its NUL, the window start (int64 little-endian) and the
+ * msgpack array of the group-key values, so that a replayed window yields
+ * the same ids. */
+#ifndef SL_ENGINE_H
+#define SL_ENGINE_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "jobs/agg.h"
+#include "jobs/job_conf.h"
+
+typedef struct sl_job sl_job_t;
+
+/* Why a job does not compile. */
+typedef struct {
+  const char *option;   /* "where", "group_by", "window", "aggregates", "time_field" (static) */
+  const void *field;    /* the sl_job_conf_t member at fault, for sl_bind_error; or NULL */
+  const sl_kv_t *entry; /* the aggregates entry at fault (its line and col), or NULL */
+  char msg[320];        /* without the option's name: "column 7: unexpected \")\"" */
+} sl_job_error_t;
+
+/* Compiles `conf` (borrowed; the job copies what it keeps).  Returns 0 and
+ * *out (free with sl_job_free), or SL_ECONFIG (err filled; err may be NULL)
+ * or SL_ENOMEM; *out is NULL on failure. */
+int sl_job_new(const sl_job_conf_t *conf, sl_job_t **out, sl_job_error_t *err);
+void sl_job_free(sl_job_t *job); /* accepts NULL; drops open windows unemitted */
+
+const char *sl_job_name(const sl_job_t *job);
+
+/* A partition becomes the job's, with the watermark its commit metadata
+ * carried (SL_WATERMARK_NONE if none).  Feeding an unassigned partition
+ * assigns it with no watermark first.  0, SL_ERANGE or SL_ENOMEM. */
+int sl_job_assign(sl_job_t *job, int partition, int64_t initial_wm, int64_t now_ms);
+/* The partition is no longer the job's: its partials are dropped and it no
+ * longer holds the watermark back. */
+void sl_job_revoke(sl_job_t *job, int partition);
+
+/* Feeds one record (borrowed; only read during the call) of `partition`
+ * with Kafka timestamp event_ms, read at processing time now_ms.  The event
+ * time is event_ms, or the record's time_field when the job has one (a
+ * record without a readable one is counted in bad_time and dropped), or
+ * now_ms for time = "processing".  Records filtered out by `where`, late
+ * records and records over max_keys are counted, not errors.  Returns 0,
+ * SL_ERANGE (partition id out of range) or SL_ENOMEM (the record may have
+ * updated some of its windows). */
+int sl_job_feed(sl_job_t *job, int partition, const msgpack_object *record, int64_t event_ms, int64_t now_ms);
+
+/* One result row; everything borrowed, valid only during the callback. */
+typedef struct {
+  const char *job;
+  uint64_t id;
+  int64_t window_start, window_end; /* ms */
+  size_t n_keys;
+  const char *const *key_names;
+  const msgpack_object *key_values;
+  size_t n_aggs;
+  const char *const *agg_names;
+  const sl_agg_result_t *agg_values;
+} sl_job_row_t;
+
+typedef void (*sl_job_row_cb)(const sl_job_row_t *row, void *arg);
+
+/* Closes every window whose end is at or before the watermark at now_ms
+ * and calls on_row once per (window, group key), windows in order of end,
+ * keys in order of arrival.  A row whose partials cannot be merged (out of
+ * memory) is dropped and counted in rows_failed. */
+void sl_job_advance(sl_job_t *job, int64_t now_ms, sl_job_row_cb on_row, void *arg);
+/* Closes every window still open (the end of a test input). */
+void sl_job_finish(sl_job_t *job, sl_job_row_cb on_row, void *arg);
+
+/* Appends {"id":"<16 hex>","job":…,"window_start":"<RFC 3339>",
+ * "window_end":…,<keys>,<aggregates>} to out.  0, SL_ENOMEM or SL_EDEPTH
+ * (out restored). */
+int sl_job_row_to_json(const sl_job_row_t *row, sl_buf_t *out);
+
+/* Counters for the metrics.  The first group only grows. */
+typedef struct {
+  uint64_t records_in;   /* every record fed */
+  uint64_t filtered;     /* rejected by `where` */
+  uint64_t late;         /* every window already emitted */
+  uint64_t bad_time;     /* time_field missing or unreadable */
+  uint64_t keys_dropped; /* window updates refused by max_keys */
+  uint64_t rows_emitted;
+  uint64_t rows_failed;
+  uint64_t open_windows; /* tumbling/hopping windows, or open sessions */
+  uint64_t state_keys;   /* (window, group key) cells */
+  uint64_t state_bytes;  /* sl_agg_bytes of every partial, plus their headers */
+  int64_t watermark;     /* SL_WATERMARK_NONE before any */
+} sl_job_stats_t;
+
+/* Fills *out; state_bytes is summed over the state when called. */
+void sl_job_stats(const sl_job_t *job, sl_job_stats_t *out);
+
+#endif

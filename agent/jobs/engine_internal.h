@@ -1,0 +1,80 @@
+/* The engine's private types, shared by engine.c (state, feeding, closing)
+ * and engine_row.c (rows as JSON).  Not for other modules. */
+#ifndef SL_ENGINE_INTERNAL_H
+#define SL_ENGINE_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "jobs/engine.h"
+#include "jobs/expr.h"
+#include "jobs/path.h"
+#include "jobs/session.h"
+#include "jobs/watermark.h"
+#include "jobs/window.h"
+
+/* One partition's partial aggregates of one (window, group key): the header,
+ * then each aggregate's state at agg_off[i] past SL_PARTIAL_HDR. */
+typedef struct sl_partial {
+  struct sl_partial *next; /* the cell's other partitions, by increasing id */
+  int partition;
+} sl_partial_t;
+#define SL_PARTIAL_HDR ((sizeof(sl_partial_t) + SL_AGG_STATE_ALIGN - 1) & ~(size_t)(SL_AGG_STATE_ALIGN - 1))
+
+/* A group key in a table: of a window (partials), or of a session job
+ * (sessions, each session's agg an sl_partial_t list). */
+typedef struct sl_group {
+  struct sl_group *hnext; /* hash chain */
+  struct sl_group *next;  /* arrival order */
+  uint64_t hash;
+  sl_partial_t *partials;
+  sl_session_set_t sessions;
+  uint32_t key_len;
+  char key[]; /* the msgpack array of the key values */
+} sl_group_t;
+
+typedef struct {
+  sl_group_t **buckets; /* power of two, or NULL */
+  size_t nb, n;
+  sl_group_t *head, *tail;
+} sl_gtable_t;
+
+typedef struct {
+  sl_window_t w;
+  sl_gtable_t groups;
+} sl_win_t;
+
+struct sl_job {
+  char *name;
+  sl_window_spec_t spec;
+  bool processing;
+  bool has_time_field;
+  int time_format;
+  uint64_t max_keys;
+  sl_expr_t *where; /* or NULL */
+  sl_path_t time_path;
+  size_t n_keys;
+  sl_path_t *key_paths;
+  char **key_names;
+  size_t n_aggs;
+  sl_agg_spec_t *aggs;
+  sl_path_t *agg_paths; /* n == 0 for count() */
+  char **agg_names;
+  size_t *agg_off;
+  size_t partial_size;
+  sl_agg_result_t *results; /* of the row being emitted */
+
+  sl_watermark_t wm;
+  int64_t proc_wm; /* processing time: now - lateness, never going back */
+
+  sl_win_t **wins; /* tumbling, hopping: open windows by start */
+  size_t n_wins, cap_wins;
+  sl_gtable_t sess_keys; /* sessions */
+  int64_t sess_next_end; /* no session closes before this watermark */
+  uint64_t n_cells;
+
+  sl_buf_t keybuf, scratch;
+  msgpack_unpacked unp;
+  sl_job_stats_t stats;
+};
+
+#endif
