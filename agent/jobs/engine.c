@@ -263,7 +263,7 @@ static sl_group_t *table_get(sl_job_t *j, sl_gtable_t *t, const char *key, size_
   if (!g) return NULL;
   g->hash = h;
   g->key_len = (uint32_t)len;
-  memcpy(g->key, key, len);
+  if (len) memcpy(g->key, key, len);
   sl_session_init(&g->sessions);
   g->hnext = t->buckets[h & (t->nb - 1)];
   t->buckets[h & (t->nb - 1)] = g;
@@ -563,6 +563,7 @@ static void close_windows(sl_job_t *j, int64_t wm, sl_job_row_cb on_row, void *a
     j->n_cells -= w->groups.n;
     window_free(j, w);
   }
+  if (!done) return;
   memmove(j->wins, j->wins + done, (j->n_wins - done) * sizeof *j->wins);
   j->n_wins -= done;
 }
