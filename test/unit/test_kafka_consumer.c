@@ -244,7 +244,6 @@ static bool consumer_start(fixture_t *fx, cons_t *k, const char *group, const ch
       KV("session.timeout.ms", "6000"),
       KV("heartbeat.interval.ms", "1000"),
       KV("partition.assignment.strategy", strategy),
-      KV("topic.metadata.refresh.interval.ms", "1000"),
   };
   sl_kv_list_t pl = {.items = props, .n = sizeof props / sizeof props[0]};
   sl_kafka_consumer_cbs_t cbs = {.on_records = on_records,
