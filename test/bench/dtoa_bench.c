@@ -18,31 +18,10 @@
 
 /* The module itself, for its static layout() and decimal_t. */
 #include "core/dtoa.c"
+#include "../test/unit/old_float_text.h"
 
 #define N 4096
 #define ROUNDS 200
-
-/* The JSON encoder's float formatting before core/dtoa.c. */
-static size_t old_put_float(double d, char *tmp, int is_f32) {
-  int n = 0;
-  if (is_f32) {
-    float f = (float)d;
-    for (int prec = 6; prec <= 9; prec++) {
-      n = snprintf(tmp, 40, "%.*g", prec, (double)f);
-      if (strtof(tmp, NULL) == f) break;
-    }
-  } else {
-    for (int prec = 15; prec <= 17; prec++) {
-      n = snprintf(tmp, 40, "%.*g", prec, d);
-      if (strtod(tmp, NULL) == d) break;
-    }
-  }
-  if (!strpbrk(tmp, ".eE")) {
-    tmp[n++] = '.';
-    tmp[n++] = '0';
-  }
-  return (size_t)n;
-}
 
 #ifdef WITH_DRAGONBOX
 void bench_dragonbox_double(double v, uint64_t *f, int *e);
@@ -121,7 +100,7 @@ static double run(impl_t impl, int is_f32) {
       double v = values[i];
       switch (impl) {
         case OLD:
-          total += old_put_float(v, buf, is_f32);
+          total += old_float_text(buf, v, is_f32);
           break;
         case SCHUBFACH:
           total += is_f32 ? sl_dtoa_float((float)v, buf, SL_DTOA_POINT_ZERO)

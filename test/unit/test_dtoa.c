@@ -32,6 +32,7 @@
 
 #include "core/dtoa.h"
 #include "tap.h"
+#include "old_float_text.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -74,29 +75,6 @@ static const char *fmt_f(float v, int flags) {
   memcpy(text, area, sizeof text);
   text[SL_DTOA_BUF - 1] = '\0';
   return text;
-}
-
-/* The JSON encoder's put_float before core/dtoa.c, verbatim but for the
- * output buffer. */
-static void old_put_float(char *tmp, double d, int is_f32) {
-  int n = 0;
-  if (is_f32) {
-    float f = (float)d;
-    for (int prec = 6; prec <= 9; prec++) {
-      n = snprintf(tmp, 40, "%.*g", prec, (double)f);
-      if (strtof(tmp, NULL) == f) break;
-    }
-  } else {
-    for (int prec = 15; prec <= 17; prec++) {
-      n = snprintf(tmp, 40, "%.*g", prec, d);
-      if (strtod(tmp, NULL) == d) break;
-    }
-  }
-  if (!strpbrk(tmp, ".eE")) {
-    tmp[n++] = '.';
-    tmp[n++] = '0';
-  }
-  tmp[n] = '\0';
 }
 
 /* Significant digits of a number's text ("0.00120" -> 2, "1.0" -> 1). */
@@ -216,7 +194,7 @@ static void check_double(stats_t *st, double v) {
       report(st, "SL_DTOA_AS_17G", v, wide, want);
     }
   }
-  old_put_float(old, v, 0);
+  old_float_text(old, v, 0);
   if (strcmp(marked, old) != 0) {
     st->differ++;
     if (fpclassify(v) == FP_SUBNORMAL) st->differ_subnormal++;
@@ -265,7 +243,7 @@ static void check_float(stats_t *st, float v) {
       report(st, "SL_DTOA_AS_17G", v, wide, want);
     }
   }
-  old_put_float(old, (double)v, 1);
+  old_float_text(old, (double)v, 1);
   if (strcmp(marked, old) != 0) {
     st->differ++;
     if (fpclassify(v) == FP_SUBNORMAL) st->differ_subnormal++;
@@ -501,7 +479,7 @@ static void test_integers(void) {
       check_double(&st, v);
       check_double(&st, -v);
       char old[48];
-      old_put_float(old, v, 0);
+      old_float_text(old, v, 0);
       if (v < 0x1p53 && v >= 0 && strcmp(old, fmt_d(v, SL_DTOA_POINT_ZERO)) != 0)
         differ_below_2_53++;
     }

@@ -15,6 +15,7 @@
 #include "ingest/json_encode.h"
 #include "ingest/route.h"
 #include "tap.h"
+#include "old_float_text.h"
 
 static sl_buf_t out;
 
@@ -41,28 +42,6 @@ static msgpack_object u64(uint64_t v) {
 }
 static msgpack_object i64(int64_t v) {
   return (msgpack_object){.type = MSGPACK_OBJECT_NEGATIVE_INTEGER, .via.i64 = v};
-}
-
-/* The JSON encoder's float text before core/dtoa.c. */
-static void old_json(char *tmp, double d, int is_f32) {
-  int n = 0;
-  if (is_f32) {
-    float f = (float)d;
-    for (int prec = 6; prec <= 9; prec++) {
-      n = snprintf(tmp, 40, "%.*g", prec, (double)f);
-      if (strtof(tmp, NULL) == f) break;
-    }
-  } else {
-    for (int prec = 15; prec <= 17; prec++) {
-      n = snprintf(tmp, 40, "%.*g", prec, d);
-      if (strtod(tmp, NULL) == d) break;
-    }
-  }
-  if (!strpbrk(tmp, ".eE")) {
-    tmp[n++] = '.';
-    tmp[n++] = '0';
-  }
-  tmp[n] = '\0';
 }
 
 static int digits(const char *s) {
@@ -112,7 +91,7 @@ static void test_json(void) {
     double d;
     memcpy(&d, &b, sizeof d);
     char old[48], now[48];
-    old_json(old, d, 0);
+    old_float_text(old, d, 0);
     snprintf(now, sizeof now, "%s", json(f64(d)));
     if (!isfinite(d)) {
       if (strcmp(now, "null") != 0 && bad++ < 5) printf("#   %a -> %s\n", d, now);
@@ -129,7 +108,7 @@ static void test_json(void) {
     float f;
     memcpy(&f, &fb, sizeof f);
     if (!isfinite(f)) continue;
-    old_json(old, (double)f, 1);
+    old_float_text(old, (double)f, 1);
     snprintf(now, sizeof now, "%s", json(f32(f)));
     if (strcmp(now, old) != 0) {
       differ++;
