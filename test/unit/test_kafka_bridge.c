@@ -25,6 +25,7 @@
 #include "kafka/kafka_conf.h"
 #include "kafka/kafka_producer.h"
 #include "tap.h"
+#include "test_loop.h"
 
 #define TOPIC "sluice-test"
 #define DEADLINE_MS 20000
@@ -37,10 +38,7 @@ static char value_bytes[BIG_VALUE];
 /* One loop, one metrics registry, one bridge, and a one-broker mock
  * cluster with TOPIC on it. */
 typedef struct {
-  uv_loop_t loop;
-  uv_timer_t deadline;
-  bool (*done)(void *arg); /* what the current wait_until waits for */
-  void *done_arg;
+  test_loop_t tl;
   int bridge_closed;
   sl_metrics_t *metrics;
   sl_kafka_bridge_t *bridge;
@@ -61,67 +59,23 @@ typedef struct {
   size_t inflight_at_room;
 } client_t;
 
-/* Stops the loop once the current wait's condition holds.  Called after
- * every callback a wait may be waiting for. */
-static void check_done(fixture_t *fx) {
-  if (fx->done && fx->done(fx->done_arg)) uv_stop(&fx->loop);
-}
+static void check_done(fixture_t *fx) { test_loop_check(&fx->tl); }
 
-static void on_deadline(uv_timer_t *t) {
-  uv_stop(t->loop);
-}
-
-/* Runs the loop until done(arg) holds or timeout_ms passed; returns
- * done(arg). */
 static bool wait_until(fixture_t *fx, bool (*done)(void *), void *arg, uint64_t timeout_ms) {
-  fx->done = done;
-  fx->done_arg = arg;
-  if (!done(arg)) {
-    uv_timer_start(&fx->deadline, on_deadline, timeout_ms, 0);
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-    uv_timer_stop(&fx->deadline);
-  }
-  fx->done = NULL;
-  return done(arg);
+  return test_loop_wait(&fx->tl, done, arg, timeout_ms);
 }
 
-/* Runs the loop for ms: only to show that something does NOT happen. */
-static void run_for(fixture_t *fx, uint64_t ms) {
-  fx->done = NULL;
-  uv_timer_start(&fx->deadline, on_deadline, ms, 0);
-  uv_run(&fx->loop, UV_RUN_DEFAULT);
-  uv_timer_stop(&fx->deadline);
-}
+static void run_for(fixture_t *fx, uint64_t ms) { test_loop_run_for(&fx->tl, ms); }
 
-/* The value of an unlabelled series as a scrape shows it; -1 when absent
- * or when rendering failed. */
-static long long metric(sl_metrics_t *r, const char *name) {
-  sl_buf_t b = {0};
-  long long v = -1;
-  size_t n = strlen(name);
-  if (sl_metrics_render(r, &b) == 0 && sl_buf_putc(&b, '\0') == 0) {
-    for (const char *line = b.data; *line;) {
-      if (strncmp(line, name, n) == 0 && line[n] == ' ') {
-        v = strtoll(line + n + 1, NULL, 10);
-        break;
-      }
-      const char *nl = strchr(line, '\n');
-      if (!nl) break;
-      line = nl + 1;
-    }
-  }
-  sl_buf_free(&b);
-  return v;
-}
 
 static bool fixture_setup(fixture_t *fx, const char *name) {
   char err[512];
   int r = 0;
   memset(fx, 0, sizeof *fx);
-  uv_loop_init(&fx->loop);
-  uv_timer_init(&fx->loop, &fx->deadline);
+  uv_loop_init(&fx->tl.loop);
+  uv_timer_init(&fx->tl.loop, &fx->tl.deadline);
   fx->metrics = sl_metrics_new();
-  if (fx->metrics) fx->bridge = sl_kafka_bridge_new(&fx->loop, fx->metrics, &r);
+  if (fx->metrics) fx->bridge = sl_kafka_bridge_new(&fx->tl.loop, fx->metrics, &r);
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
   if (!(fx->mock_host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err))) {
@@ -147,13 +101,13 @@ static void on_bridge_closed(void *arg) {
  * then free the producers (they detach), then the bridge. */
 static void fixture_teardown(fixture_t *fx, const char *name, client_t *const *clients, size_t n) {
   if (fx->bridge) sl_kafka_bridge_close(fx->bridge, on_bridge_closed, fx);
-  uv_close((uv_handle_t *)&fx->deadline, NULL);
-  uv_run(&fx->loop, UV_RUN_DEFAULT);
+  uv_close((uv_handle_t *)&fx->tl.deadline, NULL);
+  uv_run(&fx->tl.loop, UV_RUN_DEFAULT);
   if (fx->bridge)
     is_int(fx->bridge_closed, 1, "%s: the bridge reports its handles closed once", name);
   for (size_t i = 0; i < n; i++) sl_kafka_producer_free(clients[i]->p, 0);
   sl_kafka_bridge_free(fx->bridge);
-  is_int(uv_loop_close(&fx->loop), 0, "%s: the loop closes with no handle left", name);
+  is_int(uv_loop_close(&fx->tl.loop), 0, "%s: the loop closes with no handle left", name);
   if (fx->mock) rd_kafka_mock_cluster_destroy(fx->mock);
   if (fx->mock_host) rd_kafka_destroy(fx->mock_host);
   sl_metrics_free(fx->metrics);
@@ -257,12 +211,12 @@ static void delivery_on_the_loop(void) {
     is_int(c->failed, 0, "%s: every report says err 0", name);
     is_int(c->off_loop, 0, "%s: every callback ran on the loop thread", name);
     is_int(sl_kafka_producer_inflight(c->p), 0, "%s: nothing in flight after the reports", name);
-    is_int(metric(fx.metrics, "sluice_kafka_delivered_total"), N, "%s: delivered_total %d", name,
+    is_int(test_metric(fx.metrics, "sluice_kafka_delivered_total"), N, "%s: delivered_total %d", name,
            N);
-    is_int(metric(fx.metrics, "sluice_kafka_produced_total"), N, "%s: produced_total %d", name, N);
-    is_int(metric(fx.metrics, "sluice_kafka_missed_wakeups_total"), 0,
+    is_int(test_metric(fx.metrics, "sluice_kafka_produced_total"), N, "%s: produced_total %d", name, N);
+    is_int(test_metric(fx.metrics, "sluice_kafka_missed_wakeups_total"), 0,
            "%s: the safety net found no unannounced event", name);
-    ok(metric(fx.metrics, "sluice_kafka_wakeups_total") > 0, "%s: the pipe woke the loop", name);
+    ok(test_metric(fx.metrics, "sluice_kafka_wakeups_total") > 0, "%s: the pipe woke the loop", name);
   } else {
     ok(0, "%s: producer created", name);
   }
@@ -342,9 +296,9 @@ static void refused_record(void) {
     is_int(c->failed, 0, "%s: and delivered ok", name);
     is_int(c->reports_of[0], 0, "%s: the refused record is never reported", name);
     is_int(c->reports, 1, "%s: one report in all", name);
-    is_int(metric(fx.metrics, "sluice_kafka_produce_rejected_total"), 1,
+    is_int(test_metric(fx.metrics, "sluice_kafka_produce_rejected_total"), 1,
            "%s: produce_rejected_total 1", name);
-    is_int(metric(fx.metrics, "sluice_kafka_produced_total"), 1, "%s: produced_total 1", name);
+    is_int(test_metric(fx.metrics, "sluice_kafka_produced_total"), 1, "%s: produced_total 1", name);
   } else {
     ok(0, "%s: producer created", name);
   }
@@ -381,11 +335,11 @@ static void two_clients_one_bridge(void) {
            name);
     is_int(c[0]->failed + c[1]->failed + c[0]->stray + c[1]->stray, 0, "%s: all ok, none stray",
            name);
-    is_int(metric(fx.metrics, "sluice_kafka_delivered_total"), 2 * M,
+    is_int(test_metric(fx.metrics, "sluice_kafka_delivered_total"), 2 * M,
            "%s: delivered_total counts both clients", name);
     /* Were a wake-up to serve only some attachments, the others' events
      * would wait for the safety net, which counts them here. */
-    is_int(metric(fx.metrics, "sluice_kafka_missed_wakeups_total"), 0,
+    is_int(test_metric(fx.metrics, "sluice_kafka_missed_wakeups_total"), 0,
            "%s: every event was served on its wake-up", name);
   } else {
     ok(0, "%s: producers created", name);
@@ -428,7 +382,7 @@ static size_t serve_raw(void *arg) {
   if (r->detacher) {
     raw_detach(r);
     raw_detach(r->sibling);
-    r->wakeups_at_detach = metric(r->fx->metrics, "sluice_kafka_wakeups_total");
+    r->wakeups_at_detach = test_metric(r->fx->metrics, "sluice_kafka_wakeups_total");
     check_done(r->fx);
   }
   return n;
@@ -461,7 +415,7 @@ static void detach_inside_serve(void) {
     ok(wait_until(&fx, client_reported, c, DEADLINE_MS),
        "%s: the producer attached alongside still gets its reports", name);
     is_int(reported_once(c, 0, M), M, "%s: each of its records reported once", name);
-    ok(metric(fx.metrics, "sluice_kafka_wakeups_total") > self.wakeups_at_detach,
+    ok(test_metric(fx.metrics, "sluice_kafka_wakeups_total") > self.wakeups_at_detach,
        "%s: the loop was woken after the detach", name);
     is_int(self.calls, 1, "%s: the attachment that detached itself was served once", name);
     is_int(self.late_calls + sibling.late_calls, 0,

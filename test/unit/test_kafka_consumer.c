@@ -26,6 +26,7 @@
 #include "kafka/kafka_conf.h"
 #include "kafka/kafka_consumer.h"
 #include "tap.h"
+#include "test_loop.h"
 
 #define TOPIC "sluice-jobs-in"
 #define NPART 4
@@ -34,10 +35,7 @@
 static pthread_t loop_thread;
 
 typedef struct {
-  uv_loop_t loop;
-  uv_timer_t deadline;
-  bool (*done)(void *arg);
-  void *done_arg;
+  test_loop_t tl;
   sl_metrics_t *metrics;
   sl_kafka_bridge_t *bridge;
   rd_kafka_t *mock_host, *producer;
@@ -62,61 +60,23 @@ typedef struct {
   int commits_ok, commits_failed;
 } cons_t;
 
-static void check_done(fixture_t *fx) {
-  if (fx->done && fx->done(fx->done_arg)) uv_stop(&fx->loop);
-}
-
-static void on_deadline(uv_timer_t *t) {
-  uv_stop(t->loop);
-}
+static void check_done(fixture_t *fx) { test_loop_check(&fx->tl); }
 
 static bool wait_until(fixture_t *fx, bool (*done)(void *), void *arg, uint64_t timeout_ms) {
-  fx->done = done;
-  fx->done_arg = arg;
-  if (!done(arg)) {
-    uv_timer_start(&fx->deadline, on_deadline, timeout_ms, 0);
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-    uv_timer_stop(&fx->deadline);
-  }
-  fx->done = NULL;
-  return done(arg);
+  return test_loop_wait(&fx->tl, done, arg, timeout_ms);
 }
 
-/* Only to show that something does NOT happen. */
-static void run_for(fixture_t *fx, uint64_t ms) {
-  fx->done = NULL;
-  uv_timer_start(&fx->deadline, on_deadline, ms, 0);
-  uv_run(&fx->loop, UV_RUN_DEFAULT);
-  uv_timer_stop(&fx->deadline);
-}
+static void run_for(fixture_t *fx, uint64_t ms) { test_loop_run_for(&fx->tl, ms); }
 
-static long long metric(sl_metrics_t *r, const char *name) {
-  sl_buf_t b = {0};
-  long long v = -1;
-  size_t n = strlen(name);
-  if (sl_metrics_render(r, &b) == 0 && sl_buf_putc(&b, '\0') == 0) {
-    for (const char *line = b.data; *line;) {
-      if (strncmp(line, name, n) == 0 && line[n] == ' ') {
-        v = strtoll(line + n + 1, NULL, 10);
-        break;
-      }
-      const char *nl = strchr(line, '\n');
-      if (!nl) break;
-      line = nl + 1;
-    }
-  }
-  sl_buf_free(&b);
-  return v;
-}
 
 static bool fixture_setup(fixture_t *fx, const char *name) {
   char err[512];
   int r = 0;
   memset(fx, 0, sizeof *fx);
-  uv_loop_init(&fx->loop);
-  uv_timer_init(&fx->loop, &fx->deadline);
+  uv_loop_init(&fx->tl.loop);
+  uv_timer_init(&fx->tl.loop, &fx->tl.deadline);
   fx->metrics = sl_metrics_new();
-  if (fx->metrics) fx->bridge = sl_kafka_bridge_new(&fx->loop, fx->metrics, &r);
+  if (fx->metrics) fx->bridge = sl_kafka_bridge_new(&fx->tl.loop, fx->metrics, &r);
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
   if (!(fx->mock_host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err))) {
@@ -141,10 +101,10 @@ static bool fixture_setup(fixture_t *fx, const char *name) {
 
 static void fixture_teardown(fixture_t *fx, const char *name) {
   if (fx->bridge) sl_kafka_bridge_close(fx->bridge, NULL, NULL);
-  uv_close((uv_handle_t *)&fx->deadline, NULL);
-  uv_run(&fx->loop, UV_RUN_DEFAULT);
+  uv_close((uv_handle_t *)&fx->tl.deadline, NULL);
+  uv_run(&fx->tl.loop, UV_RUN_DEFAULT);
   sl_kafka_bridge_free(fx->bridge);
-  is_int(uv_loop_close(&fx->loop), 0, "%s: the loop closes with no handle left", name);
+  is_int(uv_loop_close(&fx->tl.loop), 0, "%s: the loop closes with no handle left", name);
   if (fx->producer) rd_kafka_destroy(fx->producer);
   if (fx->mock) rd_kafka_mock_cluster_destroy(fx->mock);
   if (fx->mock_host) rd_kafka_destroy(fx->mock_host);
@@ -254,7 +214,7 @@ static bool consumer_start(fixture_t *fx, cons_t *k, const char *group, const ch
   const char *topics[] = {TOPIC};
   memset(k, 0, sizeof *k);
   k->fx = fx;
-  int r = sl_kafka_consumer_new(&fx->loop, fx->bridge, fx->metrics, &kc, fx->bootstrap, "test.toml",
+  int r = sl_kafka_consumer_new(&fx->tl.loop, fx->bridge, fx->metrics, &kc, fx->bootstrap, "test.toml",
                                 &pl, group, topics, 1, &cbs, &k->c, &d);
   for (size_t i = 0; i < d.n; i++) printf("# %s\n", d.lines[i]);
   sl_diag_free(&d);
@@ -328,9 +288,9 @@ static void commit_and_resume(void) {
     is_int(a->out_of_order + a->foreign, 0, "%s: in offset order, none from a partition not owned",
            name);
     is_int(a->off_loop, 0, "%s: records handed up on the loop thread", name);
-    is_int(metric(fx.metrics, "sluice_kafka_consumed_total"), PER * NPART, "%s: consumed_total %d",
+    is_int(test_metric(fx.metrics, "sluice_kafka_consumed_total"), PER * NPART, "%s: consumed_total %d",
            name, PER * NPART);
-    is_int(metric(fx.metrics, "sluice_kafka_assigned_partitions"), NPART, "%s: assigned gauge %d",
+    is_int(test_metric(fx.metrics, "sluice_kafka_assigned_partitions"), NPART, "%s: assigned gauge %d",
            name, NPART);
     is_int(sl_kafka_consumer_assigned(a->c), NPART, "%s: sl_kafka_consumer_assigned says %d", name,
            NPART);
@@ -349,13 +309,13 @@ static void commit_and_resume(void) {
            name);
     ok(wait_until(&fx, one_commit, a, DEADLINE_MS), "%s: on_committed comes", name);
     is_int(a->commits_ok, 1, "%s: the commit succeeded", name);
-    is_int(metric(fx.metrics, "sluice_kafka_commits_total"), 1, "%s: commits_total 1", name);
+    is_int(test_metric(fx.metrics, "sluice_kafka_commits_total"), 1, "%s: commits_total 1", name);
 
     int revokes_before = a->revokes;
     ok(consumer_close(&fx, a), "%s: the first consumer closes", name);
     is_int(a->closed, 1, "%s: on_closed once", name);
     ok(a->revokes > revokes_before && owned(a) == 0, "%s: the close revoked its partitions", name);
-    is_int(metric(fx.metrics, "sluice_kafka_assigned_partitions"), 0,
+    is_int(test_metric(fx.metrics, "sluice_kafka_assigned_partitions"), 0,
            "%s: assigned gauge back to 0", name);
 
     ok(consumer_start(&fx, b, "resume-group", "range"), "%s: second consumer created", name);
@@ -396,7 +356,7 @@ static void commit_and_resume(void) {
        name, MORE * NPART);
     is_int(b->out_of_order + b->foreign, 0, "%s: still in order, none foreign", name);
     ok(consumer_close(&fx, b), "%s: the second consumer closes", name);
-    ok(metric(fx.metrics, "sluice_kafka_rebalances_total") >= 4,
+    ok(test_metric(fx.metrics, "sluice_kafka_rebalances_total") >= 4,
        "%s: rebalances counted (an assign and a revoke per consumer)", name);
   } else {
     ok(0, "%s: set up", name);
@@ -515,7 +475,7 @@ static void two_members(const char *name, const char *strategy) {
     is_int(k[0]->revoked_parts - revoked_before, coop ? NPART / 2 : NPART,
            "%s: the first member's revocation named %d partitions", name, coop ? NPART / 2 : NPART);
     ok(k[1]->assigns > 0, "%s: the second member heard its assignment", name);
-    is_int(metric(fx.metrics, "sluice_kafka_assigned_partitions"), NPART,
+    is_int(test_metric(fx.metrics, "sluice_kafka_assigned_partitions"), NPART,
            "%s: assigned gauge %d across both members", name, NPART);
 
     is_int(produce(&fx, PER), PER * NPART, "%s: %d records produced", name, PER * NPART);
