@@ -6,6 +6,8 @@
  * a command-line tool. */
 #include "cli/job_test.h"
 
+#include "cli/cli_common.h"
+
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -41,31 +43,6 @@ static const char usage_job[] =
     "  -h, --help          this help\n"
     "\n"
     "Exit codes: 0 ok, 1 unreadable input, 2 invalid configuration or unknown job, 64 usage error.\n";
-
-static void pack_json(msgpack_packer *pk, json_t *j) {
-  const char *k;
-  json_t *v;
-  size_t i;
-  switch (json_typeof(j)) {
-  case JSON_OBJECT:
-    msgpack_pack_map(pk, json_object_size(j));
-    json_object_foreach(j, k, v) {
-      msgpack_pack_str_with_body(pk, k, strlen(k));
-      pack_json(pk, v);
-    }
-    break;
-  case JSON_ARRAY:
-    msgpack_pack_array(pk, json_array_size(j));
-    json_array_foreach(j, i, v) pack_json(pk, v);
-    break;
-  case JSON_STRING: msgpack_pack_str_with_body(pk, json_string_value(j), json_string_length(j)); break;
-  case JSON_INTEGER: msgpack_pack_int64(pk, json_integer_value(j)); break;
-  case JSON_REAL: msgpack_pack_double(pk, json_real_value(j)); break;
-  case JSON_TRUE: msgpack_pack_true(pk); break;
-  case JSON_FALSE: msgpack_pack_false(pk); break;
-  case JSON_NULL: msgpack_pack_nil(pk); break;
-  }
-}
 
 typedef struct {
   sl_buf_t out;
@@ -128,10 +105,10 @@ static int run(const sl_job_conf_t *jc, sl_job_t *job, FILE *in, const char *inp
     msgpack_packer_init(&pk, &mp, sl_buf_msgpack_write);
     msgpack_pack_array(&pk, 2);
     if (tj)
-      pack_json(&pk, tj);
+      sl_cli_pack_json(&pk, tj);
     else
       msgpack_pack_nil(&pk);
-    pack_json(&pk, rec);
+    sl_cli_pack_json(&pk, rec);
     json_decref(doc);
     size_t off = 0;
     if (msgpack_unpack_next(&unp, mp.data, mp.len, &off) != MSGPACK_UNPACK_SUCCESS) {
@@ -206,15 +183,8 @@ static int cmd_test(int argc, char **argv) {
     fputs(usage_job, stderr);
     return EXIT_USAGE;
   }
-  sl_diag_t d = {0};
-  sl_config_t *cfg = NULL;
-  if (sl_config_load(file, &cfg, &d)) {
-    for (size_t i = 0; i < d.n; i++) fprintf(stderr, "%s\n", d.lines[i]);
-    fprintf(stderr, "%s: %zu error%s\n", file, d.n, d.n == 1 ? "" : "s");
-    sl_diag_free(&d);
-    return EXIT_CONFIG;
-  }
-  sl_diag_free(&d);
+  sl_config_t *cfg = sl_cli_load_config(file);
+  if (!cfg) return EXIT_CONFIG;
   const sl_job_conf_t *jc = NULL;
   for (size_t i = 0; i < cfg->jobs.n; i++) {
     const sl_job_conf_t *c = (const sl_job_conf_t *)cfg->jobs.items + i;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cat.h"
+#include "cli/cli_common.h"
 #include "cli/job_test.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
@@ -85,23 +86,12 @@ bad:
   return EXIT_USAGE;
 }
 
-static sl_config_t *load_or_report(const char *file) {
-  sl_diag_t d = {0};
-  sl_config_t *cfg = NULL;
-  if (sl_config_load(file, &cfg, &d)) {
-    for (size_t i = 0; i < d.n; i++) fprintf(stderr, "%s\n", d.lines[i]);
-    fprintf(stderr, "%s: %zu error%s\n", file, d.n, d.n == 1 ? "" : "s");
-  }
-  sl_diag_free(&d);
-  return cfg;
-}
-
 static int cmd_check(int argc, char **argv) {
   const char *file = NULL;
   bool print = false;
   int r = parse_config_args(argc, argv, usage_check, &file, &print);
   if (r) return r;
-  sl_config_t *cfg = load_or_report(file);
+  sl_config_t *cfg = sl_cli_load_config(file);
   if (!cfg) return EXIT_CONFIG;
   if (print)
     sl_schema_print(&sl_schema_root, cfg->doc, stdout);
@@ -115,7 +105,7 @@ static int cmd_run(int argc, char **argv) {
   const char *file = NULL;
   int r = parse_config_args(argc, argv, usage_run, &file, NULL);
   if (r) return r;
-  sl_config_t *cfg = load_or_report(file);
+  sl_config_t *cfg = sl_cli_load_config(file);
   if (!cfg) return EXIT_CONFIG;
   sl_log_set_level((sl_log_level_t)cfg->log.level);
   sl_log_set_json(cfg->log.format == 1);
