@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/dtoa.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "forward/forward_server.h"
@@ -84,6 +85,15 @@ static void format_rfc3339(int64_t sec, uint32_t nsec, char *buf, size_t len) {
   gmtime_r(&t, &tm);
   size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
   snprintf(buf + n, len - n, ".%09" PRIu32 "Z", nsec);
+}
+
+/* "<sec>.<9 digits of ns>", exact, without printf (once per record when a
+ * route sets time_key).  buf holds at least SL_DTOA_BUF + 11 bytes. */
+static void format_epoch(int64_t sec, uint32_t nsec, char *buf) {
+  size_t n = sl_dtoa_i64(sec, buf);
+  buf[n++] = '.';
+  for (int i = 8; i >= 0; i--, nsec /= 10) buf[n + (size_t)i] = (char)('0' + nsec % 10);
+  buf[n + 9] = '\0';
 }
 
 typedef struct {
@@ -177,7 +187,7 @@ static int produce_entry(ingest_t *in, const sl_route_t *route, const sl_fwd_ent
     if (route->time_rfc3339)
       format_rfc3339(e->sec, e->nsec, time_text, sizeof time_text);
     else
-      snprintf(time_text, sizeof time_text, "%" PRId64 ".%09" PRIu32, e->sec, e->nsec);
+      format_epoch(e->sec, e->nsec, time_text);
   }
   extra_t extras[4];
   size_t nx = collect_extras(in, route, peer, tag, tag_len, time_text, extras);
