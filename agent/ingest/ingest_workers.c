@@ -17,21 +17,11 @@
 typedef struct {
   size_t n;
   sl_stage_t *workers; /* hosted stages, owned */
+  char (*names)[16];   /* "forward-1", ...: the workers' names, owned */
   size_t closing;      /* workers not yet closed */
   void (*on_closed)(void *arg);
   void *on_closed_arg;
 } workers_t;
-
-static const char *const worker_names[] = {
-    "forward-1",  "forward-2",  "forward-3",  "forward-4",  "forward-5",  "forward-6",  "forward-7",  "forward-8",
-    "forward-9",  "forward-10", "forward-11", "forward-12", "forward-13", "forward-14", "forward-15", "forward-16",
-    "forward-17", "forward-18", "forward-19", "forward-20", "forward-21", "forward-22", "forward-23", "forward-24",
-    "forward-25", "forward-26", "forward-27", "forward-28", "forward-29", "forward-30", "forward-31", "forward-32",
-    "forward-33", "forward-34", "forward-35", "forward-36", "forward-37", "forward-38", "forward-39", "forward-40",
-    "forward-41", "forward-42", "forward-43", "forward-44", "forward-45", "forward-46", "forward-47", "forward-48",
-    "forward-49", "forward-50", "forward-51", "forward-52", "forward-53", "forward-54", "forward-55", "forward-56",
-    "forward-57", "forward-58", "forward-59", "forward-60", "forward-61", "forward-62", "forward-63", "forward-64",
-};
 
 static sl_fwd_server_t *server_of(const sl_stage_t *hosted) {
   return sl_ingest_one_server(sl_stage_thread_inner(hosted));
@@ -43,7 +33,7 @@ static int w_start(void *self) {
   for (size_t i = 0; i < w->n; i++) {
     /* The primary has bound (and resolved port 0) before the others copy
      * its ports; its thread only runs connections, the ports stay put. */
-    sl_fwd_server_set_worker(server_of(&w->workers[i]), i == 0, i == 0 ? NULL : primary, worker_names[i]);
+    sl_fwd_server_set_worker(server_of(&w->workers[i]), i == 0, i == 0 ? NULL : primary, w->names[i]);
     int r = w->workers[i].ops->start(w->workers[i].self);
     if (r) return r;
   }
@@ -64,7 +54,7 @@ static size_t w_inflight(void *self, char *what, size_t len) {
     char one[256] = "";
     size_t n = w->workers[i].ops->inflight(w->workers[i].self, one, sizeof one);
     total += n;
-    if (n && used < len) used += (size_t)snprintf(what + used, len - used, "%s%s: %s", used ? "; " : "", worker_names[i], one);
+    if (n && used < len) used += (size_t)snprintf(what + used, len - used, "%s%s: %s", used ? "; " : "", w->names[i], one);
   }
   return total;
 }
@@ -76,7 +66,7 @@ static void w_outcome(void *self, char *what, size_t len) {
   for (size_t i = 0; i < w->n && used < len; i++) {
     char one[256] = "";
     w->workers[i].ops->outcome(w->workers[i].self, one, sizeof one);
-    used += (size_t)snprintf(what + used, len - used, "%s%s: %s", i ? "; " : "", worker_names[i], one);
+    used += (size_t)snprintf(what + used, len - used, "%s%s: %s", i ? "; " : "", w->names[i], one);
   }
 }
 
@@ -99,6 +89,7 @@ static void w_free(void *self) {
   for (size_t i = 0; i < w->n; i++)
     if (w->workers[i].ops) w->workers[i].ops->free(w->workers[i].self);
   free(w->workers);
+  free(w->names);
   free(w);
 }
 
@@ -123,13 +114,17 @@ int sl_ingest_stage_new(const sl_stage_env_t *env, sl_stage_t *out) {
     return sl_ingest_one_new(env, out);
   }
   workers_t *w = calloc(1, sizeof *w);
-  if (!w || !(w->workers = calloc((size_t)f->workers, sizeof *w->workers))) {
+  if (!w || !(w->workers = calloc((size_t)f->workers, sizeof *w->workers)) ||
+      !(w->names = calloc((size_t)f->workers, sizeof *w->names))) {
+    if (w) free(w->workers);
     free(w);
     return SL_ENOMEM;
   }
+  /* workers <= 64 (the option's range); the modulo says so to the compiler. */
+  for (int i = 0; i < (int)f->workers; i++) snprintf(w->names[i], sizeof w->names[i], "forward-%d", (i + 1) % 100);
   int r = 0;
   for (; w->n < (size_t)f->workers; w->n++)
-    if ((r = sl_stage_thread_new(env, worker_names[w->n], sl_ingest_one_new, &w->workers[w->n]))) {
+    if ((r = sl_stage_thread_new(env, w->names[w->n], sl_ingest_one_new, &w->workers[w->n]))) {
       /* The ones made so far were never started: close them (on this
        * thread) before freeing. */
       w->closing = w->n;
