@@ -125,7 +125,8 @@ static int run(const sl_job_conf_t *jc, sl_job_t *job, FILE *in, const char *inp
       rc = EXIT_FAIL;
       goto done;
     }
-    int r = sl_job_feed(job, 0, &pair[1], ms, ms);
+    int r = sl_job_feed(job, 0, -1, &pair[1], ms, ms);
+    if (r == SL_JOB_LATE) r = 0;
     if (!r) sl_job_advance(job, ms, on_row, &pr);
     if (r || pr.err) {
       fprintf(stderr, "%s:%ld: %s\n", input, lineno, sl_strerror(r ? r : pr.err));

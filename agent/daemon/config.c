@@ -40,7 +40,37 @@ static const sl_child_t root_children[] = {
     {0},
 };
 
+static bool sink_named(const sl_config_t *c, const char *name) {
+  for (size_t i = 0; i < c->sinks.n; i++)
+    if (!strcmp(((const sl_sink_conf_t *)c->sinks.items)[i].name, name)) return true;
+  return false;
+}
+
+/* What no single section can check: names that refer across sections. */
+static void root_finish(void *conf, sl_bind_ctx_t *ctx) {
+  const sl_config_t *c = conf;
+  const sl_sink_conf_t *sinks = c->sinks.items;
+  for (size_t i = 0; i < c->sinks.n; i++)
+    for (size_t k = 0; k < i; k++)
+      if (!strcmp(sinks[i].name, sinks[k].name))
+        sl_bind_error(ctx, &sinks[i].name, "sink \"%s\" is defined twice", sinks[i].name);
+  const sl_job_conf_t *jobs = c->jobs.items;
+  for (size_t i = 0; i < c->jobs.n; i++) {
+    const sl_job_conf_t *j = &jobs[i];
+    for (size_t k = 0; k < i; k++)
+      if (!strcmp(j->name, jobs[k].name)) sl_bind_error(ctx, &j->name, "job \"%s\" is defined twice", j->name);
+    for (size_t k = 0; k < j->sinks.n; k++)
+      if (!sink_named(c, j->sinks.items[k]))
+        sl_bind_error(ctx, &j->sinks, "no [[sink]] is named \"%s\"", j->sinks.items[k]);
+    if (j->late_sink && !sink_named(c, j->late_sink))
+      sl_bind_error(ctx, &j->late_sink, "no [[sink]] is named \"%s\"", j->late_sink);
+    if (!c->kafka.enabled)
+      sl_bind_error(ctx, &j->name, "job \"%s\" reads Kafka: the config needs a [kafka] section", j->name);
+  }
+}
+
 const sl_section_t sl_schema_root = {
+    .finish = root_finish,
     .name = "",
     .opts = root_opts,
     .children = root_children,

@@ -184,6 +184,7 @@ static sl_partial_t *partial_get(const sl_job_t *j, sl_partial_t **head, int par
   sl_partial_t *p = aligned_alloc(SL_AGG_STATE_ALIGN, (j->partial_size + 7) & ~(size_t)7);
   if (!p) return NULL;
   p->partition = partition;
+  p->first_offset = -1;
   for (size_t i = 0; i < j->n_aggs; i++) sl_agg_init(&j->aggs[i], state_of(j, p, i));
   p->next = *pp;
   *pp = p;
@@ -200,6 +201,8 @@ static int partials_merge(const sl_job_t *j, sl_partial_t **dst, sl_partial_t *s
     sl_partial_t **pp = dst;
     while (*pp && (*pp)->partition < s->partition) pp = &(*pp)->next;
     if (*pp && (*pp)->partition == s->partition) {
+      if (s->first_offset >= 0 && ((*pp)->first_offset < 0 || s->first_offset < (*pp)->first_offset))
+        (*pp)->first_offset = s->first_offset;
       for (size_t i = 0; i < j->n_aggs && !r; i++) r = sl_agg_merge(&j->aggs[i], state_of(j, *pp, i), state_of(j, s, i));
       partial_free(j, s);
     } else {
@@ -218,6 +221,39 @@ static void partials_drop(const sl_job_t *j, sl_partial_t **head, int partition)
       partial_free(j, p);
       return;
     }
+}
+
+/* ---- offsets kept back ------------------------------------------------------ */
+
+static int offsets_note(sl_offsets_t *o, int partition, int64_t off) {
+  if (off < 0) return 0;
+  if ((size_t)partition >= o->n) {
+    size_t n = o->n ? o->n : 8;
+    while (n <= (size_t)partition) n *= 2;
+    int64_t *a = realloc(o->off, n * sizeof *a);
+    if (!a) return SL_ENOMEM;
+    for (size_t i = o->n; i < n; i++) a[i] = -1;
+    o->off = a;
+    o->n = n;
+  }
+  if (o->off[partition] < 0 || off < o->off[partition]) o->off[partition] = off;
+  return 0;
+}
+
+static int offsets_merge(sl_offsets_t *dst, const sl_offsets_t *src) {
+  for (size_t i = 0; i < src->n; i++)
+    if (offsets_note(dst, (int)i, src->off[i])) return SL_ENOMEM;
+  return 0;
+}
+
+static void offsets_clear(sl_offsets_t *o, int partition) {
+  if ((size_t)partition < o->n) o->off[partition] = -1;
+}
+
+/* Lowers out[0..n) (-1: none) to the offsets of o. */
+static void offsets_lower(const sl_offsets_t *o, int64_t *out, size_t n) {
+  for (size_t i = 0; i < o->n && i < n; i++)
+    if (o->off[i] >= 0 && (out[i] < 0 || o->off[i] < out[i])) out[i] = o->off[i];
 }
 
 static void table_free(const sl_job_t *j, sl_gtable_t *t) {
@@ -307,6 +343,7 @@ static void table_filter(sl_job_t *j, sl_gtable_t *t, bool (*keep)(const sl_grou
 static void window_free(const sl_job_t *j, sl_win_t *w) {
   if (!w) return;
   table_free(j, &w->groups);
+  free(w->offsets.off);
   free(w);
 }
 
@@ -315,6 +352,8 @@ void sl_job_free(sl_job_t *j) {
   for (size_t i = 0; i < j->n_wins; i++) window_free(j, j->wins[i]);
   free(j->wins);
   table_free(j, &j->sess_keys);
+  for (size_t i = 0; i < j->n_emissions; i++) free(j->emissions[i].offsets.off);
+  free(j->emissions);
   sl_watermark_close(&j->wm);
   sl_expr_free(j->where);
   sl_path_free(&j->time_path);
@@ -354,6 +393,7 @@ void sl_job_revoke(sl_job_t *j, int partition) {
   for (size_t i = 0; i < j->n_wins; i++) {
     sl_gtable_t *t = &j->wins[i]->groups;
     for (sl_group_t *g = t->head; g; g = g->next) partials_drop(j, &g->partials, partition);
+    offsets_clear(&j->wins[i]->offsets, partition);
     j->n_cells -= t->n;
     table_filter(j, t, group_has_partials);
     j->n_cells += t->n;
@@ -364,6 +404,7 @@ void sl_job_revoke(sl_job_t *j, int partition) {
       partials_drop(j, &head, partition);
       g->sessions.items[i].agg = head;
     }
+  for (size_t i = 0; i < j->n_emissions; i++) offsets_clear(&j->emissions[i].offsets, partition);
 }
 
 /* ---- feeding ---------------------------------------------------------------- */
@@ -418,7 +459,12 @@ static sl_win_t *window_get(sl_job_t *j, const sl_window_t *w) {
   return nw;
 }
 
-static int feed_windows(sl_job_t *j, int partition, const msgpack_object *record, int64_t t, int64_t floor) {
+static void note_offset(sl_partial_t *p, int64_t offset) {
+  if (offset >= 0 && (p->first_offset < 0 || offset < p->first_offset)) p->first_offset = offset;
+}
+
+static int feed_windows(sl_job_t *j, int partition, int64_t offset, const msgpack_object *record, int64_t t,
+                        int64_t floor) {
   sl_window_t ws[SL_WINDOW_MAX_OVERLAP];
   size_t n = sl_window_assign(&j->spec, t, ws, SL_WINDOW_MAX_OVERLAP);
   if (n > SL_WINDOW_MAX_OVERLAP) n = SL_WINDOW_MAX_OVERLAP;
@@ -436,14 +482,15 @@ static int feed_windows(sl_job_t *j, int partition, const msgpack_object *record
     if (!g) return SL_ENOMEM;
     j->n_cells += w->groups.n - before;
     sl_partial_t *p = partial_get(j, &g->partials, partition);
-    if (!p) return SL_ENOMEM;
+    if (!p || offsets_note(&w->offsets, partition, offset)) return SL_ENOMEM;
+    note_offset(p, offset);
     int r = update_partial(j, p, record, t);
     if (r) return r;
   }
   return 0;
 }
 
-static int feed_session(sl_job_t *j, int partition, const msgpack_object *record, int64_t t) {
+static int feed_session(sl_job_t *j, int partition, int64_t offset, const msgpack_object *record, int64_t t) {
   bool dropped;
   sl_group_t *g = table_get(j, &j->sess_keys, j->keybuf.data, j->keybuf.len, &dropped);
   if (dropped) {
@@ -468,10 +515,12 @@ static int feed_session(sl_job_t *j, int partition, const msgpack_object *record
   sl_partial_t *p = partial_get(j, &head, partition);
   s->agg = head;
   if (!p) return SL_ENOMEM;
+  note_offset(p, offset);
   return update_partial(j, p, record, t);
 }
 
-int sl_job_feed(sl_job_t *j, int partition, const msgpack_object *record, int64_t event_ms, int64_t now_ms) {
+int sl_job_feed(sl_job_t *j, int partition, int64_t offset, const msgpack_object *record, int64_t event_ms,
+                int64_t now_ms) {
   if (partition < 0 || partition >= SL_WATERMARK_MAX_PARTITIONS) return SL_ERANGE;
   j->stats.records_in++;
   int64_t t = event_ms;
@@ -500,41 +549,31 @@ int sl_job_feed(sl_job_t *j, int partition, const msgpack_object *record, int64_
   }
   if (sl_window_last_end(&j->spec, t) <= floor) {
     j->stats.late++;
-    return 0;
+    return SL_JOB_LATE;
   }
   int r = build_key(j, record);
   if (r) return r;
-  if (j->spec.type == SL_WINDOW_SESSION) return feed_session(j, partition, record, t);
-  return feed_windows(j, partition, record, t, floor);
+  if (j->spec.type == SL_WINDOW_SESSION) return feed_session(j, partition, offset, record, t);
+  return feed_windows(j, partition, offset, record, t, floor);
 }
 
 /* ---- closing ---------------------------------------------------------------- */
 
-/* Merges a cell's partials, emits its row and frees the partials. */
-static void emit(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, sl_partial_t *partials,
-                 sl_job_row_cb on_row, void *arg) {
-  if (!partials) return;
-  int r = 0;
-  sl_partial_t *dst = partials;
-  for (sl_partial_t *p = dst->next; p && !r; p = p->next)
-    for (size_t i = 0; i < j->n_aggs && !r; i++) r = sl_agg_merge(&j->aggs[i], state_of(j, dst, i), state_of(j, p, i));
+/* Calls on_row with the row of group g in window w, from its merged
+ * partial m. */
+static void row_out(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, const sl_partial_t *m,
+                    sl_job_row_cb on_row, void *arg) {
   size_t off = 0;
-  if (!r && msgpack_unpack_next(&j->unp, g->key, g->key_len, &off) != MSGPACK_UNPACK_SUCCESS) r = SL_ENOMEM;
-  if (r) {
-    j->stats.rows_failed++;
-    partials_free(j, partials);
-    return;
-  }
-  for (size_t i = 0; i < j->n_aggs; i++) sl_agg_result(&j->aggs[i], state_of(j, dst, i), &j->results[i]);
-  sl_buf_reset(&j->scratch);
   uint8_t le[8];
   for (int i = 0; i < 8; i++) le[i] = (uint8_t)((uint64_t)w->start >> (8 * i));
-  if (sl_buf_append(&j->scratch, j->name, strlen(j->name) + 1) || sl_buf_append(&j->scratch, le, 8) ||
+  sl_buf_reset(&j->scratch);
+  if (msgpack_unpack_next(&j->unp, g->key, g->key_len, &off) != MSGPACK_UNPACK_SUCCESS ||
+      sl_buf_append(&j->scratch, j->name, strlen(j->name) + 1) || sl_buf_append(&j->scratch, le, 8) ||
       sl_buf_append(&j->scratch, g->key, g->key_len)) {
     j->stats.rows_failed++;
-    partials_free(j, partials);
     return;
   }
+  for (size_t i = 0; i < j->n_aggs; i++) sl_agg_result(&j->aggs[i], state_of(j, m, i), &j->results[i]);
   sl_job_row_t row = {
       .job = j->name,
       .id = XXH3_64bits(j->scratch.data, j->scratch.len),
@@ -547,8 +586,50 @@ static void emit(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, sl_part
       .agg_names = (const char *const *)j->agg_names,
       .agg_values = j->results,
   };
-  j->stats.rows_emitted++;
   on_row(&row, arg);
+}
+
+/* The emission the running advance records its windows in, begun on its
+ * first window; NULL when out of memory (the job's checkpoints then stop:
+ * j->ckpt_broken). */
+static sl_emission_t *emission(sl_job_t *j, const sl_window_t *w, int64_t guard) {
+  if (j->ckpt_broken) return NULL;
+  if (!j->in_emission) {
+    if (j->n_emissions == j->cap_emissions) {
+      size_t cap = j->cap_emissions ? j->cap_emissions * 2 : 8;
+      sl_emission_t *a = realloc(j->emissions, cap * sizeof *a);
+      if (!a) {
+        j->ckpt_broken = true;
+        return NULL;
+      }
+      j->emissions = a;
+      j->cap_emissions = cap;
+    }
+    j->emissions[j->n_emissions++] = (sl_emission_t){
+        .seq = ++j->next_seq, .min_end = INT64_MAX, .max_end = INT64_MIN, .guard = INT64_MAX};
+    j->in_emission = true;
+  }
+  sl_emission_t *e = &j->emissions[j->n_emissions - 1];
+  if (w->end < e->min_end) e->min_end = w->end;
+  if (w->end > e->max_end) e->max_end = w->end;
+  if (guard < e->guard) e->guard = guard;
+  return e;
+}
+
+/* Merges a cell's partials, emits its row and frees the partials. */
+static void emit(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, sl_partial_t *partials,
+                 sl_job_row_cb on_row, void *arg) {
+  if (!partials) return;
+  int r = 0;
+  sl_partial_t *dst = partials;
+  for (sl_partial_t *p = dst->next; p && !r; p = p->next)
+    for (size_t i = 0; i < j->n_aggs && !r; i++) r = sl_agg_merge(&j->aggs[i], state_of(j, dst, i), state_of(j, p, i));
+  if (r)
+    j->stats.rows_failed++;
+  else {
+    j->stats.rows_emitted++;
+    row_out(j, w, g, dst, on_row, arg);
+  }
   partials_free(j, partials);
 }
 
@@ -556,6 +637,8 @@ static void close_windows(sl_job_t *j, int64_t wm, sl_job_row_cb on_row, void *a
   size_t done = 0;
   while (done < j->n_wins && j->wins[done]->w.end <= wm) {
     sl_win_t *w = j->wins[done++];
+    sl_emission_t *e = emission(j, &w->w, INT64_MAX);
+    if (e && offsets_merge(&e->offsets, &w->offsets)) j->ckpt_broken = true;
     for (sl_group_t *g = w->groups.head; g; g = g->next) {
       emit(j, &w->w, g, g->partials, on_row, arg);
       g->partials = NULL;
@@ -575,6 +658,9 @@ static void close_sessions(sl_job_t *j, int64_t wm, sl_job_row_cb on_row, void *
     sl_session_t s;
     while (sl_session_pop_closed(&g->sessions, wm, &s)) {
       j->n_cells--;
+      sl_emission_t *e = emission(j, &s.w, s.w.start + j->spec.gap_ms);
+      for (const sl_partial_t *p = s.agg; p && e; p = p->next)
+        if (offsets_note(&e->offsets, p->partition, p->first_offset)) j->ckpt_broken = true;
       emit(j, &s.w, g, s.agg, on_row, arg);
     }
     int64_t e = sl_session_next_end(&g->sessions);
@@ -584,14 +670,18 @@ static void close_sessions(sl_job_t *j, int64_t wm, sl_job_row_cb on_row, void *
   table_filter(j, &j->sess_keys, group_has_sessions);
 }
 
-static void close_upto(sl_job_t *j, int64_t wm, sl_job_row_cb on_row, void *arg) {
+static uint64_t close_upto(sl_job_t *j, int64_t wm, sl_job_row_cb on_row, void *arg) {
+  j->in_emission = false;
   if (j->spec.type == SL_WINDOW_SESSION)
     close_sessions(j, wm, on_row, arg);
   else
     close_windows(j, wm, on_row, arg);
+  uint64_t seq = j->in_emission ? j->emissions[j->n_emissions - 1].seq : 0;
+  j->in_emission = false;
+  return seq;
 }
 
-void sl_job_advance(sl_job_t *j, int64_t now_ms, sl_job_row_cb on_row, void *arg) {
+uint64_t sl_job_advance(sl_job_t *j, int64_t now_ms, sl_job_row_cb on_row, void *arg) {
   int64_t wm;
   if (j->processing) {
     wm = now_ms - j->wm.lateness_ms;
@@ -600,16 +690,118 @@ void sl_job_advance(sl_job_t *j, int64_t now_ms, sl_job_row_cb on_row, void *arg
   } else {
     wm = sl_watermark_get(&j->wm, now_ms);
   }
-  if (wm == SL_WATERMARK_NONE) return;
-  close_upto(j, wm, on_row, arg);
+  if (wm == SL_WATERMARK_NONE) return 0;
+  return close_upto(j, wm, on_row, arg);
 }
 
-void sl_job_finish(sl_job_t *j, sl_job_row_cb on_row, void *arg) { close_upto(j, INT64_MAX, on_row, arg); }
+uint64_t sl_job_finish(sl_job_t *j, sl_job_row_cb on_row, void *arg) { return close_upto(j, INT64_MAX, on_row, arg); }
+
+/* ---- early rows --------------------------------------------------------------- */
+
+/* The row of a cell as it stands, its partials left as they are. */
+static void peek_cell(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, const sl_partial_t *partials,
+                      sl_partial_t *tmp, sl_job_row_cb on_row, void *arg) {
+  if (!partials) return;
+  int r = 0;
+  for (size_t i = 0; i < j->n_aggs; i++) sl_agg_init(&j->aggs[i], state_of(j, tmp, i));
+  for (const sl_partial_t *p = partials; p && !r; p = p->next)
+    for (size_t i = 0; i < j->n_aggs && !r; i++) r = sl_agg_merge(&j->aggs[i], state_of(j, tmp, i), state_of(j, p, i));
+  if (r)
+    j->stats.rows_failed++;
+  else {
+    j->stats.early_rows++;
+    row_out(j, w, g, tmp, on_row, arg);
+  }
+  for (size_t i = 0; i < j->n_aggs; i++) sl_agg_free(&j->aggs[i], state_of(j, tmp, i));
+}
+
+int sl_job_peek(sl_job_t *j, sl_job_row_cb on_row, void *arg) {
+  sl_partial_t *tmp = aligned_alloc(SL_AGG_STATE_ALIGN, (j->partial_size + 7) & ~(size_t)7);
+  if (!tmp) return SL_ENOMEM;
+  for (size_t w = 0; w < j->n_wins; w++)
+    for (const sl_group_t *g = j->wins[w]->groups.head; g; g = g->next)
+      peek_cell(j, &j->wins[w]->w, g, g->partials, tmp, on_row, arg);
+  for (const sl_group_t *g = j->sess_keys.head; g; g = g->next)
+    for (size_t i = 0; i < g->sessions.n; i++)
+      peek_cell(j, &g->sessions.items[i].w, g, g->sessions.items[i].agg, tmp, on_row, arg);
+  free(tmp);
+  return 0;
+}
+
+/* ---- checkpoints -------------------------------------------------------------- */
+
+void sl_job_confirm(sl_job_t *j, uint64_t seq) {
+  for (size_t i = 0; i < j->n_emissions; i++)
+    if (j->emissions[i].seq == seq) j->emissions[i].confirmed = true;
+}
+
+/* The checkpoint watermark W: the highest event time, at most the job's
+ * watermark, such that a restart that skips every window ending at or
+ * before W and rebuilds the others from their records emits nothing
+ * partial and loses nothing:
+ *  - every emission not yet confirmed ends after W (it must be redone);
+ *  - a session that may be rebuilt (open, or emitted but ending after W)
+ *    has no record that W would mark late: its start + gap is above W. */
+static int64_t checkpoint_wm(const sl_job_t *j) {
+  int64_t w = j->wm.current;
+  if (w == SL_WATERMARK_NONE) return w;
+  for (size_t i = 0; i < j->n_emissions; i++)
+    if (!j->emissions[i].confirmed && j->emissions[i].min_end <= w) w = j->emissions[i].min_end - 1;
+  for (const sl_group_t *g = j->sess_keys.head; g; g = g->next)
+    for (size_t i = 0; i < g->sessions.n; i++) {
+      int64_t guard = g->sessions.items[i].w.start + j->spec.gap_ms;
+      if (guard <= w) w = guard - 1;
+    }
+  bool changed = true;
+  while (changed) {
+    changed = false;
+    for (size_t i = 0; i < j->n_emissions; i++) {
+      const sl_emission_t *e = &j->emissions[i];
+      if (e->max_end > w && e->guard <= w) {
+        w = e->guard - 1;
+        changed = true;
+      }
+    }
+  }
+  return w;
+}
+
+int sl_job_checkpoint(sl_job_t *j, int64_t *wm_out, int64_t *offsets, size_t n) {
+  for (size_t i = 0; i < n; i++) offsets[i] = -1;
+  *wm_out = SL_WATERMARK_NONE;
+  if (j->ckpt_broken) return SL_ENOMEM;
+  /* Processing-time windows are not rebuilt as they were (their records
+   * land in the windows of the restart's clock): only what is open or not
+   * yet confirmed holds offsets back. */
+  int64_t w = j->processing ? SL_WATERMARK_NONE : checkpoint_wm(j);
+  for (size_t i = 0; i < j->n_wins; i++) offsets_lower(&j->wins[i]->offsets, offsets, n);
+  for (const sl_group_t *g = j->sess_keys.head; g; g = g->next)
+    for (size_t i = 0; i < g->sessions.n; i++)
+      for (const sl_partial_t *p = g->sessions.items[i].agg; p; p = p->next)
+        if (p->first_offset >= 0 && (size_t)p->partition < n &&
+            (offsets[p->partition] < 0 || p->first_offset < offsets[p->partition]))
+          offsets[p->partition] = p->first_offset;
+  size_t kept = 0;
+  for (size_t i = 0; i < j->n_emissions; i++) {
+    sl_emission_t *e = &j->emissions[i];
+    bool needed = j->processing ? !e->confirmed : (!e->confirmed || e->max_end > w);
+    if (needed) {
+      offsets_lower(&e->offsets, offsets, n);
+      j->emissions[kept++] = *e;
+    } else {
+      free(e->offsets.off);
+    }
+  }
+  j->n_emissions = kept;
+  *wm_out = w;
+  return 0;
+}
 
 void sl_job_stats(const sl_job_t *j, sl_job_stats_t *out) {
   *out = j->stats;
   out->open_windows = j->spec.type == SL_WINDOW_SESSION ? j->n_cells : j->n_wins;
   out->state_keys = j->n_cells;
+  out->emissions = j->n_emissions;
   out->watermark = j->processing ? j->proc_wm : j->wm.current;
   uint64_t bytes = 0;
   const sl_partial_t *lists[1];

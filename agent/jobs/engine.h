@@ -56,15 +56,21 @@ int sl_job_assign(sl_job_t *job, int partition, int64_t initial_wm, int64_t now_
  * longer holds the watermark back. */
 void sl_job_revoke(sl_job_t *job, int partition);
 
-/* Feeds one record (borrowed; only read during the call) of `partition`
- * with Kafka timestamp event_ms, read at processing time now_ms.  The event
- * time is event_ms, or the record's time_field when the job has one (a
- * record without a readable one is counted in bad_time and dropped), or
- * now_ms for time = "processing".  Records filtered out by `where`, late
- * records and records over max_keys are counted, not errors.  Returns 0,
- * SL_ERANGE (partition id out of range) or SL_ENOMEM (the record may have
- * updated some of its windows). */
-int sl_job_feed(sl_job_t *job, int partition, const msgpack_object *record, int64_t event_ms, int64_t now_ms);
+/* sl_job_feed's answer for a late record (counted in `late`, not kept). */
+#define SL_JOB_LATE 1
+
+/* Feeds one record (borrowed; only read during the call) of `partition` at
+ * Kafka `offset` (-1 when it has none: then it holds nothing back in
+ * sl_job_checkpoint), with Kafka timestamp event_ms, read at processing
+ * time now_ms.  A partition's records come in offset order.  The event time
+ * is event_ms, or the record's time_field when the job has one (a record
+ * without a readable one is counted in bad_time and dropped), or now_ms for
+ * time = "processing".  Records filtered out by `where` and records over
+ * max_keys are counted, not errors.  Returns 0, SL_JOB_LATE (every window
+ * of the record was emitted already), SL_ERANGE (partition id out of range)
+ * or SL_ENOMEM (the record may have updated some of its windows). */
+int sl_job_feed(sl_job_t *job, int partition, int64_t offset, const msgpack_object *record, int64_t event_ms,
+                int64_t now_ms);
 
 /* One result row; everything borrowed, valid only during the callback. */
 typedef struct {
@@ -84,10 +90,32 @@ typedef void (*sl_job_row_cb)(const sl_job_row_t *row, void *arg);
 /* Closes every window whose end is at or before the watermark at now_ms
  * and calls on_row once per (window, group key), windows in order of end,
  * keys in order of arrival.  A row whose partials cannot be merged (out of
- * memory) is dropped and counted in rows_failed. */
-void sl_job_advance(sl_job_t *job, int64_t now_ms, sl_job_row_cb on_row, void *arg);
-/* Closes every window still open (the end of a test input). */
-void sl_job_finish(sl_job_t *job, sl_job_row_cb on_row, void *arg);
+ * memory) is dropped and counted in rows_failed.  Returns the emission's
+ * sequence number (> 0; for sl_job_confirm) when a window closed, else 0. */
+uint64_t sl_job_advance(sl_job_t *job, int64_t now_ms, sl_job_row_cb on_row, void *arg);
+/* Closes every window still open (the end of a test input); as advance. */
+uint64_t sl_job_finish(sl_job_t *job, sl_job_row_cb on_row, void *arg);
+
+/* Calls on_row with the current row of every open window and group key
+ * (early results of `emit = { every = ... }`: the same ids as the final
+ * rows, which overwrite them), leaving the state as it is.  Counted in
+ * early_rows.  0 or SL_ENOMEM. */
+int sl_job_peek(sl_job_t *job, sl_job_row_cb on_row, void *arg);
+
+/* Every sink of the job has the rows of emission `seq`. */
+void sl_job_confirm(sl_job_t *job, uint64_t seq);
+
+/* What may be committed now.  *wm is the checkpoint watermark (the commit
+ * metadata; SL_WATERMARK_NONE for processing time or before any): every
+ * window ending at or before it has been emitted and confirmed, and a
+ * restart that assigns it (sl_job_assign) skips exactly those windows'
+ * records.  offsets[p] for p < n is the lowest offset of partition p that
+ * a restart must read again (a record of an open window, of an emission
+ * not confirmed, or of one a restart would rebuild), or -1 when none: then
+ * everything the partition delivered so far may be committed.  Forgets the
+ * emissions no restart would redo.  0, or SL_ENOMEM when an emission's
+ * offsets could not be kept (nothing is safe to commit any more). */
+int sl_job_checkpoint(sl_job_t *job, int64_t *wm, int64_t *offsets, size_t n);
 
 /* Appends {"id":"<16 hex>","job":…,"window_start":"<RFC 3339>",
  * "window_end":…,<keys>,<aggregates>} to out.  0, SL_ENOMEM or SL_EDEPTH
@@ -103,9 +131,11 @@ typedef struct {
   uint64_t keys_dropped; /* window updates refused by max_keys */
   uint64_t rows_emitted;
   uint64_t rows_failed;
+  uint64_t early_rows;   /* rows of open windows (sl_job_peek) */
   uint64_t open_windows; /* tumbling/hopping windows, or open sessions */
   uint64_t state_keys;   /* (window, group key) cells */
   uint64_t state_bytes;  /* sl_agg_bytes of every partial, plus their headers */
+  uint64_t emissions;    /* emissions kept for checkpoints */
   int64_t watermark;     /* SL_WATERMARK_NONE before any */
 } sl_job_stats_t;
 

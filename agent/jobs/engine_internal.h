@@ -16,6 +16,7 @@
  * then each aggregate's state at agg_off[i] past SL_PARTIAL_HDR. */
 typedef struct sl_partial {
   struct sl_partial *next; /* the cell's other partitions, by increasing id */
+  int64_t first_offset;    /* the lowest Kafka offset fed into it, or -1 */
   int partition;
 } sl_partial_t;
 #define SL_PARTIAL_HDR ((sizeof(sl_partial_t) + SL_AGG_STATE_ALIGN - 1) & ~(size_t)(SL_AGG_STATE_ALIGN - 1))
@@ -38,10 +39,30 @@ typedef struct {
   sl_group_t *head, *tail;
 } sl_gtable_t;
 
+/* Per partition, the lowest Kafka offset that fed a window (or an emission
+ * of windows): what a checkpoint must not commit past while the window may
+ * have to be rebuilt.  Indexed by partition id; -1: none. */
+typedef struct {
+  int64_t *off;
+  size_t n;
+} sl_offsets_t;
+
 typedef struct {
   sl_window_t w;
   sl_gtable_t groups;
+  sl_offsets_t offsets;
 } sl_win_t;
+
+/* The windows one sl_job_advance closed, remembered until the checkpoint
+ * watermark has passed them all: while it has not, a restart rebuilds them
+ * from their records, so those records' offsets stay uncommitted. */
+typedef struct {
+  uint64_t seq;
+  int64_t min_end, max_end;
+  int64_t guard; /* the lowest event time + gap of a session in it; else min_end */
+  sl_offsets_t offsets;
+  bool confirmed; /* every sink has its rows */
+} sl_emission_t;
 
 struct sl_job {
   char *name;
@@ -71,6 +92,12 @@ struct sl_job {
   sl_gtable_t sess_keys; /* sessions */
   int64_t sess_next_end; /* no session closes before this watermark */
   uint64_t n_cells;
+
+  sl_emission_t *emissions; /* oldest first */
+  size_t n_emissions, cap_emissions;
+  uint64_t next_seq;
+  bool in_emission; /* an advance has begun emissions[n_emissions - 1] */
+  bool ckpt_broken; /* an emission's offsets could not be kept: no checkpoint is safe */
 
   sl_buf_t keybuf, scratch;
   msgpack_unpacked unp;

@@ -50,6 +50,20 @@ static const sl_opt_t job_opts[] = {
      .offset = offsetof(sl_job_conf_t, time_format), .help = "How `time_field` is written."},
     {.name = "emit", .type = SL_OPT_ENUM, .def = "\"final\"", .choices = "final",
      .offset = offsetof(sl_job_conf_t, emit), .help = "When rows are sent: once, when the window closes."},
+    {.name = "emit_every", .type = SL_OPT_DURATION, .def = "\"0s\"", .unit = "duration", .min = 0,
+     .max = 86400 * 1000 * (int64_t)MS, .offset = offsetof(sl_job_conf_t, emit_every_ns),
+     .help = "Also send the current rows of open windows this often (early results, overwritten by the "
+             "final row of the same id); 0: only final rows."},
+    {.name = "format", .type = SL_OPT_ENUM, .def = "\"json\"", .choices = "json|msgpack",
+     .offset = offsetof(sl_job_conf_t, format), .help = "How the topics' values are written (a route's `format`)."},
+    {.name = "late_sink", .type = SL_OPT_STRING, .offset = offsetof(sl_job_conf_t, late_sink),
+     .help = "A `[[sink]]` that receives late records (as JSON), besides counting them."},
+    {.name = "commit_interval", .type = SL_OPT_DURATION, .def = "\"1s\"", .unit = "duration", .min = 10 * MS,
+     .max = 3600 * 1000 * (int64_t)MS, .offset = offsetof(sl_job_conf_t, commit_interval_ns),
+     .help = "How often the job commits its safe offsets (and checkpoint watermark) to Kafka."},
+    {.name = "properties", .type = SL_OPT_MAP, .offset = offsetof(sl_job_conf_t, properties),
+     .help = "librdkafka consumer properties for this job, over `[kafka.properties]` (e.g. "
+             "`\"auto.offset.reset\" = \"latest\"`, `\"session.timeout.ms\"`)."},
     {.name = "group_id", .type = SL_OPT_STRING, .offset = offsetof(sl_job_conf_t, group_id),
      .help = "Kafka consumer group (default `sluice-<name>`)."},
     {.name = "idle_timeout", .type = SL_OPT_DURATION, .def = "\"30s\"", .unit = "duration",
@@ -79,8 +93,8 @@ const sl_section_t sl_job_section = {
     .name = "job",
     .flags = SL_SECTION_ARRAY,
     .opts = job_opts,
-    .help = "Windowed aggregation jobs (the jobs stage is not in this version yet: jobs are validated, and "
-            "`sluice job test` runs one over a file).",
+    .help = "Windowed aggregation jobs: each a consumer group over its topics, results to its sinks (try one "
+            "over a file with `sluice job test`).",
     .size = sizeof(sl_job_conf_t),
     .finish = job_finish,
 };

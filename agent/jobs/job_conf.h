@@ -33,6 +33,11 @@ typedef struct {
   int emit;         /* 0 final (the only mode so far) */
   char *group_id;   /* owned or NULL: the consumer group (default: sluice-<name>) */
   int64_t idle_timeout_ns;
+  int64_t emit_every_ns;     /* 0: final rows only */
+  int format;                /* 0 json, 1 msgpack */
+  char *late_sink;           /* owned or NULL */
+  int64_t commit_interval_ns;
+  sl_kv_list_t properties;   /* [job.properties] */
 } sl_job_conf_t;
 
 extern const sl_section_t sl_job_section;

@@ -17,6 +17,14 @@ t = Tap()
 tmp = tempdir("sluice-jobtest-")
 
 CONFIG = """
+[kafka]
+brokers = "127.0.0.1:9092"
+
+[[sink]]
+name = "out"
+plugin = "file"
+path = "-"
+
 [[job]]
 name = "tumbling"
 topics = ["logs"]

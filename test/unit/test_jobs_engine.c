@@ -98,10 +98,10 @@ int main(void) {
   ok(sl_job_new(&c, &job, &err) == 0, "a good job compiles");
   rows_t rows = {0};
   msgpack_object a1 = rec("a", 1), a2 = rec("a", 2), b5 = rec("b", 5), neg = rec("a", -1);
-  ok(sl_job_feed(job, 0, &a1, 1000, 1000) == 0, "feed p0");
-  ok(sl_job_feed(job, 1, &a2, 2000, 1000) == 0, "feed p1");
-  sl_job_feed(job, 1, &b5, 3000, 1000);
-  sl_job_feed(job, 0, &neg, 3000, 1000);
+  ok(sl_job_feed(job, 0, -1, &a1, 1000, 1000) == 0, "feed p0");
+  ok(sl_job_feed(job, 1, -1, &a2, 2000, 1000) == 0, "feed p1");
+  sl_job_feed(job, 1, -1, &b5, 3000, 1000);
+  sl_job_feed(job, 0, -1, &neg, 3000, 1000);
   sl_job_stats_t st;
   sl_job_stats(job, &st);
   is_int(st.filtered, 1, "where filtered one");
@@ -109,10 +109,10 @@ int main(void) {
   ok(st.state_bytes > 0, "state bytes counted");
   sl_job_advance(job, 1000, on_row, &rows);
   is_int(rows.n, 0, "nothing closes before the watermark passes the end");
-  sl_job_feed(job, 0, &a1, 10500, 1000);
+  sl_job_feed(job, 0, -1, &a1, 10500, 1000);
   sl_job_advance(job, 1000, on_row, &rows);
   is_int(rows.n, 0, "one partition past the end is not enough");
-  sl_job_feed(job, 1, &a1, 10000, 1000);
+  sl_job_feed(job, 1, -1, &a1, 10000, 1000);
   sl_job_advance(job, 1000, on_row, &rows);
   is_int(rows.n, 2, "both past: the window closes, one row per key");
   ok(strstr(rows.json[0], "\"job\":\"j\",\"window_start\":\"1970-01-01T00:00:00.000Z\","
@@ -120,7 +120,7 @@ int main(void) {
      "row of a merges both partitions: %s", rows.json[0]);
   ok(strstr(rows.json[1], "\"k\":\"b\",\"n\":1,\"s\":5}") != NULL, "row of b: %s", rows.json[1]);
   ok(!strncmp(rows.json[0], "{\"id\":\"", 7) && rows.json[0][23] == '"', "the id is 16 hex digits");
-  sl_job_feed(job, 0, &a1, 5000, 1000);
+  sl_job_feed(job, 0, -1, &a1, 5000, 1000);
   sl_job_stats(job, &st);
   is_int(st.late, 1, "a record for the emitted window is late");
   /* Revoke drops partition 1's partial of the open window. */
@@ -135,8 +135,8 @@ int main(void) {
   c = conf(NULL, "k", 0, NULL);
   c.max_keys = 1;
   sl_job_new(&c, &job, &err);
-  sl_job_feed(job, 0, &a1, 1000, 0);
-  sl_job_feed(job, 0, &b5, 1000, 0);
+  sl_job_feed(job, 0, -1, &a1, 1000, 0);
+  sl_job_feed(job, 0, -1, &b5, 1000, 0);
   sl_job_stats(job, &st);
   is_int(st.keys_dropped, 1, "a key beyond max_keys is dropped and counted");
   rows.n = 0;
@@ -150,9 +150,9 @@ int main(void) {
   c.time = 1;
   sl_job_new(&c, &job, &err);
   rows.n = 0;
-  sl_job_feed(job, 0, &a1, 0, 1000);
+  sl_job_feed(job, 0, -1, &a1, 0, 1000);
   sl_job_advance(job, 1000, on_row, &rows);
-  sl_job_feed(job, 0, &a2, 0, 6000);
+  sl_job_feed(job, 0, -1, &a2, 0, 6000);
   sl_job_advance(job, 6000, on_row, &rows);
   is_int(rows.n, 0, "the session is open");
   sl_job_advance(job, 16000, on_row, &rows);
