@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # README command 1: installs the dependencies, builds sluice and runs the
-# demo pipeline in the foreground: forward input -> embedded Kafka.  It sends
-# sample events with `sluice cat`, shows what reached Kafka with kcat, and
-# keeps running (Ctrl-C stops it) so you can send your own:
+# demo pipeline in the foreground: forward input -> embedded Kafka -> a job
+# whose rows are printed on stdout.  It sends sample events with `sluice
+# cat`, shows what reached Kafka with kcat and the job's rows, and keeps
+# running (Ctrl-C stops it) so you can send your own:
 #   echo '{"user":"ann","path":"/"}' | build/agent/sluice cat -p 24224 --ack demo.web.access
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,12 @@ done
 echo
 echo "== metrics: curl -s http://127.0.0.1:24231/metrics | grep -v '^#'"
 curl -s http://127.0.0.1:24231/metrics 2>/dev/null | grep -E '^sluice_(forward_records|forward_acks|kafka_delivered)' || true
+echo
+echo "== the job requests_per_path: one row per path every 5 s (waiting for the first rows)"
+for _ in $(seq 300); do
+  curl -s http://127.0.0.1:24231/metrics 2>/dev/null | grep -q '^sluice_job_rows_total{job="requests_per_path"} [1-9]' && break
+  sleep 0.1
+done
 echo
 echo "sluice keeps running (Ctrl-C to stop). Send more with:"
 echo "  echo '{\"user\":\"dan\",\"path\":\"/\"}' | $bin cat -p 24224 --ack demo.web.access"

@@ -21,6 +21,7 @@
 #include <zlib.h>
 
 #include "cli/cli_common.h"
+#include "jobs/record_decode.h"
 #include "core/buf.h"
 #include "core/error.h"
 #include "forward/forward_auth.h"
@@ -503,7 +504,7 @@ int sl_cat_main(int argc, char **argv) {
         json_decref(j);
         continue;
       }
-      sl_cli_pack_json(&pk, j);
+      sl_json_pack(&pk, j);
       json_decref(j);
     }
     offs[++n] = recs.len;

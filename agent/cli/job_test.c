@@ -7,6 +7,7 @@
 #include "cli/job_test.h"
 
 #include "cli/cli_common.h"
+#include "jobs/record_decode.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -105,10 +106,10 @@ static int run(const sl_job_conf_t *jc, sl_job_t *job, FILE *in, const char *inp
     msgpack_packer_init(&pk, &mp, sl_buf_msgpack_write);
     msgpack_pack_array(&pk, 2);
     if (tj)
-      sl_cli_pack_json(&pk, tj);
+      sl_json_pack(&pk, tj);
     else
       msgpack_pack_nil(&pk);
-    sl_cli_pack_json(&pk, rec);
+    sl_json_pack(&pk, rec);
     json_decref(doc);
     size_t off = 0;
     if (msgpack_unpack_next(&unp, mp.data, mp.len, &off) != MSGPACK_UNPACK_SUCCESS) {

@@ -180,6 +180,12 @@ static void bind_opt(sl_bind_ctx_t *ctx, const sl_opt_t *o, const sl_toml_value_
   }
   case SL_OPT_ENUM:
     if (v->type == SL_TOML_STRING) *(int *)field = enum_index(o->choices, v->u.str.ptr);
+    if (v->type == SL_TOML_TABLE && o->sub) {
+      int n = 1;
+      for (const char *p = o->choices; (p = strchr(p, '|')); p++) n++;
+      *(int *)field = n;
+      bind_section(ctx, o->sub, v, conf + o->sub_offset, path);
+    }
     break;
   case SL_OPT_MAP: {
     sl_kv_list_t *l = field;
@@ -298,6 +304,9 @@ static void unbind_opt(const sl_opt_t *o, char *conf) {
   }
   case SL_OPT_TABLE:
     if (o->sub) sl_schema_unbind(o->sub, field);
+    break;
+  case SL_OPT_ENUM:
+    if (o->sub) sl_schema_unbind(o->sub, conf + o->sub_offset);
     break;
   default: break;
   }

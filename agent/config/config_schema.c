@@ -112,7 +112,7 @@ static const char *expected_text(const sl_opt_t *o) {
   case SL_OPT_ADDR: return "an address string (\"host:port\", \"[v6]:port\" or a socket path)";
   case SL_OPT_ADDR_LIST: return "an address string or an array of them";
   case SL_OPT_STRING_LIST: return "a string or an array of strings";
-  case SL_OPT_ENUM: return "a string";
+  case SL_OPT_ENUM: return o->sub ? "a string or a table" : "a string";
   case SL_OPT_MAP: return "a table of strings, numbers and booleans";
   case SL_OPT_TABLE: return "a table";
   }
@@ -241,6 +241,10 @@ static void check_value(vctx_t *c, const sl_opt_t *o, const char *path, sl_toml_
              sl_toml_type_name(v->u.arr.items[i]->type));
     return;
   case SL_OPT_ENUM: {
+    if (v->type == SL_TOML_TABLE && o->sub) {
+      validate_table(c, o->sub, v, path);
+      return;
+    }
     if (v->type != SL_TOML_STRING) goto wrong_type;
     size_t n = strlen(v->u.str.ptr);
     for (const char *p = o->choices; p;) {
@@ -421,7 +425,7 @@ static void check_defaults(vctx_t *c, const sl_section_t *s, const char *path) {
   char sub[512];
   for (const sl_opt_t *o = s->opts; o && o->name; o++) {
     snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", o->name);
-    if (o->type == SL_OPT_TABLE && o->sub) check_defaults(c, o->sub, sub);
+    if (o->sub) check_defaults(c, o->sub, sub);
     if (!o->def) continue;
     sl_toml_value_t *v = parse_default(o->def);
     if (!v) {
@@ -535,7 +539,7 @@ static void print_value(FILE *out, const sl_toml_value_t *v, bool secret, const 
       const sl_opt_t *so = sub ? find_opt(sub, key) : NULL;
       print_value(out, v->u.tab.items[i].value,
                   sl_schema_key_is_secret(key) || (so && (so->flags & SL_OPT_SECRET)),
-                  so && so->type == SL_OPT_TABLE ? so->sub : NULL);
+                  so ? so->sub : NULL);
     }
     fputs(" }", out);
     break;
@@ -553,7 +557,7 @@ static void print_section(const sl_section_t *s, const sl_toml_value_t *t, const
     if (!v) continue;
     print_key(out, o->name);
     fputs(" = ", out);
-    print_value(out, v, o->flags & SL_OPT_SECRET, o->type == SL_OPT_TABLE ? o->sub : NULL);
+    print_value(out, v, o->flags & SL_OPT_SECRET, o->sub);
     fputc('\n', out);
   }
   if (s->flags & SL_SECTION_OPEN) {
@@ -597,7 +601,7 @@ static const char *type_doc(const sl_opt_t *o) {
   case SL_OPT_ADDR: return "address";
   case SL_OPT_ADDR_LIST: return "address or array of addresses";
   case SL_OPT_STRING_LIST: return "string or array of strings";
-  case SL_OPT_ENUM: return "enum";
+  case SL_OPT_ENUM: return o->sub ? "enum or inline table" : "enum";
   case SL_OPT_MAP: return "table";
   case SL_OPT_TABLE: return "inline table";
   }
@@ -647,8 +651,8 @@ static void reference_section(const sl_section_t *s, const char *path, FILE *out
         fprintf(out, " Range: %s.", r);
       }
       if (o->flags & SL_OPT_SECRET) fputs(" Secret: never printed.", out);
-      if (o->type == SL_OPT_TABLE && o->sub && o->sub->opts) {
-        fputs(" Keys: ", out);
+      if (o->sub && o->sub->opts) {
+        fputs(o->type == SL_OPT_ENUM ? " Or a table with keys: " : " Keys: ", out);
         for (const sl_opt_t *so = o->sub->opts; so->name; so++)
           fprintf(out, "`%s` (%s%s)%s", so->name, type_doc(so),
                   (so->flags & SL_OPT_REQUIRED) ? ", required" : "", so[1].name ? ", " : ".");

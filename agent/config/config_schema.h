@@ -23,7 +23,7 @@ typedef enum {
   SL_OPT_ADDR,        /* "host:port", "[v6]:port", "/path.sock" */
   SL_OPT_ADDR_LIST,   /* one address or an array of them */
   SL_OPT_STRING_LIST, /* one string or an array of strings */
-  SL_OPT_ENUM,        /* a string from `choices` */
+  SL_OPT_ENUM,        /* a string from `choices`; with `sub`, or a table of that schema */
   SL_OPT_MAP,         /* a table of scalar values under free-form keys */
   SL_OPT_TABLE,       /* a (usually inline) table with its own schema: `sub` */
 } sl_opt_type_t;
@@ -63,7 +63,9 @@ typedef struct sl_bind_ctx sl_bind_ctx_t;
  *   ADDR                        sl_addr_t
  *   ADDR_LIST                   sl_addr_list_t
  *   STRING_LIST                 sl_str_list_t
- *   ENUM                        int: the index of the value in `choices`
+ *   ENUM                        int: the index of the value in `choices`;
+ *                               with `sub`, a table sets it to the number
+ *                               of choices and binds at `sub_offset`
  *   MAP                         sl_kv_list_t
  *   TABLE                       a struct bound with `sub` (its own offsets) */
 typedef struct {
@@ -74,9 +76,10 @@ typedef struct {
   int64_t min, max; /* INT: value; DURATION: ns; SIZE: bytes; both 0: unbounded */
   const char *choices; /* ENUM: "a|b|c" */
   unsigned flags;
-  const sl_section_t *sub; /* TABLE */
+  const sl_section_t *sub; /* TABLE; ENUM: the schema of its table form */
   const char *help;
   size_t offset; /* of the field it fills, in the section's struct */
+  size_t sub_offset; /* ENUM with sub: where its table form's struct is */
   /* Extra check of the raw value, run during validation (whatever else is
    * wrong, so that every error is listed at once); reports with
    * sl_diag_add.  NULL: none. */

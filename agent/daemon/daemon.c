@@ -16,6 +16,7 @@
 #include "daemon/stage.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
+#include "jobs/jobs_stage.h"
 #include "kafka/kafka_bridge.h"
 #include "kafka/kafka_embedded.h"
 
@@ -25,6 +26,7 @@
 static int (*const stage_new[])(const sl_stage_env_t *env, sl_stage_t *out) = {
     sl_http_stage_new,
     sl_ingest_stage_new,
+    sl_jobs_stage_new,
 };
 #define N_STAGES (sizeof stage_new / sizeof stage_new[0])
 

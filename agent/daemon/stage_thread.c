@@ -22,6 +22,7 @@ enum { CMD_STOP = 1, CMD_CLOSE = 2 };
 
 typedef struct {
   const char *name;
+  sl_stage_ops_t ops; /* thread_ops under the hosted stage's name, for the daemon's log lines */
   sl_stage_t inner;
   sl_stage_host_t host; /* the daemon's */
   uv_loop_t loop;       /* the thread's */
@@ -251,7 +252,9 @@ int sl_stage_thread_new(const sl_stage_env_t *env, const char *name,
   uv_timer_init(&h->loop, &h->publish);
   h->publish.data = h;
   h->main_loop = env->loop;
-  *out = (sl_stage_t){.ops = &thread_ops, .self = h};
+  h->ops = thread_ops;
+  h->ops.name = name;
+  *out = (sl_stage_t){.ops = &h->ops, .self = h};
   return 0;
 fail:
   if (h->bridge) {

@@ -385,6 +385,8 @@ int sl_job_assign(sl_job_t *j, int partition, int64_t initial_wm, int64_t now_ms
   return sl_watermark_assign(&j->wm, partition, initial_wm, now_ms);
 }
 
+void sl_job_touch(sl_job_t *j, int64_t now_ms) { sl_watermark_touch(&j->wm, now_ms); }
+
 static bool group_has_partials(const sl_group_t *g) { return g->partials != NULL; }
 static bool group_has_sessions(const sl_group_t *g) { return g->sessions.n > 0; }
 
@@ -735,13 +737,16 @@ void sl_job_confirm(sl_job_t *j, uint64_t seq) {
     if (j->emissions[i].seq == seq) j->emissions[i].confirmed = true;
 }
 
-/* The checkpoint watermark W: the highest event time, at most the job's
- * watermark, such that a restart that skips every window ending at or
- * before W and rebuilds the others from their records emits nothing
- * partial and loses nothing:
+/* The job's checkpoint watermark W: the highest event time, at most the
+ * job's watermark, such that a restart that skips the records of every
+ * window ending at or before W and rebuilds the others from their records
+ * emits nothing partial and loses nothing:
  *  - every emission not yet confirmed ends after W (it must be redone);
  *  - a session that may be rebuilt (open, or emitted but ending after W)
- *    has no record that W would mark late: its start + gap is above W. */
+ *    has no record that W would mark late: its start + gap is above W.
+ * One W for all partitions, so that a window or session with records of
+ * several partitions is either skipped for all of them or rebuilt from all
+ * of them. */
 static int64_t checkpoint_wm(const sl_job_t *j) {
   int64_t w = j->wm.current;
   if (w == SL_WATERMARK_NONE) return w;
@@ -766,34 +771,57 @@ static int64_t checkpoint_wm(const sl_job_t *j) {
   return w;
 }
 
-int sl_job_checkpoint(sl_job_t *j, int64_t *wm_out, int64_t *offsets, size_t n) {
-  for (size_t i = 0; i < n; i++) offsets[i] = -1;
-  *wm_out = SL_WATERMARK_NONE;
+int sl_job_checkpoint(sl_job_t *j, int64_t *wms, int64_t *offsets, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    offsets[i] = -1;
+    wms[i] = SL_WATERMARK_NONE;
+  }
   if (j->ckpt_broken) return SL_ENOMEM;
-  /* Processing-time windows are not rebuilt as they were (their records
-   * land in the windows of the restart's clock): only what is open or not
-   * yet confirmed holds offsets back. */
+  /* Per partition, W never goes below what it was assigned, nor below its
+   * previous checkpoint: what those said was emitted and confirmed still
+   * is, and no record of the partition enters such a window again (its
+   * floor is at least as high).  W itself can be lower after the job's
+   * watermark stepped back for a partition assigned with an older
+   * checkpoint.  Processing-time windows are not rebuilt as they were
+   * (their records land in the windows of the restart's clock): there is
+   * no W, and only what is open or not yet confirmed holds offsets back. */
   int64_t w = j->processing ? SL_WATERMARK_NONE : checkpoint_wm(j);
+  for (size_t k = 0; k < n && k < j->wm.n_parts; k++) {
+    sl_watermark_part_t *p = &j->wm.parts[k];
+    if (!p->assigned || j->processing) continue;
+    if (w > p->ckpt) p->ckpt = w;
+    wms[k] = p->ckpt;
+  }
   for (size_t i = 0; i < j->n_wins; i++) offsets_lower(&j->wins[i]->offsets, offsets, n);
   for (const sl_group_t *g = j->sess_keys.head; g; g = g->next)
     for (size_t i = 0; i < g->sessions.n; i++)
-      for (const sl_partial_t *p = g->sessions.items[i].agg; p; p = p->next)
-        if (p->first_offset >= 0 && (size_t)p->partition < n &&
-            (offsets[p->partition] < 0 || p->first_offset < offsets[p->partition]))
-          offsets[p->partition] = p->first_offset;
+      for (const sl_partial_t *p = g->sessions.items[i].agg; p; p = p->next) {
+        size_t k = (size_t)p->partition;
+        if (k < n && p->first_offset >= 0 && (offsets[k] < 0 || p->first_offset < offsets[k]))
+          offsets[k] = p->first_offset;
+      }
   size_t kept = 0;
   for (size_t i = 0; i < j->n_emissions; i++) {
     sl_emission_t *e = &j->emissions[i];
-    bool needed = j->processing ? !e->confirmed : (!e->confirmed || e->max_end > w);
-    if (needed) {
-      offsets_lower(&e->offsets, offsets, n);
-      j->emissions[kept++] = *e;
-    } else {
-      free(e->offsets.off);
+    bool needed = !e->confirmed;
+    for (size_t k = 0; k < e->offsets.n; k++) {
+      if (e->offsets.off[k] < 0) continue;
+      if (k >= n) {
+        needed = true;
+        continue;
+      }
+      if (e->confirmed && !j->processing && e->max_end <= wms[k]) continue;
+      if (!e->confirmed || !j->processing) {
+        needed = true;
+        if (offsets[k] < 0 || e->offsets.off[k] < offsets[k]) offsets[k] = e->offsets.off[k];
+      }
     }
+    if (needed)
+      j->emissions[kept++] = *e;
+    else
+      free(e->offsets.off);
   }
   j->n_emissions = kept;
-  *wm_out = w;
   return 0;
 }
 

@@ -59,6 +59,10 @@ void sl_job_revoke(sl_job_t *job, int partition);
 /* sl_job_feed's answer for a late record (counted in `late`, not kept). */
 #define SL_JOB_LATE 1
 
+/* The job's reader is holding its partitions back (backpressure): none of
+ * them counts as idle for the time being (sl_watermark_touch). */
+void sl_job_touch(sl_job_t *job, int64_t now_ms);
+
 /* Feeds one record (borrowed; only read during the call) of `partition` at
  * Kafka `offset` (-1 when it has none: then it holds nothing back in
  * sl_job_checkpoint), with Kafka timestamp event_ms, read at processing
@@ -105,17 +109,20 @@ int sl_job_peek(sl_job_t *job, sl_job_row_cb on_row, void *arg);
 /* Every sink of the job has the rows of emission `seq`. */
 void sl_job_confirm(sl_job_t *job, uint64_t seq);
 
-/* What may be committed now.  *wm is the checkpoint watermark (the commit
- * metadata; SL_WATERMARK_NONE for processing time or before any): every
- * window ending at or before it has been emitted and confirmed, and a
- * restart that assigns it (sl_job_assign) skips exactly those windows'
- * records.  offsets[p] for p < n is the lowest offset of partition p that
- * a restart must read again (a record of an open window, of an emission
- * not confirmed, or of one a restart would rebuild), or -1 when none: then
+/* What may be committed now, per partition p < n (the engine's ids):
+ * wms[p] is its checkpoint watermark, the commit metadata
+ * (SL_WATERMARK_NONE for processing time, for a partition not assigned, or
+ * before any): every window ending at or before it that has records of p
+ * has been emitted and confirmed, and a restart that assigns it
+ * (sl_job_assign) skips exactly those windows' records of p.  It is never
+ * below what the partition was assigned, even while the job's own
+ * watermark is lower.  offsets[p] is the lowest offset of p that a restart
+ * must read again (a record of an open window, of an emission not
+ * confirmed, or of one a restart would rebuild), or -1 when none: then
  * everything the partition delivered so far may be committed.  Forgets the
  * emissions no restart would redo.  0, or SL_ENOMEM when an emission's
  * offsets could not be kept (nothing is safe to commit any more). */
-int sl_job_checkpoint(sl_job_t *job, int64_t *wm, int64_t *offsets, size_t n);
+int sl_job_checkpoint(sl_job_t *job, int64_t *wms, int64_t *offsets, size_t n);
 
 /* Appends {"id":"<16 hex>","job":…,"window_start":"<RFC 3339>",
  * "window_end":…,<keys>,<aggregates>} to out.  0, SL_ENOMEM or SL_EDEPTH

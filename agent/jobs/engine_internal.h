@@ -59,7 +59,7 @@ typedef struct {
 typedef struct {
   uint64_t seq;
   int64_t min_end, max_end;
-  int64_t guard; /* the lowest event time + gap of a session in it; else min_end */
+  int64_t guard; /* the lowest event time + gap of a session in it; INT64_MAX for other windows */
   sl_offsets_t offsets;
   bool confirmed; /* every sink has its rows */
 } sl_emission_t;

@@ -2,6 +2,8 @@
 #include "jobs/job_conf.h"
 
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "jobs/engine.h"
 
@@ -21,6 +23,24 @@ static const sl_opt_t window_opts[] = {
 static const sl_section_t window_schema = {
     .name = "window", .opts = window_opts, .help = "Window definition.", .size = sizeof(sl_window_conf_t)};
 
+static const sl_opt_t time_opts[] = {
+    {.name = "field", .type = SL_OPT_STRING, .flags = SL_OPT_REQUIRED, .offset = offsetof(sl_time_conf_t, field),
+     .help = "Record field (a path) holding the event time."},
+    {.name = "format", .type = SL_OPT_ENUM, .def = "\"epoch\"", .choices = "epoch|rfc3339|epoch_ms",
+     .offset = offsetof(sl_time_conf_t, format), .help = "How the field is written."},
+    {0},
+};
+static const sl_section_t time_schema = {
+    .name = "time", .opts = time_opts, .help = "Event time from a record field.", .size = sizeof(sl_time_conf_t)};
+
+static const sl_opt_t emit_opts[] = {
+    {.name = "every", .type = SL_OPT_DURATION, .flags = SL_OPT_REQUIRED, .unit = "duration", .min = 10 * MS,
+     .max = 86400 * 1000 * (int64_t)MS, .offset = 0, .help = "How often open windows' rows are sent."},
+    {0},
+};
+static const sl_section_t emit_schema = {
+    .name = "emit", .opts = emit_opts, .help = "Early results.", .size = sizeof(int64_t)};
+
 static const sl_opt_t job_opts[] = {
     {.name = "name", .type = SL_OPT_STRING, .flags = SL_OPT_REQUIRED, .offset = offsetof(sl_job_conf_t, name),
      .help = "Job name, part of every result id."},
@@ -32,8 +52,12 @@ static const sl_opt_t job_opts[] = {
     {.name = "window", .type = SL_OPT_TABLE, .flags = SL_OPT_REQUIRED, .sub = &window_schema,
      .offset = offsetof(sl_job_conf_t, window),
      .help = "`{ type = \"tumbling\", size = \"10s\" }`; hopping adds `advance`, session uses `gap`."},
-    {.name = "time", .type = SL_OPT_ENUM, .def = "\"event\"", .choices = "event|processing",
-     .offset = offsetof(sl_job_conf_t, time), .help = "Which clock assigns windows."},
+    {.name = "time", .type = SL_OPT_ENUM, .def = "\"event\"", .choices = "event|processing", .sub = &time_schema,
+     .offset = offsetof(sl_job_conf_t, time), .sub_offset = offsetof(sl_job_conf_t, time_tab),
+     .help = "Which clock assigns windows: `\"event\"` (the Kafka timestamp, which ingest sets from the "
+             "forward event time), `\"processing\"` (the jobs thread's clock), or "
+             "`{ field = \"ts\", format = \"epoch\" }` (a record field: `epoch` seconds, `epoch_ms`, "
+             "`rfc3339`)."},
     {.name = "allowed_lateness", .type = SL_OPT_DURATION, .def = "\"0s\"", .unit = "duration",
      .offset = offsetof(sl_job_conf_t, allowed_lateness_ns),
      .help = "How long after a window's end late records still update it."},
@@ -45,15 +69,14 @@ static const sl_opt_t job_opts[] = {
     {.name = "max_keys", .type = SL_OPT_INT, .def = "100000", .min = 1, .max = 100000000,
      .offset = offsetof(sl_job_conf_t, max_keys), .help = "Group keys kept per window."},
     {.name = "time_field", .type = SL_OPT_STRING, .offset = offsetof(sl_job_conf_t, time_field),
-     .help = "Record field (a path) holding the event time, instead of the Kafka timestamp."},
+     .help = "Same as `time = { field = ... }` (with `time_format`)."},
     {.name = "time_format", .type = SL_OPT_ENUM, .def = "\"epoch\"", .choices = "epoch|rfc3339|epoch_ms",
      .offset = offsetof(sl_job_conf_t, time_format), .help = "How `time_field` is written."},
-    {.name = "emit", .type = SL_OPT_ENUM, .def = "\"final\"", .choices = "final",
-     .offset = offsetof(sl_job_conf_t, emit), .help = "When rows are sent: once, when the window closes."},
-    {.name = "emit_every", .type = SL_OPT_DURATION, .def = "\"0s\"", .unit = "duration", .min = 0,
-     .max = 86400 * 1000 * (int64_t)MS, .offset = offsetof(sl_job_conf_t, emit_every_ns),
-     .help = "Also send the current rows of open windows this often (early results, overwritten by the "
-             "final row of the same id); 0: only final rows."},
+    {.name = "emit", .type = SL_OPT_ENUM, .def = "\"final\"", .choices = "final", .sub = &emit_schema,
+     .offset = offsetof(sl_job_conf_t, emit), .sub_offset = offsetof(sl_job_conf_t, emit_every_ns),
+     .help = "When rows are sent: `\"final\"`, once when the window closes; or `{ every = \"10s\" }`, also "
+             "the current rows of open windows that often (early results, overwritten by the final row of the "
+             "same id)."},
     {.name = "format", .type = SL_OPT_ENUM, .def = "\"json\"", .choices = "json|msgpack",
      .offset = offsetof(sl_job_conf_t, format), .help = "How the topics' values are written (a route's `format`)."},
     {.name = "late_sink", .type = SL_OPT_STRING, .offset = offsetof(sl_job_conf_t, late_sink),
@@ -77,6 +100,19 @@ static const sl_opt_t job_opts[] = {
  * compiled job itself is not kept. */
 static void job_finish(void *conf, sl_bind_ctx_t *ctx) {
   sl_job_conf_t *j = conf;
+  if (j->time == 2) { /* time = { field = ..., format = ... } */
+    j->time = 0;
+    if (j->time_field) {
+      sl_bind_error(ctx, &j->time_field, "the time field is given twice: use time = { field = ... } alone");
+      return;
+    }
+    j->time_field = strdup(j->time_tab.field);
+    j->time_format = j->time_tab.format;
+    if (!j->time_field) {
+      sl_bind_error(ctx, NULL, "out of memory");
+      return;
+    }
+  }
   sl_job_t *job = NULL;
   sl_job_error_t err;
   int r = sl_job_new(j, &job, &err);

@@ -18,22 +18,28 @@ typedef struct {
 } sl_window_conf_t;
 
 typedef struct {
+  char *field; /* owned */
+  int format;  /* sl_time_format_t */
+} sl_time_conf_t;
+
+typedef struct {
   char *name; /* owned */
   sl_str_list_t topics;
   char *where; /* owned or NULL */
   sl_str_list_t group_by;
   sl_window_conf_t window;
-  int time; /* 0 event, 1 processing */
+  int time; /* 0 event, 1 processing (2, the table form, becomes 0 with time_field set) */
+  sl_time_conf_t time_tab; /* time = { field, format } */
   int64_t allowed_lateness_ns;
   sl_kv_list_t aggregates;
   sl_str_list_t sinks;
   int64_t max_keys;
   char *time_field; /* owned or NULL: the record field holding the event time */
   int time_format;  /* sl_time_format_t: 0 epoch, 1 rfc3339, 2 epoch_ms */
-  int emit;         /* 0 final (the only mode so far) */
+  int emit;         /* 0 final, 1 { every = ... } */
   char *group_id;   /* owned or NULL: the consumer group (default: sluice-<name>) */
   int64_t idle_timeout_ns;
-  int64_t emit_every_ns;     /* 0: final rows only */
+  int64_t emit_every_ns;     /* emit = { every }; 0: final rows only */
   int format;                /* 0 json, 1 msgpack */
   char *late_sink;           /* owned or NULL */
   int64_t commit_interval_ns;

@@ -57,8 +57,13 @@ int sl_watermark_assign(sl_watermark_t *wm, int partition, int64_t initial, int6
     wm->parts = parts;
     wm->n_parts = n;
   }
-  wm->parts[id] = (sl_watermark_part_t){.wm = initial, .floor = initial, .last_seen = now_ms,
+  wm->parts[id] = (sl_watermark_part_t){.wm = initial, .floor = initial, .last_seen = now_ms, .ckpt = initial,
                                          .assigned = true};
+  /* Its records from the committed offset on may belong to windows this
+   * job closed already (for its other partitions): the job's watermark
+   * steps back to the partition's, so that those windows are rebuilt and
+   * closed again rather than the records taken as late. */
+  if (initial < wm->current) wm->current = initial;
   return 0;
 }
 
@@ -90,6 +95,10 @@ int64_t sl_watermark_get(sl_watermark_t *wm, int64_t now_ms) {
     if (p->wm < low) low = p->wm;
   }
   if (any && low > wm->current) wm->current = low;
+  /* Windows ending at or before it are closed now: for every partition
+   * assigned, its records of those windows are late from here on. */
+  for (size_t i = 0; i < wm->n_parts; i++)
+    if (wm->parts[i].assigned && wm->parts[i].floor < wm->current) wm->parts[i].floor = wm->current;
   return wm->current;
 }
 
@@ -107,7 +116,7 @@ int64_t sl_watermark_next_idle(const sl_watermark_t *wm) {
 
 int64_t sl_watermark_floor(const sl_watermark_t *wm, int partition) {
   const sl_watermark_part_t *p = part(wm, partition);
-  return p && p->floor > wm->current ? p->floor : wm->current;
+  return p ? p->floor : wm->current;
 }
 
 bool sl_watermark_is_late(const sl_watermark_t *wm, int partition, const sl_window_spec_t *spec,
@@ -192,4 +201,9 @@ int sl_watermark_meta_parse(const void *meta, size_t len, int64_t *wm_ms, const 
   if (!found) return bad(wm_ms, why, "commit metadata has no watermark");
   *wm_ms = value;
   return 0;
+}
+
+void sl_watermark_touch(sl_watermark_t *wm, int64_t now_ms) {
+  for (size_t i = 0; i < wm->n_parts; i++)
+    if (wm->parts[i].assigned && wm->parts[i].last_seen < now_ms) wm->parts[i].last_seen = now_ms;
 }

@@ -11,13 +11,15 @@
  * so that a quiet partition does not stall every window; when all are idle
  * the watermark stays where it is.
  *
- * Across a restart: the engine commits an offset with the job's watermark
- * as it stood when every window ending at or before it had been emitted
- * (sl_watermark_meta_format), and on restart assigns the partition that
- * watermark (sl_watermark_meta_parse).  Records re-read after the committed
- * offset whose windows end at or before it are then recognised as emitted
- * and skipped (sl_watermark_floor), even while other partitions hold the
- * job's watermark lower. */
+ * Across a restart and a rebalance: each partition has a floor, the
+ * watermark up to which its records' windows are done (emitted before a
+ * restart, or closed by this job while it owned the partition).  The engine
+ * commits each partition's offset with a checkpoint watermark no higher
+ * than what is emitted and confirmed (sl_watermark_meta_format), and on
+ * assignment the partition gets it as its floor (sl_watermark_meta_parse):
+ * records re-read after the committed offset whose windows end at or before
+ * it are recognised as emitted and skipped (sl_watermark_floor), while the
+ * job's watermark steps back so that the windows after it are rebuilt. */
 #ifndef SL_WATERMARK_H
 #define SL_WATERMARK_H
 
@@ -39,8 +41,10 @@
 
 typedef struct {
   int64_t wm;        /* max(assigned, highest event time - lateness) */
-  int64_t floor;     /* what it was assigned with: emitted before a restart */
+  int64_t floor;     /* windows ending at or before it are done for this partition's records: emitted
+                        before a restart (what it was assigned with), or closed by this job since */
   int64_t last_seen; /* processing time of the last record, or of assignment */
+  int64_t ckpt;      /* the engine's last checkpoint watermark for it (assigned: initial) */
   bool assigned;
 } sl_watermark_part_t;
 
@@ -61,7 +65,11 @@ void sl_watermark_close(sl_watermark_t *wm);
 /* The partition is now the job's (a rebalance, or start), with watermark
  * `initial` (from its commit metadata; SL_WATERMARK_NONE if none) and
  * counted active from now_ms.  Assigning an assigned partition starts it
- * afresh.  Returns 0, SL_ERANGE for an id out of range, SL_ENOMEM. */
+ * afresh.  The job's watermark steps back to `initial` if that is lower:
+ * the partition's records from its committed offset on may belong to
+ * windows the job closed already for its other partitions, which are then
+ * rebuilt for them (the other partitions' floors stay where they were).
+ * Returns 0, SL_ERANGE for an id out of range, SL_ENOMEM. */
 int sl_watermark_assign(sl_watermark_t *wm, int partition, int64_t initial, int64_t now_ms);
 
 /* The partition is no longer the job's: it stops holding the watermark
@@ -76,18 +84,25 @@ int sl_watermark_observe(sl_watermark_t *wm, int partition, int64_t event_ms, in
 /* The job's watermark at now_ms (SL_WATERMARK_NONE before any): the lowest
  * watermark of the assigned partitions that are not idle, or the previous
  * value if that is higher or no partition is active.  Windows that end at
- * or before it are complete. */
+ * or before it are complete; every assigned partition's floor is raised to
+ * it. */
 int64_t sl_watermark_get(sl_watermark_t *wm, int64_t now_ms);
+
+/* Counts every assigned partition active at now_ms, as if each had just
+ * delivered a record: while the reader holds the partitions back
+ * (backpressure), their silence is not idleness. */
+void sl_watermark_touch(sl_watermark_t *wm, int64_t now_ms);
 
 /* The processing time at which an active partition next turns idle (and the
  * watermark may jump): when to call sl_watermark_get again without a new
  * record.  INT64_MAX when none will. */
 int64_t sl_watermark_next_idle(const sl_watermark_t *wm);
 
-/* What a record of the partition is judged against: the job's watermark as
- * of the last sl_watermark_get, or the partition's assigned watermark if
- * that is higher (windows emitted before a restart).  A window ending at or
- * before it must not be updated by the record. */
+/* What a record of the partition is judged against: its floor, the higher
+ * of the watermark it was assigned (windows emitted before a restart) and
+ * the job's watermark at each sl_watermark_get since (windows this job
+ * closed while it owned the partition).  A window ending at or before it
+ * must not be updated by the record. */
 int64_t sl_watermark_floor(const sl_watermark_t *wm, int partition);
 
 /* Whether a record of the partition at event_ms is late: every window it

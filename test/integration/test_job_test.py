@@ -1,17 +1,16 @@
 """`sluice job test` against an independent reference: a few thousand
 generated records (out of order within the lateness, some far too late,
 missing and odd-typed fields, nested group keys) run through tumbling,
-hopping and session jobs; every row must match what this file computes on
-its own: count/sum/min/max/avg/first/last exactly, count_distinct and
-percentile within their stated error, late records in no row."""
+hopping and session jobs; every row must match what the reference in
+test/helpers/job_reference.py computes on its own (one partition):
+count/sum/min/max/avg/first/last exactly, count_distinct and percentile
+within their stated error, late records in no row."""
 import json
-import math
 import os
-import random
 import subprocess
-from datetime import datetime, timezone
 
 from harness import SLUICE, Tap, tempdir
+from job_reference import generate, index_rows, mismatches, reference, rfc3339
 
 t = Tap()
 tmp = tempdir("sluice-jobtest-")
@@ -73,159 +72,6 @@ JOBS = {
 }
 
 
-def rfc3339(ms):
-    d = datetime.fromtimestamp(ms // 1000, tz=timezone.utc)
-    return d.strftime("%Y-%m-%dT%H:%M:%S") + ".%03dZ" % (ms % 1000)
-
-
-def generate(n=3000, seed=7):
-    rnd = random.Random(seed)
-    base = 1_700_000_000_000
-    out = []
-    for i in range(n):
-        ts = base + i * 137 + rnd.randint(-2000, 2000)
-        if i % 101 == 50:
-            ts -= 60000  # far beyond every job's lateness
-        rec = {"ts": ts, "svc": rnd.choice("abc"), "status": rnd.choice([200, 404, 500, 503]),
-               "user": "u%d" % rnd.randrange(40)}
-        if rnd.random() < 0.8:
-            rec["req"] = {"path": rnd.choice(["/x", "/y", "/z"])}
-        roll = rnd.random()
-        if roll < 0.85:
-            rec["lat"] = rnd.randint(1, 5000)
-        elif roll < 0.9:
-            rec["lat"] = None
-        elif roll < 0.93:
-            rec["lat"] = "12"  # a string: counted by count(lat), skipped by the numeric ones
-        out.append((ts, rec))
-    return out
-
-
-def lookup(rec, path):
-    v = rec
-    for step in path.split("."):
-        if not isinstance(v, dict) or step not in v:
-            return None
-        v = v[step]
-    return v
-
-
-def is_num(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-class Cell:
-    def __init__(self):
-        self.items = []  # (time, arrival, record)
-
-
-def reference(job, records):
-    """Rows as {(window_start, key...): (window_end, {agg: value})}, and the late count."""
-    wm = None  # as of the last advance
-    max_t = None
-    windows = {}  # (start, end) -> {key: Cell}
-    sessions = {}  # key -> [[start, end, Cell]]
-    rows = {}
-    late = 0
-
-    def emit(start, end, key, cell):
-        rows[(start,) + key] = (end, aggregate(job, cell))
-
-    def close(upto):
-        for w in sorted(windows):
-            if w[1] <= upto:
-                for key, cell in windows.pop(w).items():
-                    emit(w[0], w[1], key, cell)
-        for key, ss in sessions.items():
-            for s in [s for s in ss if s[1] <= upto]:
-                ss.remove(s)
-                emit(s[0], s[1], key, s[2])
-
-    for arrival, (ts, rec) in enumerate(records):
-        floor = wm if wm is not None else -(1 << 63)
-        max_t = ts if max_t is None else max(max_t, ts)
-        if job["where"](rec):
-            key = tuple(lookup(rec, k) for k in job["keys"])
-            kind = job["kind"]
-            if kind == "tumbling":
-                start = ts // job["size"] * job["size"]
-                wins = [(start, start + job["size"])]
-                last_end = start + job["size"]
-            elif kind == "hopping":
-                adv, size = job["advance"], job["size"]
-                last = ts // adv * adv
-                wins = [(s, s + size) for s in range(last - size + adv, last + 1, adv) if s <= ts < s + size]
-                last_end = last + size
-            else:
-                last_end = ts + job["gap"]
-            if last_end <= floor:
-                late += 1
-            elif kind == "session":
-                ss = sessions.setdefault(key, [])
-                start, end = ts, ts + job["gap"]
-                cell = Cell()
-                for s in [s for s in ss if s[0] < end and ts < s[1]]:
-                    ss.remove(s)
-                    start, end = min(start, s[0]), max(end, s[1])
-                    cell.items += s[2].items
-                cell.items.append((ts, arrival, rec))
-                ss.append([start, end, cell])
-            else:
-                for w in wins:
-                    if w[1] > floor:
-                        windows.setdefault(w, {}).setdefault(key, Cell()).items.append((ts, arrival, rec))
-        cand = max_t - job["lateness"]
-        wm = cand if wm is None else max(wm, cand)
-        close(wm)
-    close(1 << 62)
-    return rows, late
-
-
-def aggregate(job, cell):
-    out = {}
-    for name, spec in job["aggs"].items():
-        fn, field = spec[0], spec[1]
-        vals = [(ts, arr, lookup(r, field)) for ts, arr, r in cell.items] if field else []
-        present = [(ts, arr, v) for ts, arr, v in vals if v is not None]
-        nums = [v for _, _, v in present if is_num(v)]
-        if fn == "count":
-            out[name] = len(cell.items)
-        elif fn == "countf":
-            out[name] = len(present)
-        elif fn == "sum":
-            out[name] = sum(nums) if nums else None
-        elif fn == "min":
-            out[name] = min(nums) if nums else None
-        elif fn == "max":
-            out[name] = max(nums) if nums else None
-        elif fn == "avg":
-            out[name] = sum(nums) / len(nums) if nums else None
-        elif fn == "first":
-            out[name] = min(present, key=lambda x: (x[0], x[1]))[2] if present else None
-        elif fn == "last":
-            out[name] = max(present, key=lambda x: (x[0], x[1]))[2] if present else None
-        elif fn == "distinct":
-            out[name] = ("approx", len(set(v for _, _, v in present)))
-        elif fn == "pct":
-            out[name] = ("pct", sorted(nums), spec[2])
-    return out
-
-
-def matches(want, got):
-    if isinstance(want, tuple) and want[0] == "approx":
-        return isinstance(got, int) and abs(got - want[1]) <= max(2, 0.05 * want[1])
-    if isinstance(want, tuple) and want[0] == "pct":
-        vals, q = want[1], want[2]
-        if not vals:
-            return got is None
-        rank = q * (len(vals) - 1)
-        lo, hi = vals[math.floor(rank)], vals[math.ceil(rank)]
-        return isinstance(got, float) and lo * 0.99 - 1e-9 <= got <= hi * 1.01 + 1e-9
-    if isinstance(want, float) and isinstance(got, (int, float)):
-        return got == want
-    return type(got) == type(want) and got == want
-
-
 records = generate()
 inp = os.path.join(tmp, "input.jsonl")
 with open(inp, "w") as f:
@@ -256,24 +102,10 @@ for name, job in JOBS.items():
     got_rows = [json.loads(line) for line in r.stdout.splitlines()]
     want, late = reference(job, records)
     t.ok(late > 0 and f" {late} late," in r.stderr, f"{name}: {late} late records counted", r.stderr)
-    got = {}
-    for row in got_rows:
-        key = tuple(row.get(k) for k in job["keys"])
-        start = int(datetime.strptime(row["window_start"], "%Y-%m-%dT%H:%M:%S.%fZ")
-                    .replace(tzinfo=timezone.utc).timestamp() * 1000 + 0.5)
-        got[(start,) + key] = row
+    got = index_rows(job, got_rows)
     t.eq(len(got_rows), len(got), f"{name}: one row per (window, key)")
     t.eq(sorted(got, key=repr), sorted(want, key=repr), f"{name}: the same (window, key) rows as the reference")
-    bad = []
-    for k, (end, aggs) in want.items():
-        row = got.get(k)
-        if row is None:
-            continue
-        if row["window_end"] != rfc3339(end) or row["job"] != name:
-            bad.append((k, "window_end/job", row))
-        for a, w in aggs.items():
-            if not matches(w, row.get(a)):
-                bad.append((k, a, w if not isinstance(w, tuple) or w[0] != "pct" else w[1][:5], row.get(a)))
+    bad = mismatches(name, want, got)
     t.ok(not bad, f"{name}: every aggregate matches the reference ({len(want)} rows)", "\n".join(map(repr, bad[:10])))
     ids = [row["id"] for row in got_rows]
     t.ok(len(set(ids)) == len(ids) and all(len(i) == 16 and int(i, 16) >= 0 for i in ids),

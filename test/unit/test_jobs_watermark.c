@@ -1,6 +1,8 @@
 /* The job watermark over partitions: the slowest active partition decides,
  * lateness holds it back, idle partitions let go and re-join, rebalances add
- * and remove partitions, it never decreases; late records; and the commit
+ * and remove partitions; it decreases only when a partition is assigned
+ * with a lower watermark, every other partition keeping its floor; late
+ * records are judged against their own partition's floor; and the commit
  * metadata that carries it across a restart. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -126,10 +128,13 @@ static void rebalance(void) {
   is_int(sl_watermark_get(&wm, 0), 100, "revoked, it no longer holds the watermark back");
   is_int(sl_watermark_observe(&wm, 7, 500, 0), SL_ERANGE, "its records are refused");
   sl_watermark_assign(&wm, 7, 60, 0);
-  is_int(sl_watermark_get(&wm, 0), 100, "assigned back behind: the watermark does not decrease");
+  is_int(sl_watermark_get(&wm, 0), 60, "assigned back behind: the watermark steps back to its 60");
+  is_int(sl_watermark_floor(&wm, 0), 100, "partition 0 keeps its floor 100");
+  is_int(sl_watermark_floor(&wm, 7), 60, "partition 7's is what it was assigned");
   sl_watermark_observe(&wm, 7, 150, 0);
   sl_watermark_observe(&wm, 0, 120, 0);
   is_int(sl_watermark_get(&wm, 0), 120, "it moves again when both pass it");
+  ok(sl_watermark_floor(&wm, 0) == 120 && sl_watermark_floor(&wm, 7) == 120, "and raises both floors to 120");
   sl_watermark_revoke(&wm, 0);
   sl_watermark_revoke(&wm, 7);
   sl_watermark_revoke(&wm, 9);
@@ -146,7 +151,10 @@ static void rebalance(void) {
 }
 
 /* Random operations against a model recomputed from scratch: the watermark
- * is max(previous, min over active partitions) and never decreases. */
+ * is max(previous, min over active partitions), stepped back to what a
+ * partition is assigned when that is lower; it decreases only then.  Each
+ * assigned partition's floor is what it was assigned, raised to the
+ * watermark at every get. */
 static uint64_t rng_state = 0x2545f4914f6cdd1du;
 static uint64_t rnd(void) {
   rng_state ^= rng_state << 13;
@@ -157,15 +165,16 @@ static uint64_t rnd(void) {
 
 static void monotonic(void) {
   enum { P = 6 };
-  int bad = 0, decreased = 0;
+  int bad = 0, decreased = 0, lowered = 0, bad_floor = 0;
   for (int round = 0; round < 200; round++) {
     sl_watermark_t wm;
     int64_t lateness = (int64_t)(rnd() % 50), idle_to = (int64_t)(rnd() % 3) * 100;
     sl_watermark_init(&wm, lateness, idle_to);
     bool assigned[P] = {0};
-    int64_t pwm[P], seen[P], model = NONE, prev = NONE, now = 0;
+    int64_t pwm[P], seen[P], floor[P], model = NONE, prev = NONE, now = 0;
     for (int step = 0; step < 300; step++) {
       int p = (int)(rnd() % P);
+      bool stepped_back = false;
       now += (int64_t)(rnd() % 60);
       switch (rnd() % 8) {
       case 0:
@@ -173,8 +182,12 @@ static void monotonic(void) {
           int64_t init = rnd() % 2 ? NONE : (int64_t)(rnd() % 1000);
           sl_watermark_assign(&wm, p, init, now);
           assigned[p] = true;
-          pwm[p] = init;
+          pwm[p] = floor[p] = init;
           seen[p] = now;
+          if (init < model) {
+            model = init;
+            stepped_back = true;
+          }
         }
         break;
       case 1:
@@ -195,13 +208,26 @@ static void monotonic(void) {
       if (low != INT64_MAX && low > model) model = low;
       int64_t got = sl_watermark_get(&wm, now);
       if (got != model) bad++;
-      if (got < prev) decreased++;
+      if (got < prev) {
+        if (stepped_back)
+          lowered++;
+        else
+          decreased++;
+      }
       prev = got;
+      /* Idle partitions too: they are still the job's. */
+      for (int i = 0; i < P; i++) {
+        if (!assigned[i]) continue;
+        if (floor[i] < model) floor[i] = model;
+        if (sl_watermark_floor(&wm, i) != floor[i]) bad_floor++;
+      }
     }
     sl_watermark_close(&wm);
   }
   is_int(bad, 0, "random assign/revoke/records/idle: the model's watermark");
-  is_int(decreased, 0, "never decreasing");
+  is_int(decreased, 0, "never decreasing but by an assignment below it");
+  ok(lowered > 0, "assignments below it did lower it (%d times)", lowered);
+  is_int(bad_floor, 0, "every assigned partition's floor: its assigned watermark, raised to the job's at each get");
 }
 
 /* A restart: the partition starts with the watermark its commit carried, and
@@ -215,7 +241,7 @@ static void restart(void) {
   sl_watermark_assign(&wm, 1, NONE, 0);
   is_int(sl_watermark_get(&wm, 0), NONE, "partition 1 has no watermark yet");
   is_int(sl_watermark_floor(&wm, 0), 1000, "partition 0's floor is its restored watermark");
-  is_int(sl_watermark_floor(&wm, 1), NONE, "partition 1's is the job's");
+  is_int(sl_watermark_floor(&wm, 1), NONE, "partition 1's is its own: none");
   ok(sl_watermark_is_late(&wm, 0, &tum, 950), "re-read record of [900,1000), emitted: skipped");
   ok(!sl_watermark_is_late(&wm, 0, &tum, 1000), "[1000,1100) was not emitted: aggregated");
   ok(!sl_watermark_is_late(&wm, 1, &tum, 950), "the same window on partition 1 is open");
@@ -223,8 +249,58 @@ static void restart(void) {
   is_int(sl_watermark_get(&wm, 0), 1000, "min(restored 1000, 1200)");
   sl_watermark_observe(&wm, 0, 1500, 0);
   is_int(sl_watermark_get(&wm, 0), 1200, "then the records decide");
-  is_int(sl_watermark_floor(&wm, 0), 1200, "the floor follows the job's watermark once above");
+  is_int(sl_watermark_floor(&wm, 0), 1200, "get raised the floor to the job's watermark once above");
   is_int(sl_watermark_floor(&wm, 99), 1200, "and is the job's for an unknown partition");
+  sl_watermark_close(&wm);
+}
+
+/* A partition taken over with an older commit: the job's watermark steps
+ * back to it, so that its records are rebuilt into windows, while the
+ * other partitions keep their floors and their records stay late. */
+static void rebalance_back(void) {
+  sl_watermark_t wm;
+  sl_window_spec_t tum = {.type = SL_WINDOW_TUMBLING, .size_ms = 100};
+  sl_watermark_init(&wm, 0, 0);
+  sl_watermark_assign(&wm, 0, NONE, 0);
+  sl_watermark_assign(&wm, 1, NONE, 0);
+  sl_watermark_observe(&wm, 0, 500, 0);
+  sl_watermark_observe(&wm, 1, 800, 0);
+  is_int(sl_watermark_get(&wm, 0), 500, "two partitions: 500");
+  ok(sl_watermark_floor(&wm, 0) == 500 && sl_watermark_floor(&wm, 1) == 500, "get raises both floors to 500");
+  sl_watermark_observe(&wm, 0, 900, 0);
+  is_int(sl_watermark_get(&wm, 0), 800, "then 800");
+  sl_watermark_revoke(&wm, 1);
+  is_int(sl_watermark_get(&wm, 0), 900, "partition 1 revoked: 900");
+  is_int(sl_watermark_floor(&wm, 0), 900, "partition 0's floor 900");
+  is_int(sl_watermark_assign(&wm, 1, 300, 0), 0, "partition 1 assigned again with an older 300");
+  is_int(wm.current, 300, "the job's watermark steps back to 300 at once");
+  is_int(sl_watermark_get(&wm, 0), 300, "and stays there while partition 1 is at 300");
+  is_int(sl_watermark_floor(&wm, 0), 900, "partition 0's floor stays 900");
+  is_int(sl_watermark_floor(&wm, 1), 300, "partition 1's is 300");
+  ok(sl_watermark_is_late(&wm, 0, &tum, 850), "a record of partition 0 in [800,900) is late for its floor");
+  ok(!sl_watermark_is_late(&wm, 1, &tum, 850), "the same window is open for partition 1's records");
+  ok(sl_watermark_is_late(&wm, 1, &tum, 250), "[200,300) is done for partition 1 too");
+  is_int(sl_watermark_assign(&wm, 2, 5000, 0), 0, "partition 2 assigned ahead, at 5000");
+  is_int(wm.current, 300, "a higher watermark does not raise the job's");
+  sl_watermark_observe(&wm, 1, 1000, 0);
+  is_int(sl_watermark_get(&wm, 0), 900, "min(900, 1000, 5000)");
+  ok(sl_watermark_floor(&wm, 0) == 900 && sl_watermark_floor(&wm, 1) == 900 && sl_watermark_floor(&wm, 2) == 5000,
+     "get raises every floor below 900 to it, and leaves 5000");
+  sl_watermark_assign(&wm, 3, NONE, 0);
+  is_int(wm.current, NONE, "a partition with no watermark takes the job's back to none");
+  ok(sl_watermark_floor(&wm, 0) == 900 && sl_watermark_floor(&wm, 3) == NONE, "floors: 900 stays; none for it");
+  ok(sl_watermark_is_late(&wm, 0, &tum, 850) && !sl_watermark_is_late(&wm, 3, &tum, 850),
+     "late for partition 0, not for partition 3");
+  sl_watermark_close(&wm);
+
+  /* An idle partition is still assigned: get raises its floor too. */
+  sl_watermark_init(&wm, 0, 100);
+  sl_watermark_assign(&wm, 0, NONE, 0);
+  sl_watermark_assign(&wm, 1, NONE, 0);
+  sl_watermark_observe(&wm, 0, 500, 100);
+  is_int(sl_watermark_get(&wm, 100), 500, "partition 1 idle: partition 0 decides, 500");
+  is_int(sl_watermark_floor(&wm, 1), 500, "the idle partition's floor is raised to 500");
+  ok(sl_watermark_is_late(&wm, 1, &tum, 450), "and its record of [400,500) is late when it wakes");
   sl_watermark_close(&wm);
 }
 
@@ -334,6 +410,7 @@ int main(void) {
   rebalance();
   monotonic();
   restart();
+  rebalance_back();
   meta();
   return tap_done();
 }

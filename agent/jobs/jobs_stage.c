@@ -1,0 +1,826 @@
+/* The jobs stage (jobs_stage.h): consumers, engines, sink batches and
+ * commits of every [[job]], on the jobs loop. */
+#include "jobs/jobs_stage.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "daemon/stage_thread.h"
+#include "ingest/json_encode.h"
+#include "jobs/engine.h"
+#include "jobs/record_decode.h"
+#include "jobs/watermark.h"
+#include "kafka/kafka_consumer.h"
+#include "sinks/sink_host.h"
+
+#define TICK_MS 100
+#define PUBLISH_EVERY_MS 250
+#define PAUSE_BATCHES 64  /* batches in flight per job past which it stops reading */
+#define RESUME_BATCHES 16 /* ... and below which it reads again */
+#define NS_PER_MS 1000000
+
+typedef struct jobs_stage jobs_stage_t;
+typedef struct job_rt job_rt_t;
+
+/* One (topic, partition) of a job, by its dense id (the engine's
+ * partition number). */
+typedef struct {
+  char *topic; /* owned */
+  int32_t partition;
+  bool assigned;
+  int64_t next_offset;  /* after the last record handed to the engine; -1: none since assignment */
+  int64_t committed;    /* the group's offset as last known; -1: none */
+  int64_t committed_wm; /* and its checkpoint watermark */
+  int64_t commit_off;   /* in the commit in flight; -1: not in it */
+  int64_t commit_wm;    /* and its watermark */
+} part_t;
+
+/* The rows of one emission (or early rows, or late records) on their way
+ * to the sinks: one write per sink, all of the same batch. */
+typedef struct batch {
+  struct batch *prev, *next;
+  job_rt_t *rt;
+  uint64_t seq;     /* the emission to confirm; 0: nothing to confirm */
+  unsigned waiting; /* sinks that have not reported */
+  bool canceled;    /* a sink closed before writing it: the emission is not confirmed */
+  sl_buf_t text;    /* the rows' JSON, back to back */
+  sl_sink_row_t *rows;
+  size_t n, cap;
+  sl_sink_batch_t b;
+  struct leg {
+    struct batch *batch;
+    sl_sink_t *sink;
+  } *legs;
+} batch_t;
+
+/* The job's metrics, in the order of job_metric_descs. */
+enum {
+  M_RECORDS,
+  M_FILTERED,
+  M_LATE,
+  M_KEYS_DROPPED,
+  M_ROWS,
+  M_EARLY_ROWS,
+  M_ROWS_FAILED,
+  M_COMMITS,
+  M_COMMIT_FAILURES,
+  M_PENDING,
+  M_WATERMARK,
+  M_CHECKPOINT_WM,
+  M_OPEN_WINDOWS,
+  M_STATE_KEYS,
+  M_STATE_BYTES,
+  M_ASSIGNED,
+  M_PAUSED,
+  N_METRICS
+};
+
+static const char *const job_label[] = {"job", NULL};
+static const char *const bad_labels[] = {"job", "reason", NULL};
+
+#define COUNTER(n, h) {.type = SL_METRIC_COUNTER, .name = n, .help = h, .labels = job_label}
+#define GAUGE(n, h) {.type = SL_METRIC_GAUGE, .name = n, .help = h, .labels = job_label}
+
+static const sl_metric_desc_t job_metric_descs[N_METRICS] = {
+    [M_RECORDS] = COUNTER("sluice_job_records_total", "Records the job read from Kafka."),
+    [M_FILTERED] = COUNTER("sluice_job_records_filtered_total", "Records the job's `where` rejected."),
+    [M_LATE] = COUNTER("sluice_job_records_late_total",
+                "Records too late for every window they belong to (not aggregated)."),
+    [M_KEYS_DROPPED] = COUNTER("sluice_job_keys_dropped_total",
+                        "Window updates refused because the window had max_keys group keys."),
+    [M_ROWS] = COUNTER("sluice_job_rows_total", "Final result rows the job emitted."),
+    [M_EARLY_ROWS] = COUNTER("sluice_job_early_rows_total",
+                      "Early rows of open windows (emit = { every = ... })."),
+    [M_ROWS_FAILED] = COUNTER("sluice_job_rows_failed_total",
+                       "Rows a sink refused for good (logged; not retried), or that could not be built."),
+    [M_COMMITS] = COUNTER("sluice_job_commits_total", "Offset commits Kafka confirmed."),
+    [M_COMMIT_FAILURES] = COUNTER("sluice_job_commit_failures_total",
+                           "Offset commits that failed (the next one covers them)."),
+    [M_PENDING] = GAUGE("sluice_job_rows_pending",
+                   "Rows handed to the job's sinks and not yet reported by all of them."),
+    [M_WATERMARK] = GAUGE("sluice_job_watermark_seconds",
+                     "The job's event-time watermark (Unix time; 0 before any)."),
+    [M_CHECKPOINT_WM] = GAUGE("sluice_job_checkpoint_watermark_seconds",
+                         "The watermark last committed with the offsets (Unix time; 0 before any)."),
+    [M_OPEN_WINDOWS] = GAUGE("sluice_job_open_windows", "Windows (or sessions) open."),
+    [M_STATE_KEYS] = GAUGE("sluice_job_state_keys", "(window, group key) cells held."),
+    [M_STATE_BYTES] = GAUGE("sluice_job_state_bytes", "Bytes of partial aggregates held."),
+    [M_ASSIGNED] = GAUGE("sluice_job_assigned_partitions", "Partitions assigned to this instance."),
+    [M_PAUSED] = GAUGE("sluice_job_paused",
+                  "1 while the job stops reading because its sinks are behind."),
+};
+
+struct job_rt {
+  jobs_stage_t *st;
+  const sl_job_conf_t *conf;
+  sl_job_t *job;
+  char *group_id; /* owned */
+  sl_kafka_consumer_t *consumer;
+  sl_sink_t **sinks; /* borrowed from the stage */
+  size_t n_sinks;
+  sl_sink_t *late_sink; /* or NULL */
+
+  part_t *parts;
+  size_t n_parts;
+  int64_t *ckpt, *ckpt_wm; /* n_parts */
+  sl_record_decoder_t dec;
+
+  batch_t *building; /* rows of the running advance or peek */
+  batch_t *late;     /* late records of the running delivery */
+  batch_t *head;     /* in flight */
+  size_t n_batches;
+  uint64_t rows_pending;
+
+  uv_timer_t tick;
+  uint64_t last_publish, last_commit, last_early;
+  bool paused, commit_in_flight, stopping, final_done, consumer_closed, ckpt_warned;
+  sl_job_stats_t published;
+  sl_metric_t *m[N_METRICS];
+  sl_metric_t *bad_decode, *bad_time;
+};
+
+struct jobs_stage {
+  uv_loop_t *loop;
+  const sl_stage_env_t *envp;
+  sl_stage_env_t env;
+  sl_sink_t **sinks;
+  size_t n_sinks;
+  job_rt_t *jobs;
+  size_t n_jobs;
+  size_t closing; /* consumers, then sinks, then timers still closing */
+  void (*on_closed)(void *arg);
+  void *on_closed_arg;
+  bool stopping;
+};
+
+static void commit(job_rt_t *rt);
+
+/* ---- batches ------------------------------------------------------------------ */
+
+static batch_t *batch_new(job_rt_t *rt) {
+  batch_t *b = calloc(1, sizeof *b);
+  if (b) b->rt = rt;
+  return b;
+}
+
+static void batch_free(batch_t *b) {
+  if (!b) return;
+  sl_buf_free(&b->text);
+  free(b->rows);
+  free(b->legs);
+  free(b);
+}
+
+/* Appends one row: json[0..len) is copied. */
+static int batch_add(batch_t *b, const char *json, size_t len, uint64_t id, const char *job) {
+  if (b->n == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 64;
+    sl_sink_row_t *r = realloc(b->rows, cap * sizeof *r);
+    if (!r) return SL_ENOMEM;
+    b->rows = r;
+    b->cap = cap;
+  }
+  size_t at = b->text.len;
+  if (sl_buf_append(&b->text, json, len)) return SL_ENOMEM;
+  /* json holds the row's offset in text until the batch is sent. */
+  b->rows[b->n++] = (sl_sink_row_t){.json = (const char *)(uintptr_t)at, .json_len = len, .id = id, .job = job};
+  return 0;
+}
+
+static void publish(job_rt_t *rt);
+
+static void batch_done(batch_t *b) {
+  job_rt_t *rt = b->rt;
+  if (b->seq && !b->canceled) sl_job_confirm(rt->job, b->seq);
+  if (b->prev)
+    b->prev->next = b->next;
+  else
+    rt->head = b->next;
+  if (b->next) b->next->prev = b->prev;
+  rt->n_batches--;
+  rt->rows_pending -= b->n;
+  sl_gauge_set(rt->m[M_PENDING], (double)rt->rows_pending);
+  batch_free(b);
+  if (rt->paused && rt->n_batches < RESUME_BATCHES && !rt->stopping) {
+    rt->paused = false;
+    sl_kafka_consumer_resume(rt->consumer);
+    sl_gauge_set(rt->m[M_PAUSED], 0);
+  }
+}
+
+static void on_sink_done(void *arg, int status, const char *message) {
+  struct leg *leg = arg;
+  batch_t *b = leg->batch;
+  job_rt_t *rt = b->rt;
+  if (status == SL_SINK_CANCELED) {
+    b->canceled = true;
+  } else if (status != SL_SINK_OK) {
+    sl_log_rl(SL_LOG_ERROR, "jobs", "job %s: sink %s did not take %zu rows: %s", rt->conf->name,
+              sl_sink_name(leg->sink), b->n, message ? message : "failed");
+    sl_metric_add(rt->m[M_ROWS_FAILED], b->n);
+  }
+  if (--b->waiting == 0) batch_done(b);
+}
+
+/* Hands b to `sinks` (n of them); b is freed when the last has reported. */
+static void batch_send(job_rt_t *rt, batch_t *b, sl_sink_t **sinks, size_t n) {
+  for (size_t i = 0; i < b->n; i++) b->rows[i].json = b->text.data + (uintptr_t)b->rows[i].json;
+  b->b = (sl_sink_batch_t){.rows = b->rows, .n = b->n};
+  b->legs = calloc(n ? n : 1, sizeof *b->legs);
+  b->next = rt->head;
+  if (rt->head) rt->head->prev = b;
+  rt->head = b;
+  rt->n_batches++;
+  rt->rows_pending += b->n;
+  b->waiting = 1; /* held until every write is started */
+  for (size_t i = 0; i < n; i++) {
+    if (!b->legs) {
+      sl_log_rl(SL_LOG_ERROR, "jobs", "job %s: out of memory: %zu rows not written", rt->conf->name, b->n);
+      sl_metric_add(rt->m[M_ROWS_FAILED], b->n);
+      break;
+    }
+    b->legs[i] = (struct leg){b, sinks[i]};
+    b->waiting++;
+    int r = sl_sink_write(sinks[i], &b->b, on_sink_done, &b->legs[i]);
+    if (r) {
+      b->waiting--;
+      if (r == SL_ECANCELED) {
+        b->canceled = true;
+      } else {
+        sl_log_rl(SL_LOG_ERROR, "jobs", "job %s: sink %s refused %zu rows: %s", rt->conf->name,
+                  sl_sink_name(sinks[i]), b->n, sl_strerror(r));
+        sl_metric_add(rt->m[M_ROWS_FAILED], b->n);
+      }
+    }
+  }
+  sl_gauge_set(rt->m[M_PENDING], (double)rt->rows_pending);
+  if (--b->waiting == 0) batch_done(b);
+  if (!rt->paused && rt->n_batches >= PAUSE_BATCHES) {
+    rt->paused = true;
+    sl_kafka_consumer_pause(rt->consumer);
+    sl_gauge_set(rt->m[M_PAUSED], 1);
+    sl_log_rl(SL_LOG_WARN, "jobs", "job %s: %zu batches wait for the sinks: reading paused", rt->conf->name,
+              rt->n_batches);
+  }
+}
+
+static void on_row(const sl_job_row_t *row, void *arg) {
+  job_rt_t *rt = arg;
+  sl_buf_t *scratch = &rt->dec.packed; /* free between decodes */
+  sl_buf_reset(scratch);
+  if (!rt->building && !(rt->building = batch_new(rt))) goto fail;
+  if (sl_job_row_to_json(row, scratch) || batch_add(rt->building, scratch->data, scratch->len, row->id, rt->conf->name))
+    goto fail;
+  return;
+fail:
+  sl_log_rl(SL_LOG_ERROR, "jobs", "job %s: cannot build a row: out of memory", rt->conf->name);
+  sl_metric_inc(rt->m[M_ROWS_FAILED]);
+}
+
+/* Sends the rows of the running advance (seq: its emission) or peek. */
+static void send_built(job_rt_t *rt, uint64_t seq) {
+  batch_t *b = rt->building;
+  rt->building = NULL;
+  if (!b && !seq) return;
+  if (!b) b = batch_new(rt); /* an emission without rows still needs its confirmation */
+  if (!b) {
+    sl_log_rl(SL_LOG_ERROR, "jobs", "job %s: out of memory", rt->conf->name);
+    return;
+  }
+  b->seq = seq;
+  batch_send(rt, b, rt->sinks, rt->n_sinks);
+}
+
+static void advance(job_rt_t *rt, uint64_t now) {
+  send_built(rt, sl_job_advance(rt->job, (int64_t)now, on_row, rt));
+}
+
+/* ---- records ------------------------------------------------------------------ */
+
+static int part_id(job_rt_t *rt, const char *topic, int32_t partition) {
+  for (size_t i = 0; i < rt->n_parts; i++)
+    if (rt->parts[i].partition == partition && !strcmp(rt->parts[i].topic, topic)) return (int)i;
+  if (rt->n_parts >= SL_WATERMARK_MAX_PARTITIONS) return -1;
+  part_t *p = realloc(rt->parts, (rt->n_parts + 1) * sizeof *p);
+  if (!p) return -1;
+  rt->parts = p;
+  int64_t *c = realloc(rt->ckpt, (rt->n_parts + 1) * sizeof *c);
+  if (!c) return -1;
+  rt->ckpt = c;
+  if (!(c = realloc(rt->ckpt_wm, (rt->n_parts + 1) * sizeof *c))) return -1;
+  rt->ckpt_wm = c;
+  char *t = strdup(topic);
+  if (!t) return -1;
+  rt->parts[rt->n_parts] = (part_t){.topic = t, .partition = partition, .next_offset = -1, .committed = -1,
+                                    .committed_wm = SL_WATERMARK_NONE, .commit_off = -1};
+  return (int)rt->n_parts++;
+}
+
+/* A late record to the late sink: its JSON, id = hash of where it was read. */
+static void late_add(job_rt_t *rt, const sl_kafka_record_t *rec, const msgpack_object *obj) {
+  if (!rt->late && !(rt->late = batch_new(rt))) return;
+  const char *json = rec->value;
+  size_t len = rec->value_len;
+  sl_buf_t *scratch = &rt->dec.packed;
+  if (rt->conf->format == SL_RECORD_MSGPACK) {
+    sl_buf_reset(scratch);
+    if (sl_json_encode(scratch, obj)) return;
+    json = scratch->data;
+    len = scratch->len;
+  }
+  char where[64];
+  int n = snprintf(where, sizeof where, "/%" PRId32 "/%" PRId64, rec->partition, rec->offset);
+  XXH3_state_t *hs = XXH3_createState();
+  if (!hs) return;
+  XXH3_64bits_reset(hs);
+  XXH3_64bits_update(hs, rec->topic, strlen(rec->topic));
+  XXH3_64bits_update(hs, where, (size_t)n);
+  uint64_t id = XXH3_64bits_digest(hs);
+  XXH3_freeState(hs);
+  batch_add(rt->late, json, len, id, rt->conf->name);
+}
+
+static void on_records(void *arg, const sl_kafka_record_t *recs, size_t n) {
+  job_rt_t *rt = arg;
+  uint64_t now = uv_now(rt->st->loop);
+  int pid = -1;
+  const sl_kafka_record_t *last = NULL;
+  for (size_t i = 0; i < n; i++) {
+    const sl_kafka_record_t *rec = &recs[i];
+    if (!last || rec->partition != last->partition || strcmp(rec->topic, last->topic))
+      pid = part_id(rt, rec->topic, rec->partition);
+    last = rec;
+    if (pid < 0) {
+      sl_log_rl(SL_LOG_ERROR, "jobs", "job %s: cannot track partition %s/%" PRId32 " (out of memory or over %d)",
+                rt->conf->name, rec->topic, rec->partition, SL_WATERMARK_MAX_PARTITIONS);
+      continue;
+    }
+    rt->parts[pid].next_offset = rec->offset + 1;
+    const msgpack_object *obj;
+    const char *why;
+    if (sl_record_decode(&rt->dec, (sl_record_format_t)rt->conf->format, rec->value, rec->value_len, &obj, &why)) {
+      sl_metric_inc(rt->bad_decode);
+      sl_log_rl(SL_LOG_WARN, "jobs", "job %s: record %s/%" PRId32 "@%" PRId64 " skipped: %s (format = \"%s\")",
+                rt->conf->name, rec->topic, rec->partition, rec->offset, why,
+                rt->conf->format == SL_RECORD_MSGPACK ? "msgpack" : "json");
+      continue;
+    }
+    int64_t ts = rec->timestamp_ms >= 0 ? rec->timestamp_ms : (int64_t)now;
+    int r = sl_job_feed(rt->job, pid, rec->offset, obj, ts, (int64_t)now);
+    if (r == SL_JOB_LATE && rt->late_sink)
+      late_add(rt, rec, obj);
+    else if (r < 0)
+      sl_log_rl(SL_LOG_ERROR, "jobs", "job %s: record %s/%" PRId32 "@%" PRId64 " not aggregated: %s", rt->conf->name,
+                rec->topic, rec->partition, rec->offset, sl_strerror(r));
+  }
+  if (rt->late) {
+    batch_t *b = rt->late;
+    rt->late = NULL;
+    if (b->n)
+      batch_send(rt, b, &rt->late_sink, 1);
+    else
+      batch_free(b);
+  }
+  advance(rt, now);
+}
+
+/* ---- assignment and commits ------------------------------------------------------ */
+
+static void publish_assigned(job_rt_t *rt) {
+  size_t n = 0;
+  for (size_t i = 0; i < rt->n_parts; i++) n += rt->parts[i].assigned;
+  sl_gauge_set(rt->m[M_ASSIGNED], (double)n);
+}
+
+static void on_assign(void *arg, const sl_kafka_partition_t *parts, size_t n) {
+  job_rt_t *rt = arg;
+  uint64_t now = uv_now(rt->st->loop);
+  for (size_t i = 0; i < n; i++) {
+    int pid = part_id(rt, parts[i].topic, parts[i].partition);
+    if (pid < 0) {
+      sl_log(SL_LOG_ERROR, "jobs", "job %s: cannot track partition %s/%" PRId32, rt->conf->name, parts[i].topic,
+             parts[i].partition);
+      continue;
+    }
+    int64_t wm;
+    const char *why = NULL;
+    if (sl_watermark_meta_parse(parts[i].metadata, parts[i].metadata_len, &wm, &why))
+      sl_log(SL_LOG_WARN, "jobs",
+             "job %s: partition %s/%" PRId32 ": commit metadata not understood (%s): windows emitted before may be "
+             "emitted again",
+             rt->conf->name, parts[i].topic, parts[i].partition, why);
+    part_t *p = &rt->parts[pid];
+    p->assigned = true;
+    p->next_offset = -1;
+    p->committed = parts[i].offset >= 0 ? parts[i].offset : -1;
+    p->committed_wm = wm;
+    p->commit_off = -1;
+    int r = sl_job_assign(rt->job, pid, wm, (int64_t)now);
+    if (r) sl_log(SL_LOG_ERROR, "jobs", "job %s: cannot assign partition %d: %s", rt->conf->name, pid, sl_strerror(r));
+    if (p->committed < 0)
+      sl_log(SL_LOG_INFO, "jobs", "job %s: partition %s/%" PRId32 " assigned; no committed offset (auto.offset.reset)",
+             rt->conf->name, parts[i].topic, parts[i].partition);
+    else
+      sl_log(SL_LOG_INFO, "jobs", "job %s: partition %s/%" PRId32 " assigned at committed offset %" PRId64 "%s",
+             rt->conf->name, parts[i].topic, parts[i].partition, p->committed,
+             wm == SL_WATERMARK_NONE ? "" : ", windows up to its checkpoint watermark emitted");
+  }
+  publish_assigned(rt);
+}
+
+static void on_revoke(void *arg, const sl_kafka_partition_t *parts, size_t n, bool lost) {
+  job_rt_t *rt = arg;
+  if (!lost) commit(rt);
+  for (size_t i = 0; i < n; i++) {
+    for (size_t k = 0; k < rt->n_parts; k++) {
+      part_t *p = &rt->parts[k];
+      if (p->partition != parts[i].partition || strcmp(p->topic, parts[i].topic)) continue;
+      sl_job_revoke(rt->job, (int)k);
+      p->assigned = false;
+      p->next_offset = -1;
+    }
+  }
+  sl_log(SL_LOG_INFO, "jobs", "job %s: %zu partitions %s", rt->conf->name, n, lost ? "lost" : "revoked");
+  publish_assigned(rt);
+}
+
+static void on_fatal(void *arg, const char *reason) {
+  job_rt_t *rt = arg;
+  char what[600];
+  snprintf(what, sizeof what, "job %s: %s", rt->conf->name, reason);
+  rt->st->env.host.on_fatal(rt->st->env.host.arg, "jobs", what);
+}
+
+static void on_committed(void *arg, int err) {
+  job_rt_t *rt = arg;
+  rt->commit_in_flight = false;
+  if (!err) sl_metric_inc(rt->m[M_COMMITS]);
+  for (size_t i = 0; i < rt->n_parts; i++) {
+    part_t *p = &rt->parts[i];
+    if (p->commit_off < 0) continue;
+    if (!err) {
+      p->committed = p->commit_off;
+      p->committed_wm = p->commit_wm;
+    }
+    p->commit_off = -1;
+  }
+  if (err && err != SL_ECANCELED) sl_metric_inc(rt->m[M_COMMIT_FAILURES]);
+  if (!err) {
+    int64_t low = INT64_MAX; /* the lowest over the assigned partitions */
+    for (size_t i = 0; i < rt->n_parts; i++)
+      if (rt->parts[i].assigned && rt->parts[i].committed_wm < low) low = rt->parts[i].committed_wm;
+    if (low != INT64_MAX && low != SL_WATERMARK_NONE) sl_gauge_set(rt->m[M_CHECKPOINT_WM], (double)low / 1e3);
+  }
+  if (rt->stopping) rt->final_done = true;
+}
+
+/* Commits what sl_job_checkpoint allows for every assigned partition that
+ * moved since its last commit. */
+static void commit(job_rt_t *rt) {
+  if (rt->commit_in_flight || !rt->consumer || rt->consumer_closed) return;
+  if (sl_job_checkpoint(rt->job, rt->ckpt_wm, rt->ckpt, rt->n_parts)) {
+    if (!rt->ckpt_warned)
+      sl_log(SL_LOG_ERROR, "jobs", "job %s: out of memory while tracking offsets: commits stopped (a restart "
+             "replays from the last commit)", rt->conf->name);
+    rt->ckpt_warned = true;
+    if (rt->stopping) rt->final_done = true;
+    return;
+  }
+  sl_kafka_partition_t *list = calloc(rt->n_parts ? rt->n_parts : 1, sizeof *list);
+  char(*meta)[SL_WATERMARK_META_MAX] = calloc(rt->n_parts ? rt->n_parts : 1, sizeof *meta);
+  size_t n = 0;
+  for (size_t i = 0; list && meta && i < rt->n_parts; i++) {
+    part_t *p = &rt->parts[i];
+    if (!p->assigned) continue;
+    int64_t off = rt->ckpt[i] >= 0 ? rt->ckpt[i] : p->next_offset;
+    int64_t pwm = rt->ckpt_wm[i];
+    if (off < 0 || (off == p->committed && pwm == p->committed_wm)) continue;
+    if (off < p->committed) off = p->committed; /* never behind the group's offset */
+    p->commit_off = off;
+    p->commit_wm = pwm;
+    sl_watermark_meta_format(pwm, meta[i], sizeof meta[i]);
+    list[n++] = (sl_kafka_partition_t){.topic = p->topic,
+                                       .partition = p->partition,
+                                       .offset = off,
+                                       .metadata = meta[i],
+                                       .metadata_len = strlen(meta[i])};
+  }
+  int r = n ? sl_kafka_consumer_commit(rt->consumer, list, n, on_committed, rt) : 0;
+  free(list);
+  free(meta);
+  if (n && !r) {
+    rt->commit_in_flight = true;
+    return;
+  }
+  for (size_t i = 0; i < rt->n_parts; i++) rt->parts[i].commit_off = -1;
+  if (r) sl_log_rl(SL_LOG_WARN, "jobs", "job %s: cannot commit: %s", rt->conf->name, sl_strerror(r));
+  if (rt->stopping) rt->final_done = true;
+}
+
+/* ---- the tick -------------------------------------------------------------------- */
+
+static void publish(job_rt_t *rt) {
+  sl_job_stats_t s;
+  sl_job_stats(rt->job, &s);
+  sl_job_stats_t *o = &rt->published;
+  sl_metric_add(rt->m[M_RECORDS], s.records_in - o->records_in);
+  sl_metric_add(rt->m[M_FILTERED], s.filtered - o->filtered);
+  sl_metric_add(rt->m[M_LATE], s.late - o->late);
+  sl_metric_add(rt->m[M_KEYS_DROPPED], s.keys_dropped - o->keys_dropped);
+  if (s.keys_dropped > o->keys_dropped)
+    sl_log_rl(SL_LOG_WARN, "jobs", "job %s: %" PRIu64 " window updates dropped: a window has max_keys (%" PRId64
+              ") group keys", rt->conf->name, s.keys_dropped - o->keys_dropped, rt->conf->max_keys);
+  if (s.bad_time > o->bad_time)
+    sl_log_rl(SL_LOG_WARN, "jobs", "job %s: %" PRIu64 " records without a readable time field skipped",
+              rt->conf->name, s.bad_time - o->bad_time);
+  sl_metric_add(rt->m[M_ROWS], s.rows_emitted - o->rows_emitted);
+  sl_metric_add(rt->m[M_EARLY_ROWS], s.early_rows - o->early_rows);
+  sl_metric_add(rt->m[M_ROWS_FAILED], s.rows_failed - o->rows_failed);
+  sl_metric_add(rt->bad_time, s.bad_time - o->bad_time);
+  if (s.watermark != SL_WATERMARK_NONE) sl_gauge_set(rt->m[M_WATERMARK], (double)s.watermark / 1e3);
+  sl_gauge_set(rt->m[M_OPEN_WINDOWS], (double)s.open_windows);
+  sl_gauge_set(rt->m[M_STATE_KEYS], (double)s.state_keys);
+  sl_gauge_set(rt->m[M_STATE_BYTES], (double)s.state_bytes);
+  *o = s;
+}
+
+static void on_tick(uv_timer_t *t) {
+  job_rt_t *rt = t->data;
+  uint64_t now = uv_now(rt->st->loop);
+  if (rt->paused) sl_job_touch(rt->job, (int64_t)now);
+  if (!rt->stopping) advance(rt, now);
+  uint64_t every = (uint64_t)(rt->conf->emit_every_ns / NS_PER_MS);
+  if (every && !rt->stopping && now - rt->last_early >= every) {
+    rt->last_early = now;
+    if (sl_job_peek(rt->job, on_row, rt)) sl_log_rl(SL_LOG_ERROR, "jobs", "job %s: early rows: out of memory",
+                                                   rt->conf->name);
+    send_built(rt, 0);
+  }
+  if (rt->stopping) {
+    if (!rt->final_done && !rt->n_batches && !rt->commit_in_flight) {
+      commit(rt);
+      if (!rt->commit_in_flight) rt->final_done = true;
+    }
+  } else if (now - rt->last_commit >= (uint64_t)(rt->conf->commit_interval_ns / NS_PER_MS)) {
+    rt->last_commit = now;
+    commit(rt);
+  }
+  if (now - rt->last_publish >= PUBLISH_EVERY_MS || rt->stopping) {
+    rt->last_publish = now;
+    publish(rt);
+  }
+}
+
+/* ---- the stage -------------------------------------------------------------------- */
+
+static sl_sink_t *sink_by_name(jobs_stage_t *st, const char *name) {
+  for (size_t i = 0; i < st->n_sinks; i++)
+    if (!strcmp(sl_sink_name(st->sinks[i]), name)) return st->sinks[i];
+  return NULL;
+}
+
+static int make_sinks(jobs_stage_t *st) {
+  const sl_config_t *cfg = st->env.cfg;
+  const sl_toml_value_t *arr = sl_toml_get(cfg->doc, "sink");
+  size_t n = arr && arr->type == SL_TOML_ARRAY ? arr->u.arr.len : 0;
+  if (!n) return 0;
+  if (!(st->sinks = calloc(n, sizeof *st->sinks))) return SL_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    char path[32];
+    snprintf(path, sizeof path, "sink[%zu]", i);
+    sl_diag_t d = {0};
+    int r = sl_sink_new(arr->u.arr.items[i], cfg->file, path, st->loop, st->env.metrics, NULL, &st->sinks[i], &d);
+    for (size_t k = 0; k < d.n; k++) sl_log(SL_LOG_ERROR, "jobs", "%s", d.lines[k]);
+    sl_diag_free(&d);
+    if (r) return r;
+    st->n_sinks++;
+  }
+  return 0;
+}
+
+static int job_start(jobs_stage_t *st, job_rt_t *rt) {
+  const sl_job_conf_t *c = rt->conf;
+  sl_metrics_t *m = st->env.metrics;
+  const char *values[] = {c->name, NULL};
+  for (int i = 0; i < N_METRICS; i++) rt->m[i] = sl_metric_child(sl_metrics_family(m, &job_metric_descs[i]), values);
+  sl_metric_family_t *bad = sl_metrics_family(
+      m, &(sl_metric_desc_t){.type = SL_METRIC_COUNTER,
+                             .name = "sluice_job_records_bad_total",
+                             .help = "Records the job could not read: reason=decode (not the job's format), time "
+                                     "(no readable time_field).",
+                             .labels = bad_labels});
+  rt->bad_decode = sl_metric_child(bad, (const char *const[]){c->name, "decode"});
+  rt->bad_time = sl_metric_child(bad, (const char *const[]){c->name, "time"});
+  sl_record_decoder_init(&rt->dec);
+
+  sl_job_error_t err;
+  int r = sl_job_new(c, &rt->job, &err);
+  if (r) {
+    sl_log(SL_LOG_ERROR, "jobs", "job %s: %s", c->name, r == SL_ECONFIG ? err.msg : sl_strerror(r));
+    return r;
+  }
+  if (!(rt->sinks = calloc(c->sinks.n ? c->sinks.n : 1, sizeof *rt->sinks))) return SL_ENOMEM;
+  for (size_t i = 0; i < c->sinks.n; i++)
+    if (!(rt->sinks[rt->n_sinks++] = sink_by_name(st, c->sinks.items[i]))) {
+      sl_log(SL_LOG_ERROR, "jobs", "job %s: no sink named %s", c->name, c->sinks.items[i]);
+      return SL_ECONFIG;
+    }
+  if (c->late_sink && !(rt->late_sink = sink_by_name(st, c->late_sink))) {
+    sl_log(SL_LOG_ERROR, "jobs", "job %s: no sink named %s", c->name, c->late_sink);
+    return SL_ECONFIG;
+  }
+  size_t len = strlen(c->name) + 8;
+  if (!(rt->group_id = malloc(len))) return SL_ENOMEM;
+  snprintf(rt->group_id, len, "sluice-%s", c->name);
+  if (c->group_id) {
+    free(rt->group_id);
+    if (!(rt->group_id = strdup(c->group_id))) return SL_ENOMEM;
+  }
+  sl_kafka_consumer_cbs_t cbs = {
+      .on_records = on_records, .on_assign = on_assign, .on_revoke = on_revoke, .on_fatal = on_fatal, .arg = rt};
+  sl_diag_t d = {0};
+  r = sl_kafka_consumer_new(st->loop, st->env.bridge, m, &st->env.cfg->kafka, st->env.bootstrap, st->env.cfg->file,
+                            &c->properties, rt->group_id, (const char *const *)c->topics.items, c->topics.n, &cbs,
+                            &rt->consumer, &d);
+  for (size_t k = 0; k < d.n; k++) sl_log(SL_LOG_ERROR, "jobs", "job %s: %s", c->name, d.lines[k]);
+  sl_diag_free(&d);
+  if (r) return r;
+  uv_timer_init(st->loop, &rt->tick);
+  rt->tick.data = rt;
+  st->closing++; /* the timer, closed at the end */
+  uv_timer_start(&rt->tick, on_tick, TICK_MS, TICK_MS);
+  rt->last_commit = rt->last_early = rt->last_publish = uv_now(st->loop);
+  sl_log(SL_LOG_INFO, "jobs", "job %s: reading %zu topic%s as group %s", c->name, c->topics.n,
+         c->topics.n == 1 ? "" : "s", rt->group_id);
+  return 0;
+}
+
+static int st_start(void *self) {
+  jobs_stage_t *st = self;
+  int r = make_sinks(st);
+  if (r) return r;
+  for (size_t i = 0; i < st->n_jobs; i++)
+    if ((r = job_start(st, &st->jobs[i]))) return r;
+  return 0;
+}
+
+static void st_stop_intake(void *self) {
+  jobs_stage_t *st = self;
+  st->stopping = true;
+  for (size_t i = 0; i < st->n_jobs; i++) {
+    job_rt_t *rt = &st->jobs[i];
+    rt->stopping = true;
+    if (!rt->consumer) {
+      rt->final_done = true;
+      continue;
+    }
+    sl_kafka_consumer_pause(rt->consumer);
+    sl_gauge_set(rt->m[M_PAUSED], 1);
+  }
+}
+
+static size_t st_inflight(void *self, char *what, size_t len) {
+  jobs_stage_t *st = self;
+  size_t batches = 0, commits = 0;
+  uint64_t rows = 0;
+  for (size_t i = 0; i < st->n_jobs; i++) {
+    batches += st->jobs[i].n_batches;
+    rows += st->jobs[i].rows_pending;
+    commits += !st->jobs[i].final_done;
+  }
+  if (batches || commits)
+    snprintf(what, len, "%" PRIu64 " rows wait for their sinks, %zu jobs have not made their last commit", rows,
+             commits);
+  return batches + commits;
+}
+
+static void st_outcome(void *self, char *what, size_t len) {
+  jobs_stage_t *st = self;
+  uint64_t rows = 0, records = 0;
+  for (size_t i = 0; i < st->n_jobs; i++) {
+    if (!st->jobs[i].job) continue;
+    sl_job_stats_t s;
+    sl_job_stats(st->jobs[i].job, &s);
+    rows += s.rows_emitted;
+    records += s.records_in;
+  }
+  snprintf(what, len, "%zu jobs read %" PRIu64 " records and emitted %" PRIu64 " rows; open windows are rebuilt "
+           "from Kafka at the next start", st->n_jobs, records, rows);
+}
+
+static void closed_one(jobs_stage_t *st) {
+  if (--st->closing == 0 && st->on_closed) st->on_closed(st->on_closed_arg);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  job_rt_t *rt = h->data;
+  closed_one(rt->st);
+}
+
+static void on_sink_closed(void *arg) { closed_one(arg); }
+
+/* Once every consumer has left its group: the sinks, then the timers. */
+static void close_rest(jobs_stage_t *st) {
+  st->closing += st->n_sinks;
+  for (size_t i = 0; i < st->n_sinks; i++) sl_sink_close(st->sinks[i], on_sink_closed, st);
+  for (size_t i = 0; i < st->n_jobs; i++)
+    if (st->jobs[i].tick.data) uv_close((uv_handle_t *)&st->jobs[i].tick, on_handle_closed);
+  closed_one(st); /* close_rest's own hold */
+}
+
+static void on_consumer_closed(void *arg) {
+  job_rt_t *rt = arg;
+  rt->consumer_closed = true;
+  jobs_stage_t *st = rt->st;
+  for (size_t i = 0; i < st->n_jobs; i++)
+    if (st->jobs[i].consumer && !st->jobs[i].consumer_closed) return;
+  close_rest(st);
+}
+
+static void st_close(void *self, void (*on_closed)(void *arg), void *arg) {
+  jobs_stage_t *st = self;
+  st->on_closed = on_closed;
+  st->on_closed_arg = arg;
+  st->closing++; /* released by close_rest */
+  bool waiting = false;
+  for (size_t i = 0; i < st->n_jobs; i++) {
+    job_rt_t *rt = &st->jobs[i];
+    if (rt->tick.data) uv_timer_stop(&rt->tick);
+    if (rt->consumer) {
+      waiting = true;
+      sl_kafka_consumer_close(rt->consumer, on_consumer_closed, rt);
+    }
+  }
+  if (!waiting) close_rest(st);
+}
+
+static void st_free(void *self) {
+  jobs_stage_t *st = self;
+  if (!st) return;
+  for (size_t i = 0; i < st->n_jobs; i++) {
+    job_rt_t *rt = &st->jobs[i];
+    sl_kafka_consumer_free(rt->consumer);
+    for (batch_t *b = rt->head, *next; b; b = next) {
+      next = b->next;
+      batch_free(b);
+    }
+    batch_free(rt->building);
+    batch_free(rt->late);
+    sl_job_free(rt->job);
+    sl_record_decoder_free(&rt->dec);
+    for (size_t k = 0; k < rt->n_parts; k++) free(rt->parts[k].topic);
+    free(rt->parts);
+    free(rt->ckpt);
+    free(rt->ckpt_wm);
+    free(rt->sinks);
+    free(rt->group_id);
+  }
+  for (size_t i = 0; i < st->n_sinks; i++) sl_sink_free(st->sinks[i]);
+  free(st->sinks);
+  free(st->jobs);
+  free(st);
+}
+
+static const sl_stage_ops_t jobs_ops = {
+    .name = "jobs",
+    .start = st_start,
+    .stop_intake = st_stop_intake,
+    .inflight = st_inflight,
+    .outcome = st_outcome,
+    .close = st_close,
+    .free = st_free,
+};
+
+int sl_jobs_one_new(const sl_stage_env_t *env, sl_stage_t *out) {
+  *out = (sl_stage_t){0};
+  const sl_config_t *cfg = env->cfg;
+  if (!cfg->jobs.n) return 0;
+  jobs_stage_t *st = calloc(1, sizeof *st);
+  if (!st || !(st->jobs = calloc(cfg->jobs.n, sizeof *st->jobs))) {
+    free(st);
+    sl_log(SL_LOG_ERROR, "jobs", "out of memory");
+    return SL_ENOMEM;
+  }
+  st->env = *env;
+  st->loop = env->loop;
+  st->n_jobs = cfg->jobs.n;
+  for (size_t i = 0; i < st->n_jobs; i++) {
+    st->jobs[i].st = st;
+    st->jobs[i].conf = (const sl_job_conf_t *)cfg->jobs.items + i;
+  }
+  *out = (sl_stage_t){.ops = &jobs_ops, .self = st};
+  return 0;
+}
+
+int sl_jobs_stage_new(const sl_stage_env_t *env, sl_stage_t *out) {
+  *out = (sl_stage_t){0};
+  if (!env->cfg->jobs.n) return 0;
+  return sl_stage_thread_new(env, "jobs", sl_jobs_one_new, out);
+}
