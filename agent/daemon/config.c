@@ -3,10 +3,12 @@
 #include "daemon/config.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "sinks/sink_host.h"
 
 static const sl_child_t input_children[] = {
     {&sl_forward_section, offsetof(sl_input_conf_t, forward)},
@@ -92,12 +94,21 @@ int sl_config_load(const char *path, sl_config_t **out, sl_diag_t *d) {
     goto fail;
   }
   /* Bound only when valid: the finish hooks may rely on every value having
-   * its type and range. */
-  if (sl_schema_validate(&sl_schema_root, c->doc, path, d) ||
-      sl_schema_bind(&sl_schema_root, c->doc, c, path, d)) {
+   * its type and range.  Each sink's own options (as its plugin defines
+   * them) are checked beside the binding, so that every error is listed. */
+  if (sl_schema_validate(&sl_schema_root, c->doc, path, d)) {
     r = SL_ECONFIG;
     goto fail;
   }
+  if (sl_schema_bind(&sl_schema_root, c->doc, c, path, d)) r = SL_ECONFIG;
+  const sl_toml_value_t *sinks = sl_toml_get(c->doc, "sink");
+  for (size_t i = 0; sinks && sinks->type == SL_TOML_ARRAY && i < sinks->u.arr.len; i++) {
+    char at[32];
+    snprintf(at, sizeof at, "sink[%zu]", i);
+    int e = sl_sink_check(sinks->u.arr.items[i], path, at, d);
+    if (e && !r) r = e;
+  }
+  if (r) goto fail;
   *out = c;
   return 0;
 fail:

@@ -149,60 +149,89 @@ static void list_types(char *buf, size_t len) {
   }
 }
 
-int sl_sink_new(sl_toml_value_t *table, const char *file, const char *path, uv_loop_t *loop,
-                sl_metrics_t *metrics, const sl_sink_retry_t *retry, sl_sink_t **out, sl_diag_t *d) {
-  sl_diag_t tmp = {0};
-  sl_sink_conf_t base = {0};
-  const sl_sink_type_t *type = NULL;
-  sl_opt_t *opts = NULL;
-  void *conf = NULL;
-  sl_sink_t *s = NULL;
-  int rc = SL_ECONFIG;
-  *out = NULL;
-  if (!path) path = "sink";
+/* What a [[sink]] table binds to, before an instance is made of it. */
+typedef struct {
+  sl_sink_conf_t base;
+  const sl_sink_type_t *type;
+  sl_opt_t *opts;
+  void *conf; /* the plugin's options struct, or NULL */
+} prepared_t;
 
-  if (sl_schema_validate(&sl_sink_section, table, file, &tmp) ||
-      sl_schema_bind(&sl_sink_section, table, &base, file, &tmp))
-    goto fail;
-  type = sl_sink_type_find(base.plugin);
-  if (!type) {
+/* Validates `table` (the common keys, then the plugin's own options) and
+ * binds it, errors into tmp.  0, SL_ECONFIG or SL_ENOMEM; release with
+ * unprepare in every case. */
+static int prepare(sl_toml_value_t *table, const char *file, sl_diag_t *tmp, prepared_t *p) {
+  if (sl_schema_validate(&sl_sink_section, table, file, tmp) ||
+      sl_schema_bind(&sl_sink_section, table, &p->base, file, tmp))
+    return SL_ECONFIG;
+  p->type = sl_sink_type_find(p->base.plugin);
+  if (!p->type) {
     const sl_toml_value_t *v = sl_toml_get(table, "plugin");
     char known[256];
     list_types(known, sizeof known);
-    sl_diag_add(&tmp, file, v ? v->line : table->line, v ? v->col : table->col,
-                "plugin: unknown sink plugin \"%s\" (known: %s)", base.plugin, known);
-    goto fail;
+    sl_diag_add(tmp, file, v ? v->line : table->line, v ? v->col : table->col,
+                "plugin: unknown sink plugin \"%s\" (known: %s)", p->base.plugin, known);
+    return SL_ECONFIG;
   }
-  rc = SL_ENOMEM;
-  if (!(opts = combined_opts(type))) goto fail;
+  if (!(p->opts = combined_opts(p->type))) return SL_ENOMEM;
   sl_section_t section = {
-      .name = type->name,
-      .opts = opts,
-      .children = type->options ? type->options->children : NULL,
+      .name = p->type->name,
+      .opts = p->opts,
+      .children = p->type->options ? p->type->options->children : NULL,
   };
-  rc = SL_ECONFIG;
-  if (sl_schema_validate(&section, table, file, &tmp)) goto fail;
-  rc = SL_ENOMEM;
-  if (type->options && !(conf = calloc(1, type->options->size ? type->options->size : 1))) goto fail;
-  rc = SL_ECONFIG;
-  if (type->options && sl_schema_bind(type->options, table, conf, file, &tmp)) goto fail;
+  if (sl_schema_validate(&section, table, file, tmp)) return SL_ECONFIG;
+  const sl_section_t *o = p->type->options;
+  if (o && !(p->conf = calloc(1, o->size ? o->size : 1))) return SL_ENOMEM;
+  if (o && sl_schema_bind(o, table, p->conf, file, tmp)) return SL_ECONFIG;
+  return 0;
+}
+
+static void unprepare(prepared_t *p) {
+  if (p->conf) {
+    sl_schema_unbind(p->type->options, p->conf);
+    if (p->type->options->release) p->type->options->release(p->conf);
+    free(p->conf);
+  }
+  free(p->opts);
+  sl_schema_unbind(&sl_sink_section, &p->base);
+}
+
+int sl_sink_check(sl_toml_value_t *table, const char *file, const char *path, sl_diag_t *d) {
+  sl_diag_t tmp = {0};
+  prepared_t p = {0};
+  int rc = prepare(table, file, &tmp, &p);
+  unprepare(&p);
+  if (tmp.n) move_diag(d, &tmp, file, path ? path : "sink");
+  sl_diag_free(&tmp);
+  return rc;
+}
+
+int sl_sink_new(sl_toml_value_t *table, const char *file, const char *path, uv_loop_t *loop,
+                sl_metrics_t *metrics, const sl_sink_retry_t *retry, sl_sink_t **out, sl_diag_t *d) {
+  sl_diag_t tmp = {0};
+  prepared_t p = {0};
+  sl_sink_t *s = NULL;
+  *out = NULL;
+  if (!path) path = "sink";
+  int rc = prepare(table, file, &tmp, &p);
+  if (rc) goto fail;
 
   /* Everything that can fail is done before the instance exists: an
    * instance cannot be freed but after its asynchronous close. */
   rc = SL_ENOMEM;
-  if (!(s = calloc(1, sizeof *s)) || !(s->name = strdup(base.name))) goto fail;
+  if (!(s = calloc(1, sizeof *s)) || !(s->name = strdup(p.base.name))) goto fail;
   char err[512] = "";
-  rc = type->create(conf, loop, metrics, base.name, &s->self, err, sizeof err);
+  rc = p.type->create(p.conf, loop, metrics, p.base.name, &s->self, err, sizeof err);
   if (rc) {
     sl_diag_add(&tmp, file, table->line, table->col, "top level: %s", err[0] ? err : sl_strerror(rc));
     goto fail;
   }
-  s->type = type;
+  s->type = p.type;
   s->loop = loop;
   s->retry = retry ? *retry : SL_SINK_RETRY_DEFAULT;
   if (s->retry.initial_backoff_ms < 1) s->retry.initial_backoff_ms = 1;
   if (s->retry.max_backoff_ms < s->retry.initial_backoff_ms) s->retry.max_backoff_ms = s->retry.initial_backoff_ms;
-  snprintf(s->component, sizeof s->component, "sink:%s:%s", type->name, s->name);
+  snprintf(s->component, sizeof s->component, "sink:%s:%s", p.type->name, s->name);
   s->rows = labelled(metrics, SL_METRIC_COUNTER, "sluice_sink_rows_total", "Rows written, by sink.", s->name);
   s->batches =
       labelled(metrics, SL_METRIC_COUNTER, "sluice_sink_batches_total", "Batches written, by sink.", s->name);
@@ -219,13 +248,7 @@ int sl_sink_new(sl_toml_value_t *table, const char *file, const char *path, uv_l
 fail:
   if (s) free(s->name);
   free(s);
-  if (conf) {
-    sl_schema_unbind(type->options, conf);
-    if (type->options->release) type->options->release(conf);
-    free(conf);
-  }
-  free(opts);
-  sl_schema_unbind(&sl_sink_section, &base);
+  unprepare(&p);
   if (tmp.n) move_diag(d, &tmp, file, path);
   sl_diag_free(&tmp);
   return rc;

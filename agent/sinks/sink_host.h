@@ -62,6 +62,11 @@ typedef struct sl_sink sl_sink_t;
 int sl_sink_new(sl_toml_value_t *table, const char *file, const char *path, uv_loop_t *loop,
                 sl_metrics_t *metrics, const sl_sink_retry_t *retry, sl_sink_t **out, sl_diag_t *d);
 
+/* Validates a [[sink]] table as sl_sink_new does (the plugin known, its
+ * options valid, defaults inserted), without making an instance: for
+ * `sluice check`.  0, SL_ECONFIG (errors in d) or SL_ENOMEM. */
+int sl_sink_check(sl_toml_value_t *table, const char *file, const char *path, sl_diag_t *d);
+
 const char *sl_sink_name(const sl_sink_t *s);             /* the [[sink]] name; owned by s */
 const sl_sink_type_t *sl_sink_type(const sl_sink_t *s);   /* its descriptor */
 

@@ -116,6 +116,24 @@ t.ok(r.returncode == 2 and f'{unsafe}:4:1: kafka.properties."acks": must be "all
      and f'{unsafe}:5:1: kafka.properties."delivery.report.only.error": sluice acks a chunk only' in r.stderr,
      "properties that would break ack-after-Kafka are refused", r.stderr)
 
+sinks = write("sinks.toml", '[kafka]\nbrokers = ["127.0.0.1:9"]\n'
+              '[[sink]]\nname = "out"\nplugin = "file"\npth = "/tmp/x"\n'
+              '[[sink]]\nname = "r"\nplugin = "nosuch"\n'
+              '[[job]]\nname = "j"\ntopics = ["t"]\nwindow = { type = "tumbling", size = "1m" }\n'
+              'aggregates = { n = "count()" }\nsinks = ["out", "gone"]\n')
+r = run("check", "-c", sinks)
+t.ok(r.returncode == 2 and f'{sinks}:6:1: sink[0]: unknown key "pth" (did you mean "path"?)' in r.stderr
+     and f'{sinks}:9:10: sink[1].plugin: unknown sink plugin "nosuch"' in r.stderr,
+     "check validates each sink's own options and plugin name", r.stderr)
+ok_sinks = write("sinks_ok.toml", '[kafka]\nbrokers = ["127.0.0.1:9"]\n[[sink]]\nname = "out"\nplugin = "file"\n'
+                 'path = "/tmp/x"\n[[job]]\nname = "j"\ntopics = ["t"]\n'
+                 'window = { type = "tumbling", size = "1m" }\naggregates = { n = "count()" }\n'
+                 'sinks = ["out", "gone"]\nlate_sink = "nope"\n')
+r = run("check", "-c", ok_sinks)
+t.ok(r.returncode == 2 and f'{ok_sinks}:12:9: job[0].sinks: no [[sink]] is named "gone"' in r.stderr
+     and f'{ok_sinks}:13:13: job[0].late_sink: no [[sink]] is named "nope"' in r.stderr,
+     "a job naming a sink that does not exist is an error at the job's option", r.stderr)
+
 r = subprocess.run([sys.executable, os.path.join(SRCDIR, "test", "readme_reference.py"), SLUICE],
                    capture_output=True, text=True)
 t.eq(r.returncode, 0, "README's configuration reference matches `sluice reference` (regenerate with --write)")
