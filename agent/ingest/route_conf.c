@@ -1,6 +1,7 @@
 /* The [[route]] option table, bound to sl_route_t, and the finish hook that
  * compiles each route's tag patterns, topic template and key path.  Pure. */
 #include <stddef.h>
+#include <string.h>
 
 #include "config/config_schema.h"
 #include "ingest/route.h"
@@ -33,7 +34,10 @@ static void route_finish(void *conf, sl_bind_ctx_t *ctx) {
     sl_bind_error(ctx, &r->match_text, "%s", err);
   if (r->topic_text && sl_topic_tmpl_compile(r->topic_text, &r->topic, err, sizeof err))
     sl_bind_error(ctx, &r->topic_text, "%s", err);
-  if (r->key_text && sl_field_path_parse(r->key_text, &r->key))
+  if (r->key_text && strstr(r->key_text, "${"))
+    sl_bind_error(ctx, &r->key_text,
+                  "\"%s\": the key is a record field path like \"user.id\", not a template", r->key_text);
+  else if (r->key_text && sl_field_path_parse(r->key_text, &r->key))
     sl_bind_error(ctx, &r->key_text, "\"%s\" is not a field path like \"user.id\"", r->key_text);
   r->time_rfc3339 = r->time_format == 1;
 }

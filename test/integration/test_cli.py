@@ -134,6 +134,12 @@ t.ok(r.returncode == 2 and f'{ok_sinks}:12:9: job[0].sinks: no [[sink]] is named
      and f'{ok_sinks}:13:13: job[0].late_sink: no [[sink]] is named "nope"' in r.stderr,
      "a job naming a sink that does not exist is an error at the job's option", r.stderr)
 
+tkey = write("tkey.toml", '[kafka]\nbrokers = ["127.0.0.1:9"]\n[[route]]\nmatch = "**"\ntopic = "t"\n'
+             'key = "${svc}"\n')
+r = run("check", "-c", tkey)
+t.ok(r.returncode == 2 and f'{tkey}:6:7: route[0].key: "${{svc}}": the key is a record field path like "user.id", '
+     'not a template' in r.stderr, "a route key written as a template is refused (it is a field path)", r.stderr)
+
 r = subprocess.run([sys.executable, os.path.join(SRCDIR, "test", "readme_reference.py"), SLUICE],
                    capture_output=True, text=True)
 t.eq(r.returncode, 0, "README's configuration reference matches `sluice reference` (regenerate with --write)")
