@@ -1,4 +1,4 @@
-/* The `sluice` command line: run, check, cat, reference, version.  Parses
+/* The `sluice` command line: run, check, cat, job, plugins, reference, version.  Parses
  * arguments and hands over to the module that does the work; runs on the
  * main thread.
  *
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cat.h"
+#include "cli/plugins.h"
 #include "cli/cli_common.h"
 #include "cli/job_test.h"
 #include "daemon/config.h"
@@ -31,7 +32,8 @@ static const char usage_main[] =
     "  cat [options] TAG    send JSON lines from stdin to a forward server\n"
     "  job test -c FILE --job NAME --input FILE\n"
     "                       run one job over a file of JSON lines, without Kafka\n"
-    "  reference            print the config reference (Markdown)\n"
+    "  plugins [-c FILE]    list the sink plugins found, with their options\n"
+    "  reference            print the config reference (Markdown), sink plugins included\n"
     "  version              print the version\n"
     "\n"
     "Run `sluice <command> --help` for a command's options.\n"
@@ -124,8 +126,10 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 1, argv + 1);
   if (strcmp(cmd, "cat") == 0) return sl_cat_main(argc - 1, argv + 1);
   if (strcmp(cmd, "job") == 0) return sl_job_cli_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "plugins") == 0) return sl_plugins_cli_main(argc - 1, argv + 1);
   if (strcmp(cmd, "reference") == 0) {
     sl_schema_reference(&sl_schema_root, stdout);
+    sl_plugins_reference(stdout);
     return 0;
   }
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

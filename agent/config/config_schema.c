@@ -667,6 +667,10 @@ static void reference_section(const sl_section_t *s, const char *path, FILE *out
   }
 }
 
+void sl_schema_reference_section(const sl_section_t *s, const char *path, FILE *out) {
+  reference_section(s, path, out);
+}
+
 void sl_schema_reference(const sl_section_t *root, FILE *out) {
   fputs("#### Top level\n", out);
   reference_section(root, "", out);

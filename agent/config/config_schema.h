@@ -166,6 +166,8 @@ void sl_schema_print(const sl_section_t *root, const sl_toml_value_t *doc, FILE 
 
 /* Writes the Markdown reference of every section and option. */
 void sl_schema_reference(const sl_section_t *root, FILE *out);
+/* One section's part of it, under the heading `path` ("" for none). */
+void sl_schema_reference_section(const sl_section_t *s, const char *path, FILE *out);
 
 /* Levenshtein distance, for "did you mean". */
 size_t sl_edit_distance(const char *a, const char *b);

@@ -34,7 +34,8 @@
   X(KAFKA, -1400, "kafka error")                                              \
   X(QUEUEFULL, -1401, "kafka producer queue full")                            \
   X(CANCELED, -1500, "operation canceled")                                    \
-  X(BADSTATE, -1600, "malformed serialised aggregate state")
+  X(BADSTATE, -1600, "malformed serialised aggregate state")                  \
+  X(PLUGIN, -1700, "the sink plugin refused the request")
 
 enum {
 #define SL_ERR_ENUM(name, code, msg) SL_E##name = (code),

@@ -101,6 +101,7 @@ int sl_config_load(const char *path, sl_config_t **out, sl_diag_t *d) {
     goto fail;
   }
   if (sl_schema_bind(&sl_schema_root, c->doc, c, path, d)) r = SL_ECONFIG;
+  sl_plugin_set_dirs(&c->plugin_dirs);
   const sl_toml_value_t *sinks = sl_toml_get(c->doc, "sink");
   for (size_t i = 0; sinks && sinks->type == SL_TOML_ARRAY && i < sinks->u.arr.len; i++) {
     char at[32];

@@ -129,6 +129,10 @@ int sl_job_checkpoint(sl_job_t *job, int64_t *wms, int64_t *offsets, size_t n);
  * (out restored). */
 int sl_job_row_to_json(const sl_job_row_t *row, sl_buf_t *out);
 
+/* Appends the same fields as one msgpack map (strings for id and the
+ * window bounds, as in the JSON).  0 or SL_ENOMEM (out restored). */
+int sl_job_row_to_msgpack(const sl_job_row_t *row, sl_buf_t *out);
+
 /* Counters for the metrics.  The first group only grows. */
 typedef struct {
   uint64_t records_in;   /* every record fed */

@@ -1,7 +1,10 @@
-/* Result rows as JSON (engine.h, sl_job_row_to_json): the form `sluice job
- * test` prints and the sinks will send.  Pure; any thread. */
+/* Result rows as JSON (engine.h, sl_job_row_to_json), the form `sluice job
+ * test` prints and sinks write, and as a msgpack map of the same fields
+ * (sl_job_row_to_msgpack), which sink plugins read field by field.  Pure;
+ * any thread. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/error.h"
 #include "ingest/json_encode.h"
@@ -23,7 +26,7 @@ static int put_time(sl_buf_t *out, const char *name, int64_t ms) {
   return r;
 }
 
-static int put_result(sl_buf_t *out, const sl_agg_result_t *v) {
+static msgpack_object result_object(const sl_agg_result_t *v) {
   msgpack_object o = {.type = MSGPACK_OBJECT_NIL};
   switch (v->kind) {
   case SL_AGG_NULL: break;
@@ -37,6 +40,11 @@ static int put_result(sl_buf_t *out, const sl_agg_result_t *v) {
     break;
   case SL_AGG_VALUE: o = v->u.v; break;
   }
+  return o;
+}
+
+static int put_result(sl_buf_t *out, const sl_agg_result_t *v) {
+  msgpack_object o = result_object(v);
   return sl_json_encode(out, &o);
 }
 
@@ -61,4 +69,33 @@ int sl_job_row_to_json(const sl_job_row_t *row, sl_buf_t *out) {
   if (!r) r = sl_buf_putc(out, '}');
   if (r) out->len = len0;
   return r;
+}
+
+static int pack_str(msgpack_packer *pk, const char *s) {
+  size_t n = strlen(s);
+  return msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, s, n);
+}
+
+int sl_job_row_to_msgpack(const sl_job_row_t *row, sl_buf_t *out) {
+  size_t len0 = out->len;
+  char id[24], start[SL_TIME_RFC3339_MAX], end[SL_TIME_RFC3339_MAX];
+  snprintf(id, sizeof id, "%016" PRIx64, row->id);
+  sl_time_format_rfc3339(row->window_start, start);
+  sl_time_format_rfc3339(row->window_end, end);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, out, sl_buf_msgpack_write);
+  int r = msgpack_pack_map(&pk, 4 + row->n_keys + row->n_aggs) || pack_str(&pk, "id") || pack_str(&pk, id) ||
+          pack_str(&pk, "job") || pack_str(&pk, row->job) || pack_str(&pk, "window_start") ||
+          pack_str(&pk, start) || pack_str(&pk, "window_end") || pack_str(&pk, end);
+  for (size_t i = 0; i < row->n_keys && !r; i++)
+    r = pack_str(&pk, row->key_names[i]) || msgpack_pack_object(&pk, row->key_values[i]);
+  for (size_t i = 0; i < row->n_aggs && !r; i++) {
+    msgpack_object o = result_object(&row->agg_values[i]);
+    r = pack_str(&pk, row->agg_names[i]) || msgpack_pack_object(&pk, o);
+  }
+  if (r) {
+    out->len = len0;
+    return SL_ENOMEM;
+  }
+  return 0;
 }

@@ -18,6 +18,7 @@
 #include "jobs/record_decode.h"
 #include "jobs/watermark.h"
 #include "kafka/kafka_consumer.h"
+#include "kafka/kafka_producer.h"
 #include "sinks/sink_host.h"
 
 #define TICK_MS 100
@@ -131,6 +132,7 @@ struct job_rt {
   size_t n_parts;
   int64_t *ckpt, *ckpt_wm; /* n_parts */
   sl_record_decoder_t dec;
+  sl_buf_t scratch; /* a row's JSON and msgpack */
 
   batch_t *building; /* rows of the running advance or peek */
   batch_t *late;     /* late records of the running delivery */
@@ -152,6 +154,7 @@ struct jobs_stage {
   sl_stage_env_t env;
   sl_sink_t **sinks;
   size_t n_sinks;
+  sl_kafka_producer_t *producer; /* the sinks', or NULL */
   job_rt_t *jobs;
   size_t n_jobs;
   size_t closing; /* consumers, then sinks, then timers still closing */
@@ -172,14 +175,16 @@ static batch_t *batch_new(job_rt_t *rt) {
 
 static void batch_free(batch_t *b) {
   if (!b) return;
+  for (size_t i = 0; i < b->n; i++) sl_sink_row_clear(&b->rows[i]);
   sl_buf_free(&b->text);
   free(b->rows);
   free(b->legs);
   free(b);
 }
 
-/* Appends one row: json[0..len) is copied. */
-static int batch_add(batch_t *b, const char *json, size_t len, uint64_t id, const char *job) {
+/* Appends one row: json and msgpack are copied. */
+static int batch_add(batch_t *b, const char *json, size_t json_len, const char *mp, size_t mp_len, uint64_t id,
+                     const char *job, int64_t window_start, int64_t window_end) {
   if (b->n == b->cap) {
     size_t cap = b->cap ? b->cap * 2 : 64;
     sl_sink_row_t *r = realloc(b->rows, cap * sizeof *r);
@@ -188,9 +193,15 @@ static int batch_add(batch_t *b, const char *json, size_t len, uint64_t id, cons
     b->cap = cap;
   }
   size_t at = b->text.len;
-  if (sl_buf_append(&b->text, json, len)) return SL_ENOMEM;
+  if (sl_buf_append(&b->text, json, json_len) || sl_buf_append(&b->text, mp, mp_len)) {
+    b->text.len = at;
+    return SL_ENOMEM;
+  }
   /* json holds the row's offset in text until the batch is sent. */
-  b->rows[b->n++] = (sl_sink_row_t){.json = (const char *)(uintptr_t)at, .json_len = len, .id = id, .job = job};
+  sl_sink_row_t *r = &b->rows[b->n++];
+  *r = (sl_sink_row_t){.json = (const char *)(uintptr_t)at, .json_len = json_len, .msgpack_len = mp_len,
+                       .job = job, .window_start = window_start, .window_end = window_end};
+  sl_sink_row_set_id(r, id);
   return 0;
 }
 
@@ -231,7 +242,10 @@ static void on_sink_done(void *arg, int status, const char *message) {
 
 /* Hands b to `sinks` (n of them); b is freed when the last has reported. */
 static void batch_send(job_rt_t *rt, batch_t *b, sl_sink_t **sinks, size_t n) {
-  for (size_t i = 0; i < b->n; i++) b->rows[i].json = b->text.data + (uintptr_t)b->rows[i].json;
+  for (size_t i = 0; i < b->n; i++) {
+    b->rows[i].json = b->text.data + (uintptr_t)b->rows[i].json;
+    b->rows[i].msgpack = b->rows[i].json + b->rows[i].json_len;
+  }
   b->b = (sl_sink_batch_t){.rows = b->rows, .n = b->n};
   b->legs = calloc(n ? n : 1, sizeof *b->legs);
   b->next = rt->head;
@@ -273,10 +287,14 @@ static void batch_send(job_rt_t *rt, batch_t *b, sl_sink_t **sinks, size_t n) {
 
 static void on_row(const sl_job_row_t *row, void *arg) {
   job_rt_t *rt = arg;
-  sl_buf_t *scratch = &rt->dec.packed; /* free between decodes */
+  sl_buf_t *scratch = &rt->scratch;
   sl_buf_reset(scratch);
   if (!rt->building && !(rt->building = batch_new(rt))) goto fail;
-  if (sl_job_row_to_json(row, scratch) || batch_add(rt->building, scratch->data, scratch->len, row->id, rt->conf->name))
+  if (sl_job_row_to_json(row, scratch)) goto fail;
+  size_t json_len = scratch->len;
+  if (sl_job_row_to_msgpack(row, scratch) ||
+      batch_add(rt->building, scratch->data, json_len, scratch->data + json_len, scratch->len - json_len, row->id,
+                rt->conf->name, row->window_start, row->window_end))
     goto fail;
   return;
 fail:
@@ -326,14 +344,18 @@ static int part_id(job_rt_t *rt, const char *topic, int32_t partition) {
 /* A late record to the late sink: its JSON, id = hash of where it was read. */
 static void late_add(job_rt_t *rt, const sl_kafka_record_t *rec, const msgpack_object *obj) {
   if (!rt->late && !(rt->late = batch_new(rt))) return;
-  const char *json = rec->value;
-  size_t len = rec->value_len;
-  sl_buf_t *scratch = &rt->dec.packed;
+  /* The record as JSON and as msgpack: one of them is the Kafka value,
+   * the other the decoder's work (JSON packed) or made here. */
+  const char *json = rec->value, *mp = rt->dec.packed.data;
+  size_t len = rec->value_len, mp_len = rt->dec.packed.len;
+  sl_buf_t *scratch = &rt->scratch;
   if (rt->conf->format == SL_RECORD_MSGPACK) {
     sl_buf_reset(scratch);
     if (sl_json_encode(scratch, obj)) return;
     json = scratch->data;
     len = scratch->len;
+    mp = rec->value;
+    mp_len = rec->value_len;
   }
   char where[64];
   int n = snprintf(where, sizeof where, "/%" PRId32 "/%" PRId64, rec->partition, rec->offset);
@@ -344,7 +366,7 @@ static void late_add(job_rt_t *rt, const sl_kafka_record_t *rec, const msgpack_o
   XXH3_64bits_update(hs, where, (size_t)n);
   uint64_t id = XXH3_64bits_digest(hs);
   XXH3_freeState(hs);
-  batch_add(rt->late, json, len, id, rt->conf->name);
+  batch_add(rt->late, json, len, mp, mp_len, id, rt->conf->name, 0, 0);
 }
 
 static void on_records(void *arg, const sl_kafka_record_t *recs, size_t n) {
@@ -586,17 +608,39 @@ static sl_sink_t *sink_by_name(jobs_stage_t *st, const char *name) {
   return NULL;
 }
 
+static void on_sink_delivery(void *arg, void *msg_opaque, int err) {
+  (void)arg;
+  sl_sink_kafka_delivered(msg_opaque, err);
+}
+
+static void on_producer_fatal(void *arg, const char *reason) {
+  jobs_stage_t *st = arg;
+  char what[600];
+  snprintf(what, sizeof what, "the sinks' Kafka producer: %s", reason);
+  st->env.host.on_fatal(st->env.host.arg, "jobs", what);
+}
+
 static int make_sinks(jobs_stage_t *st) {
   const sl_config_t *cfg = st->env.cfg;
   const sl_toml_value_t *arr = sl_toml_get(cfg->doc, "sink");
   size_t n = arr && arr->type == SL_TOML_ARRAY ? arr->u.arr.len : 0;
   if (!n) return 0;
   if (!(st->sinks = calloc(n, sizeof *st->sinks))) return SL_ENOMEM;
+  /* One producer for the sinks' dead letters and the plugins' Kafka
+   * records. */
+  sl_diag_t pd = {0};
+  sl_kafka_producer_cbs_t cbs = {.on_delivery = on_sink_delivery, .on_fatal = on_producer_fatal, .arg = st};
+  int r = sl_kafka_producer_new(st->env.bridge, st->env.metrics, &cfg->kafka, st->env.bootstrap, cfg->file, &cbs,
+                                &st->producer, &pd);
+  for (size_t k = 0; k < pd.n; k++) sl_log(SL_LOG_ERROR, "jobs", "sinks' producer: %s", pd.lines[k]);
+  sl_diag_free(&pd);
+  if (r) return r;
+  sl_sink_env_t env = {.loop = st->loop, .metrics = st->env.metrics, .producer = st->producer};
   for (size_t i = 0; i < n; i++) {
     char path[32];
     snprintf(path, sizeof path, "sink[%zu]", i);
     sl_diag_t d = {0};
-    int r = sl_sink_new(arr->u.arr.items[i], cfg->file, path, st->loop, st->env.metrics, NULL, &st->sinks[i], &d);
+    r = sl_sink_new(arr->u.arr.items[i], cfg->file, path, &env, &st->sinks[i], &d);
     for (size_t k = 0; k < d.n; k++) sl_log(SL_LOG_ERROR, "jobs", "%s", d.lines[k]);
     sl_diag_free(&d);
     if (r) return r;
@@ -775,6 +819,7 @@ static void st_free(void *self) {
     batch_free(rt->late);
     sl_job_free(rt->job);
     sl_record_decoder_free(&rt->dec);
+    sl_buf_free(&rt->scratch);
     for (size_t k = 0; k < rt->n_parts; k++) free(rt->parts[k].topic);
     free(rt->parts);
     free(rt->ckpt);
@@ -783,6 +828,7 @@ static void st_free(void *self) {
     free(rt->group_id);
   }
   for (size_t i = 0; i < st->n_sinks; i++) sl_sink_free(st->sinks[i]);
+  sl_kafka_producer_free(st->producer, 0);
   free(st->sinks);
   free(st->jobs);
   free(st);

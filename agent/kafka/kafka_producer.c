@@ -260,6 +260,38 @@ static int produce(sl_kafka_producer_t *p, rd_kafka_topic_t *rkt, const char *to
   return SL_EKAFKA;
 }
 
+int sl_kafka_producer_send_headers(sl_kafka_producer_t *p, const char *topic, const void *key, size_t key_len,
+                                   const void *value, size_t value_len, int64_t timestamp_ms,
+                                   const sl_kafka_header_t *headers, size_t n_headers, void *msg_opaque) {
+  if (n_headers <= 1)
+    return produce(p, topic_handle(p, topic), topic, key, key_len, value, value_len, timestamp_ms,
+                   n_headers ? headers : NULL, msg_opaque);
+  rd_kafka_headers_t *hs = rd_kafka_headers_new(n_headers);
+  for (size_t i = 0; i < n_headers; i++)
+    rd_kafka_header_add(hs, headers[i].name, -1, headers[i].value, (ssize_t)headers[i].value_len);
+  rd_kafka_resp_err_t err = rd_kafka_producev(
+      p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_KEY(key, key_len),
+      RD_KAFKA_V_TIMESTAMP(timestamp_ms < 0 ? 0 : timestamp_ms), RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_OPAQUE(msg_opaque),
+      RD_KAFKA_V_END);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) { /* the message owns the headers now */
+    p->inflight++;
+    p->inflight_bytes += value_len + key_len;
+    p->produced_unflushed++;
+    return 0;
+  }
+  rd_kafka_headers_destroy(hs);
+  if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+    sl_metric_inc(p->m.queue_full);
+    p->want_room = true;
+    return SL_EQUEUEFULL;
+  }
+  sl_metric_inc(p->m.rejected);
+  sl_log_rl(SL_LOG_ERROR, "kafka", "record of %zu bytes to topic %s refused: %s", value_len, topic,
+            rd_kafka_err2str(err));
+  return SL_EKAFKA;
+}
+
 size_t sl_kafka_producer_inflight(const sl_kafka_producer_t *p) { return p->inflight; }
 
 void sl_kafka_producer_purge(sl_kafka_producer_t *p) {

@@ -61,6 +61,12 @@ int sl_kafka_producer_send(sl_kafka_producer_t *p, const char *topic, const void
  * name or the producer's cache of handles is full.  Valid until the
  * producer is freed.  For fixed topics: sl_kafka_producer_send_to then
  * skips the look-up by name. */
+/* As sl_kafka_producer_send, with n_headers headers (copied).
+ * timestamp_ms < 0: now. */
+int sl_kafka_producer_send_headers(sl_kafka_producer_t *p, const char *topic, const void *key, size_t key_len,
+                                   const void *value, size_t value_len, int64_t timestamp_ms,
+                                   const sl_kafka_header_t *headers, size_t n_headers, void *msg_opaque);
+
 typedef struct sl_kafka_topic sl_kafka_topic_t;
 sl_kafka_topic_t *sl_kafka_producer_topic(sl_kafka_producer_t *p, const char *topic);
 

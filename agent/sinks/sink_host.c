@@ -1,6 +1,13 @@
-/* The sink host: the registry of sink types, instances made from [[sink]]
- * tables, and the retry/metrics wrapper around every write.  Jobs loop
- * only (the registry: at start).
+/* The sink host (sink_host.h): instances of plugins, the host functions of
+ * the SDK, and batching, retries and failure handling around every write.
+ * Jobs loop only (sl_sink_check: at start).
+ *
+ * A caller's write (a req) is carried out in rounds: each round hands the
+ * rows still to write to the plugin in writes of at most batch_size rows
+ * (sluice_write_t), and collects each row's outcome.  Rows that came back
+ * RETRY go into the next round after the backoff; rows given up go to
+ * on_failure; the req is reported when nothing of it is in flight, waiting
+ * or left.
  *
  * Why errors are rewritten: the plugin's table is validated on its own (the
  * schema code sees it as a document's top level), so its messages name
@@ -9,37 +16,19 @@
 #include "sinks/sink_host.h"
 
 #include <ctype.h>
-#include <errno.h>
+#include <inttypes.h>
+#include <msgpack.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "kafka/kafka_producer.h"
 #include "sinks/sink_conf.h"
 
-/* ---- registry -------------------------------------------------------------- */
-
-static const sl_sink_type_t *const builtin_types[] = {&sl_file_sink_type};
-#define N_BUILTIN (sizeof builtin_types / sizeof builtin_types[0])
-#define MAX_EXTRA 16
-static const sl_sink_type_t *extra_types[MAX_EXTRA];
-static size_t n_extra;
-
-const sl_sink_type_t *sl_sink_type_find(const char *name) {
-  for (size_t i = 0; i < N_BUILTIN; i++)
-    if (strcmp(builtin_types[i]->name, name) == 0) return builtin_types[i];
-  for (size_t i = 0; i < n_extra; i++)
-    if (strcmp(extra_types[i]->name, name) == 0) return extra_types[i];
-  return NULL;
-}
-
-int sl_sink_type_register(const sl_sink_type_t *type) {
-  if (sl_sink_type_find(type->name)) return -EEXIST;
-  if (n_extra == MAX_EXTRA) return SL_ENOMEM;
-  extra_types[n_extra++] = type;
-  return 0;
-}
+#define NS_PER_MS 1000000
 
 /* ---- errors ---------------------------------------------------------------- */
 
@@ -84,116 +73,53 @@ static void move_diag(sl_diag_t *d, sl_diag_t *tmp, const char *file, const char
   sl_diag_free(tmp);
 }
 
-/* ---- instances --------------------------------------------------------------- */
-
-/* One accepted write, until it is reported.  The timer is initialised only
- * for a write that needs a retry; then the request is freed in its close
- * callback. */
-typedef struct req {
-  struct req *prev, *next;
-  sl_sink_t *s;
-  const sl_sink_batch_t *batch; /* borrowed from the caller until done */
-  sl_sink_done_cb done;
-  void *arg;
-  unsigned attempts;
-  int64_t backoff_ms; /* before the next retry */
-  uv_timer_t retry_timer;
-  bool timer_init, waiting;
-} req_t;
-
-struct sl_sink {
-  const sl_sink_type_t *type;
-  void *self; /* owned: the type's instance */
-  char *name; /* owned */
-  char component[96]; /* "sink:file:reports", for the log */
-  uv_loop_t *loop;
-  sl_sink_retry_t retry;
-  sl_metric_t *rows, *batches, *retries, *failures, *in_flight_gauge;
-  req_t *reqs; /* accepted, not reported */
-  size_t n_reqs;
-  size_t timers_closing;
-  bool closing, inner_closed, closed;
-  void (*on_closed)(void *arg);
-  void *on_closed_arg;
-};
-
-static sl_metric_t *labelled(sl_metrics_t *m, sl_metric_type_t type, const char *name, const char *help,
-                             const char *sink) {
-  static const char *const labels[] = {"sink", NULL};
-  sl_metric_family_t *f =
-      sl_metrics_family(m, &(sl_metric_desc_t){.type = type, .name = name, .help = help, .labels = labels});
-  return sl_metric_child(f, (const char *const[]){sink});
-}
-
-/* The validation table for a type: name and plugin, then the type's own
- * options, closed (an unknown key is an error).  Free the result. */
-static sl_opt_t *combined_opts(const sl_sink_type_t *type) {
-  size_t n = 0, k = 0;
-  for (const sl_opt_t *o = sl_sink_section.opts; o->name; o++) n++;
-  for (const sl_opt_t *o = type->options ? type->options->opts : NULL; o && o->name; o++) n++;
-  sl_opt_t *all = calloc(n + 1, sizeof *all);
-  if (!all) return NULL;
-  for (const sl_opt_t *o = sl_sink_section.opts; o->name; o++) all[k++] = *o;
-  for (const sl_opt_t *o = type->options ? type->options->opts : NULL; o && o->name; o++) all[k++] = *o;
-  return all;
-}
-
-static void list_types(char *buf, size_t len) {
-  size_t off = 0;
-  buf[0] = '\0';
-  for (size_t i = 0; i < N_BUILTIN + n_extra && off < len; i++) {
-    const sl_sink_type_t *t = i < N_BUILTIN ? builtin_types[i] : extra_types[i - N_BUILTIN];
-    int w = snprintf(buf + off, len - off, "%s%s", i ? ", " : "", t->name);
-    if (w < 0) break;
-    off += (size_t)w;
-  }
-}
+/* ---- validating and binding ------------------------------------------------- */
 
 /* What a [[sink]] table binds to, before an instance is made of it. */
 typedef struct {
   sl_sink_conf_t base;
-  const sl_sink_type_t *type;
-  sl_opt_t *opts;
-  void *conf; /* the plugin's options struct, or NULL */
+  const sl_plugin_t *plugin;
+  sl_opt_t *opts; /* the host's keys and the plugin's, for validation */
+  void *conf;     /* the plugin's options struct */
+  bool bound;
 } prepared_t;
 
-/* Validates `table` (the common keys, then the plugin's own options) and
- * binds it, errors into tmp.  0, SL_ECONFIG or SL_ENOMEM; release with
- * unprepare in every case. */
+static sl_opt_t *combined_opts(const sl_plugin_t *p) {
+  size_t n = 0, k = 0;
+  for (const sl_opt_t *o = sl_sink_section.opts; o->name; o++) n++;
+  for (const sl_opt_t *o = p->opts; o->name; o++) n++;
+  sl_opt_t *all = calloc(n + 1, sizeof *all);
+  if (!all) return NULL;
+  for (const sl_opt_t *o = sl_sink_section.opts; o->name; o++) all[k++] = *o;
+  for (const sl_opt_t *o = p->opts; o->name; o++) all[k++] = *o;
+  return all;
+}
+
 static int prepare(sl_toml_value_t *table, const char *file, sl_diag_t *tmp, prepared_t *p) {
   if (sl_schema_validate(&sl_sink_section, table, file, tmp) ||
       sl_schema_bind(&sl_sink_section, table, &p->base, file, tmp))
     return SL_ECONFIG;
-  p->type = sl_sink_type_find(p->base.plugin);
-  if (!p->type) {
+  char err[1024];
+  if (!(p->plugin = sl_plugin_find(p->base.plugin, err, sizeof err))) {
     const sl_toml_value_t *v = sl_toml_get(table, "plugin");
-    char known[256];
-    list_types(known, sizeof known);
-    sl_diag_add(tmp, file, v ? v->line : table->line, v ? v->col : table->col,
-                "plugin: unknown sink plugin \"%s\" (known: %s)", p->base.plugin, known);
+    sl_diag_add(tmp, file, v ? v->line : table->line, v ? v->col : table->col, "plugin: %s", err);
     return SL_ECONFIG;
   }
-  if (!(p->opts = combined_opts(p->type))) return SL_ENOMEM;
-  sl_section_t section = {
-      .name = p->type->name,
-      .opts = p->opts,
-      .children = p->type->options ? p->type->options->children : NULL,
-  };
+  if (!(p->opts = combined_opts(p->plugin))) return SL_ENOMEM;
+  sl_section_t section = {.name = p->plugin->d->name, .opts = p->opts};
   if (sl_schema_validate(&section, table, file, tmp)) return SL_ECONFIG;
-  const sl_section_t *o = p->type->options;
-  if (o && !(p->conf = calloc(1, o->size ? o->size : 1))) return SL_ENOMEM;
-  if (o && sl_schema_bind(o, table, p->conf, file, tmp)) return SL_ECONFIG;
+  if (!(p->conf = calloc(1, p->plugin->section.size ? p->plugin->section.size : 1))) return SL_ENOMEM;
+  p->bound = true;
+  if (sl_schema_bind(&p->plugin->section, table, p->conf, file, tmp)) return SL_ECONFIG;
   return 0;
 }
 
 static void unprepare(prepared_t *p) {
-  if (p->conf) {
-    sl_schema_unbind(p->type->options, p->conf);
-    if (p->type->options->release) p->type->options->release(p->conf);
-    free(p->conf);
-  }
+  if (p->bound) sl_schema_unbind(&p->plugin->section, p->conf);
+  free(p->conf);
   free(p->opts);
   sl_schema_unbind(&sl_sink_section, &p->base);
+  memset(p, 0, sizeof *p);
 }
 
 int sl_sink_check(sl_toml_value_t *table, const char *file, const char *path, sl_diag_t *d) {
@@ -206,206 +132,842 @@ int sl_sink_check(sl_toml_value_t *table, const char *file, const char *path, sl
   return rc;
 }
 
-int sl_sink_new(sl_toml_value_t *table, const char *file, const char *path, uv_loop_t *loop,
-                sl_metrics_t *metrics, const sl_sink_retry_t *retry, sl_sink_t **out, sl_diag_t *d) {
+/* ---- instances --------------------------------------------------------------- */
+
+enum { ROW_PENDING = 0, ROW_DONE = 1 };
+#define ROW_UNSET 0xff
+
+typedef struct req req_t;
+
+struct sluice_write {
+  struct sl_sink *s;
+  req_t *q;   /* NULL for a flush */
+  size_t n;   /* rows */
+  size_t *idx; /* row i of this write is q's row idx[i] */
+  const sluice_row_t **rows;
+  uint8_t *row_st;
+  char first_msg[256];
+  uint64_t started;
+  bool completed;
+  sl_sink_done_cb flush_done;
+  void *flush_arg;
+};
+
+/* A caller's write, until reported. */
+struct req {
+  req_t *prev, *next;
+  struct sl_sink *s;
+  const sl_sink_batch_t *batch;
+  sl_sink_done_cb done;
+  void *arg;
+  uint8_t *st;     /* per row: ROW_PENDING, ROW_DONE */
+  size_t left;     /* rows not done */
+  size_t *again;   /* rows for the next round */
+  size_t n_again;
+  unsigned round;  /* retries so far */
+  unsigned writes; /* plugin writes in flight */
+  unsigned letters; /* dead letters in flight */
+  uint64_t first_ms;
+  int64_t backoff_ms;
+  uv_timer_t timer;
+  bool timer_init, waiting, canceled, reported;
+  char msg[256];
+};
+
+struct sluice_ctx { /* the sink itself: the plugin's handle on the host */
+  int dummy;
+};
+
+/* A plugin's metric: the registry's child and what kind it is (a
+ * counter holds an integer, a gauge a double).  Kept by the sink. */
+struct sluice_metric {
+  struct sluice_metric *next;
+  sl_metric_t *m;
+  bool counter;
+};
+
+typedef struct sl_sink {
+  struct sluice_ctx ctx; /* first: a ctx pointer is the sink's */
+  const sl_plugin_t *plugin;
+  void *self;
+  void *plugin_conf; /* the bound options struct given to create */
+  char *name;
+  char component[96];
+  sl_sink_env_t env;
+  sl_sink_conf_t conf; /* the host options (strings not kept) */
+  char *dead_letter_topic;
+  req_t *reqs;
+  size_t n_reqs;
+  uint64_t queued_rows;
+  uv_timer_t flush_timer;
+  bool flush_timer_init;
+  unsigned handles_closing;
+  bool closing, destroy_called, destroyed, closed;
+  sl_ratelimit_t plugin_rl;
+  struct sluice_metric *plugin_metrics;
+  void (*on_closed)(void *arg);
+  void *on_closed_arg;
+  sl_metric_t *m_rows, *m_batches, *m_err_retry, *m_err_fatal, *m_retries, *m_dropped, *m_dead, *m_latency,
+      *m_queue, *m_in_flight, *m_up;
+} sl_sink_t_;
+
+#define SINK(ctx) ((sl_sink_t_ *)(ctx))
+
+static const sluice_host_t host_api;
+static void on_flush_timer(uv_timer_t *t);
+
+static sl_metric_t *labelled(sl_metrics_t *m, sl_metric_type_t type, const char *name, const char *help,
+                             const char *sink) {
+  static const char *const labels[] = {"sink", NULL};
+  sl_metric_family_t *f =
+      sl_metrics_family(m, &(sl_metric_desc_t){.type = type, .name = name, .help = help, .labels = labels});
+  return sl_metric_child(f, (const char *const[]){sink});
+}
+
+static const double latency_buckets[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30};
+
+int sl_sink_new(sl_toml_value_t *table, const char *file, const char *path, const sl_sink_env_t *env,
+                sl_sink_t **out, sl_diag_t *d) {
   sl_diag_t tmp = {0};
   prepared_t p = {0};
-  sl_sink_t *s = NULL;
+  sl_sink_t_ *s = NULL;
   *out = NULL;
   if (!path) path = "sink";
   int rc = prepare(table, file, &tmp, &p);
   if (rc) goto fail;
-
-  /* Everything that can fail is done before the instance exists: an
-   * instance cannot be freed but after its asynchronous close. */
   rc = SL_ENOMEM;
   if (!(s = calloc(1, sizeof *s)) || !(s->name = strdup(p.base.name))) goto fail;
+  if (p.base.dead_letter_topic && !(s->dead_letter_topic = strdup(p.base.dead_letter_topic))) goto fail;
+  s->plugin = p.plugin;
+  s->env = *env;
+  s->conf = p.base;
+  s->conf.name = s->conf.plugin = s->conf.dead_letter_topic = NULL;
+  snprintf(s->component, sizeof s->component, "sink:%s:%s", p.plugin->d->name, s->name);
+  sl_metrics_t *m = env->metrics;
+  s->m_rows = labelled(m, SL_METRIC_COUNTER, "sluice_sink_rows_total", "Rows the sink wrote.", s->name);
+  s->m_batches = labelled(m, SL_METRIC_COUNTER, "sluice_sink_batches_total", "Plugin writes that succeeded.",
+                          s->name);
+  static const char *const err_labels[] = {"sink", "kind", NULL};
+  sl_metric_family_t *ef = sl_metrics_family(
+      m, &(sl_metric_desc_t){.type = SL_METRIC_COUNTER, .name = "sluice_sink_errors_total",
+                             .help = "Rows a plugin write failed, by kind (retry: may work again; fatal: refused).",
+                             .labels = err_labels});
+  s->m_err_retry = sl_metric_child(ef, (const char *const[]){s->name, "retry"});
+  s->m_err_fatal = sl_metric_child(ef, (const char *const[]){s->name, "fatal"});
+  s->m_retries = labelled(m, SL_METRIC_COUNTER, "sluice_sink_retries_total",
+                          "Rows handed to the plugin again after a retryable error.", s->name);
+  s->m_dropped = labelled(m, SL_METRIC_COUNTER, "sluice_sink_rows_dropped_total",
+                          "Rows given up with on_failure = \"drop\".", s->name);
+  s->m_dead = labelled(m, SL_METRIC_COUNTER, "sluice_sink_rows_dead_lettered_total",
+                       "Rows given up and written to the dead-letter topic.", s->name);
+  static const char *const sink_label[] = {"sink", NULL};
+  s->m_latency = sl_metric_child(
+      sl_metrics_family(m, &(sl_metric_desc_t){.type = SL_METRIC_HISTOGRAM, .name = "sluice_sink_write_seconds",
+                                               .help = "Time from a plugin write to its completion.",
+                                               .labels = sink_label, .buckets = latency_buckets,
+                                               .n_buckets = sizeof latency_buckets / sizeof *latency_buckets}),
+      (const char *const[]){s->name});
+  s->m_queue = labelled(m, SL_METRIC_GAUGE, "sluice_sink_queue_rows", "Rows accepted and not yet done.", s->name);
+  s->m_in_flight = labelled(m, SL_METRIC_GAUGE, "sluice_sink_in_flight",
+                            "Writes of jobs accepted and not yet reported.", s->name);
+  s->m_up = labelled(m, SL_METRIC_GAUGE, "sluice_sink_up", "1 when the sink's last write succeeded, else 0.",
+                     s->name);
+  sl_gauge_set(s->m_up, 1);
   char err[512] = "";
-  rc = p.type->create(p.conf, loop, metrics, p.base.name, &s->self, err, sizeof err);
-  if (rc) {
-    sl_diag_add(&tmp, file, table->line, table->col, "top level: %s", err[0] ? err : sl_strerror(rc));
+  if (p.plugin->d->create(&host_api, &s->ctx, p.conf, env->loop, &s->self, err, sizeof err)) {
+    sl_diag_add(&tmp, file, table->line, table->col, "top level: %s", err[0] ? err : "the plugin's create failed");
+    rc = SL_ECONFIG;
     goto fail;
   }
-  s->type = p.type;
-  s->loop = loop;
-  s->retry = retry ? *retry : SL_SINK_RETRY_DEFAULT;
-  if (s->retry.initial_backoff_ms < 1) s->retry.initial_backoff_ms = 1;
-  if (s->retry.max_backoff_ms < s->retry.initial_backoff_ms) s->retry.max_backoff_ms = s->retry.initial_backoff_ms;
-  snprintf(s->component, sizeof s->component, "sink:%s:%s", p.type->name, s->name);
-  s->rows = labelled(metrics, SL_METRIC_COUNTER, "sluice_sink_rows_total", "Rows written, by sink.", s->name);
-  s->batches =
-      labelled(metrics, SL_METRIC_COUNTER, "sluice_sink_batches_total", "Batches written, by sink.", s->name);
-  s->retries = labelled(metrics, SL_METRIC_COUNTER, "sluice_sink_retries_total",
-                        "Writes repeated after a retryable error, by sink.", s->name);
-  s->failures = labelled(metrics, SL_METRIC_COUNTER, "sluice_sink_failures_total",
-                         "Batches given up on (fatal error, or retries used up), by sink.", s->name);
-  s->in_flight_gauge = labelled(metrics, SL_METRIC_GAUGE, "sluice_sink_in_flight",
-                                "Batches accepted and not yet reported, by sink.", s->name);
-  *out = s;
+  if (s->conf.flush_interval_ns > 0 && p.plugin->d->flush) {
+    uv_timer_init(env->loop, &s->flush_timer);
+    s->flush_timer.data = s;
+    s->flush_timer_init = true;
+    uint64_t every = (uint64_t)(s->conf.flush_interval_ns / NS_PER_MS);
+    uv_timer_start(&s->flush_timer, on_flush_timer, every ? every : 1, every ? every : 1);
+  }
+  s->plugin_conf = p.conf; /* the plugin's until destroy has completed */
+  p.conf = NULL;
+  p.bound = false;
+  *out = (sl_sink_t *)s;
   s = NULL;
   rc = 0;
-
 fail:
-  if (s) free(s->name);
-  free(s);
+  if (s) {
+    free(s->name);
+    free(s->dead_letter_topic);
+    free(s);
+  }
   unprepare(&p);
   if (tmp.n) move_diag(d, &tmp, file, path);
   sl_diag_free(&tmp);
   return rc;
 }
 
-const char *sl_sink_name(const sl_sink_t *s) { return s->name; }
-const sl_sink_type_t *sl_sink_type(const sl_sink_t *s) { return s->type; }
-size_t sl_sink_in_flight(const sl_sink_t *s) { return s->n_reqs; }
+const char *sl_sink_name(const sl_sink_t *s) { return ((const sl_sink_t_ *)s)->name; }
+const sl_plugin_t *sl_sink_plugin(const sl_sink_t *s) { return ((const sl_sink_t_ *)s)->plugin; }
+size_t sl_sink_in_flight(const sl_sink_t *s) { return ((const sl_sink_t_ *)s)->n_reqs; }
 
-static void maybe_closed(sl_sink_t *s) {
-  if (!s->closing || !s->inner_closed || s->timers_closing || s->n_reqs || s->closed) return;
+/* ---- caller writes ----------------------------------------------------------- */
+
+static void maybe_closed(sl_sink_t_ *s) {
+  if (!s->closing || !s->destroyed || s->handles_closing || s->n_reqs || s->closed) return;
   s->closed = true;
   if (s->on_closed) s->on_closed(s->on_closed_arg);
 }
 
-static void on_timer_closed(uv_handle_t *h) {
-  req_t *q = h->data;
-  sl_sink_t *s = q->s;
-  free(q);
-  s->timers_closing--;
+static void on_handle_closed(uv_handle_t *h) {
+  sl_sink_t_ *s = h->data;
+  s->handles_closing--;
   maybe_closed(s);
 }
 
-static void unlink_req(req_t *q) {
-  sl_sink_t *s = q->s;
+static void on_req_timer_closed(uv_handle_t *h) {
+  req_t *q = h->data;
+  sl_sink_t_ *s = q->s;
+  free(q);
+  s->handles_closing--;
+  maybe_closed(s);
+}
+
+static void req_free(req_t *q) {
+  sl_sink_t_ *s = q->s;
+  free(q->st);
+  free(q->again);
+  if (q->timer_init) {
+    s->handles_closing++;
+    uv_close((uv_handle_t *)&q->timer, on_req_timer_closed);
+  } else {
+    free(q);
+  }
+}
+
+/* Reports q once nothing of it is in flight, waiting or left. */
+static void maybe_report(req_t *q) {
+  if (q->reported || q->writes || q->letters || q->waiting || (q->left && !q->canceled)) return;
+  if (q->n_again && !q->canceled) return;
+  sl_sink_t_ *s = q->s;
+  q->reported = true;
   if (q->prev)
     q->prev->next = q->next;
   else
     s->reqs = q->next;
   if (q->next) q->next->prev = q->prev;
   s->n_reqs--;
-  sl_gauge_dec(s->in_flight_gauge);
-}
-
-/* Reports the write's outcome to its caller and lets the request go. */
-static void report(req_t *q, int status, const char *message) {
-  sl_sink_t *s = q->s;
-  unlink_req(q);
-  if (q->timer_init) s->timers_closing++;
-  q->done(q->arg, status, message);
-  if (q->timer_init)
-    uv_close((uv_handle_t *)&q->retry_timer, on_timer_closed);
-  else
-    free(q);
+  s->queued_rows -= q->left;
+  sl_gauge_set(s->m_queue, (double)s->queued_rows);
+  sl_gauge_dec(s->m_in_flight);
+  q->done(q->arg, q->canceled ? SL_SINK_CANCELED : SL_SINK_OK, q->canceled ? q->msg : NULL);
+  req_free(q);
   maybe_closed(s);
 }
 
-static void on_attempt_done(void *arg, int status, const char *message);
+static void row_finished(req_t *q, size_t i) {
+  if (q->st[i] == ROW_DONE) return;
+  q->st[i] = ROW_DONE;
+  q->left--;
+  q->s->queued_rows--;
+  sl_gauge_set(q->s->m_queue, (double)q->s->queued_rows);
+}
+
+static void start_round(req_t *q);
 
 static void on_retry_timer(uv_timer_t *t) {
   req_t *q = t->data;
-  sl_sink_t *s = q->s;
   q->waiting = false;
-  q->attempts++;
-  int r = s->type->write(s->self, q->batch, on_attempt_done, q);
-  if (r == 0) return;
-  char msg[256];
-  snprintf(msg, sizeof msg, "cannot retry the write: %s", sl_strerror(r));
-  if (r == SL_ECANCELED) {
-    report(q, SL_SINK_CANCELED, msg);
-    return;
-  }
-  sl_metric_inc(s->failures);
-  report(q, SL_SINK_FATAL, msg);
+  q->round++;
+  sl_metric_add(q->s->m_retries, q->n_again);
+  start_round(q);
 }
 
-static void on_attempt_done(void *arg, int status, const char *message) {
-  req_t *q = arg;
-  sl_sink_t *s = q->s;
-  char msg[512];
-  switch (status) {
-  case SL_SINK_OK:
-    sl_metric_add(s->rows, q->batch->n);
-    sl_metric_inc(s->batches);
-    report(q, SL_SINK_OK, NULL);
-    return;
-  case SL_SINK_CANCELED: report(q, SL_SINK_CANCELED, message); return;
-  case SL_SINK_RETRY:
-    if (s->closing) {
-      snprintf(msg, sizeof msg, "not retried, the sink is closing: %s", message ? message : "retryable error");
-      report(q, SL_SINK_CANCELED, msg);
-      return;
-    }
-    if (s->retry.max_attempts && q->attempts >= s->retry.max_attempts) {
-      snprintf(msg, sizeof msg, "gave up after %u attempts: %s", q->attempts,
-               message ? message : "retryable error");
-      sl_metric_inc(s->failures);
-      report(q, SL_SINK_RETRY, msg);
-      return;
-    }
-    if (!q->timer_init) {
-      uv_timer_init(s->loop, &q->retry_timer);
-      q->retry_timer.data = q;
-      q->timer_init = true;
-      q->backoff_ms = s->retry.initial_backoff_ms;
-    }
-    sl_log_rl(SL_LOG_WARN, s->component, "write of %zu rows failed (attempt %u), retrying in %lld ms: %s",
-              q->batch->n, q->attempts, (long long)q->backoff_ms, message ? message : "retryable error");
-    sl_metric_inc(s->retries);
-    q->waiting = true;
-    uv_timer_start(&q->retry_timer, on_retry_timer, (uint64_t)q->backoff_ms, 0);
-    q->backoff_ms = q->backoff_ms > s->retry.max_backoff_ms / 2 ? s->retry.max_backoff_ms : q->backoff_ms * 2;
-    return;
-  default:
-    sl_metric_inc(s->failures);
-    report(q, SL_SINK_FATAL, message ? message : "fatal sink error");
+static void schedule_retry(req_t *q) {
+  sl_sink_t_ *s = q->s;
+  if (s->closing) {
+    q->canceled = true;
+    snprintf(q->msg, sizeof q->msg, "not retried, the sink is closing");
+    q->n_again = 0;
+    maybe_report(q);
     return;
   }
+  if (!q->timer_init) {
+    uv_timer_init(s->env.loop, &q->timer);
+    q->timer.data = q;
+    q->timer_init = true;
+    q->backoff_ms = s->conf.initial_backoff_ns / NS_PER_MS;
+  }
+  int64_t wait = q->backoff_ms;
+  if (s->conf.jitter && wait > 1) wait = wait / 2 + (int64_t)((uint64_t)rand() % (uint64_t)(wait / 2 + 1));
+  int64_t max = s->conf.max_backoff_ns / NS_PER_MS;
+  q->backoff_ms = q->backoff_ms > max / 2 ? max : q->backoff_ms * 2;
+  sl_log_rl(SL_LOG_WARN, s->component, "%zu rows not written (retry %u in %lld ms): %s", q->n_again, q->round + 1,
+            (long long)wait, q->msg[0] ? q->msg : "retryable error");
+  q->waiting = true;
+  uv_timer_start(&q->timer, on_retry_timer, (uint64_t)wait, 0);
 }
 
-int sl_sink_write(sl_sink_t *s, const sl_sink_batch_t *batch, sl_sink_done_cb done, void *arg) {
+/* ---- dead letters -------------------------------------------------------------- */
+
+typedef struct {
+  int kind; /* 0: a dead letter; 1: a plugin's kafka_produce */
+  req_t *q;
+  size_t row;
+  void (*done)(void *arg, sluice_status_t status, const char *message);
+  void *arg;
+} delivery_t;
+
+static void again(req_t *q, size_t i) { q->again[q->n_again++] = i; }
+
+static void give_up(req_t *q, size_t i, const char *why) {
+  sl_sink_t_ *s = q->s;
+  const sl_sink_row_t *row = &q->batch->rows[i];
+  if (s->conf.on_failure == SL_SINK_ON_FAILURE_DEAD_LETTER && s->env.producer) {
+    delivery_t *dl = calloc(1, sizeof *dl);
+    const char *names[] = {"sluice.error", "sluice.sink", "sluice.job"};
+    const char *values[] = {why, s->name, row->job ? row->job : ""};
+    sl_kafka_header_t hs[3];
+    for (int k = 0; k < 3; k++) hs[k] = (sl_kafka_header_t){names[k], values[k], strlen(values[k])};
+    int r = dl ? SL_ENOMEM : 0;
+    if (dl) {
+      *dl = (delivery_t){.kind = 0, .q = q, .row = i};
+      r = sl_kafka_producer_send_headers(s->env.producer, s->dead_letter_topic, row->id_hex, 16, row->json,
+                                         row->json_len, -1, hs, 3, dl);
+    }
+    if (!r) {
+      q->letters++;
+      return;
+    }
+    free(dl);
+    sl_log_rl(SL_LOG_ERROR, s->component, "cannot write a row to dead-letter topic %s (%s): trying the sink again",
+              s->dead_letter_topic, sl_strerror(r));
+    again(q, i);
+    return;
+  }
+  if (s->conf.on_failure != SL_SINK_ON_FAILURE_DROP)
+    sl_log_rl(SL_LOG_ERROR, s->component, "no Kafka producer for dead letters: row dropped");
+  sl_log_rl(SL_LOG_ERROR, s->component, "row %s of job %s dropped: %s", row->id_hex, row->job ? row->job : "?", why);
+  sl_metric_inc(s->m_dropped);
+  row_finished(q, i);
+}
+
+void sl_sink_kafka_delivered(void *msg_opaque, int err) {
+  delivery_t *dl = msg_opaque;
+  if (dl->kind == 1) {
+    dl->done(dl->arg, err ? SLUICE_RETRY : SLUICE_OK, err ? "Kafka did not take the record" : NULL);
+    free(dl);
+    return;
+  }
+  req_t *q = dl->q;
+  size_t row = dl->row;
+  free(dl);
+  q->letters--;
+  if (err) {
+    sl_log_rl(SL_LOG_ERROR, q->s->component, "a dead letter was not delivered: trying the sink again");
+    again(q, row);
+  } else {
+    sl_metric_inc(q->s->m_dead);
+    row_finished(q, row);
+  }
+  if (!q->letters && !q->writes && q->n_again && !q->waiting) {
+    schedule_retry(q);
+    return;
+  }
+  maybe_report(q);
+}
+
+/* ---- rounds --------------------------------------------------------------------- */
+
+static bool gives_up(const req_t *q, int status) {
+  const sl_sink_t_ *s = q->s;
+  if (s->conf.on_failure == SL_SINK_ON_FAILURE_BLOCK) return false;
+  if (status == SLUICE_FATAL) return true;
+  if (s->conf.max_retries && q->round >= (uint64_t)s->conf.max_retries) return true;
+  return s->conf.max_elapsed_ns &&
+         (int64_t)(uv_now(s->env.loop) - q->first_ms) >= s->conf.max_elapsed_ns / NS_PER_MS;
+}
+
+static void write_free(sluice_write_t *w) {
+  if (!w) return;
+  free(w->idx);
+  free(w->rows);
+  free(w->row_st);
+  free(w);
+}
+
+/* The outcome of one plugin write of q's rows. */
+static void round_write_done(sluice_write_t *w, int status, const char *message) {
+  req_t *q = w->q;
+  sl_sink_t_ *s = q->s;
+  size_t ok = 0;
+  for (size_t i = 0; i < w->n; i++) {
+    int st = w->row_st[i] != ROW_UNSET ? w->row_st[i] : status;
+    size_t row = w->idx[i];
+    switch (st) {
+    case SLUICE_OK:
+      ok++;
+      row_finished(q, row);
+      break;
+    case SLUICE_CANCELED:
+      q->canceled = true;
+      snprintf(q->msg, sizeof q->msg, "the sink was closed before writing every row");
+      break;
+    default: {
+      const char *why = w->first_msg[0] ? w->first_msg : message ? message : "write failed";
+      sl_metric_inc(st == SLUICE_FATAL ? s->m_err_fatal : s->m_err_retry);
+      snprintf(q->msg, sizeof q->msg, "%s", why);
+      if (s->closing && st == SLUICE_RETRY) {
+        q->canceled = true;
+      } else if (gives_up(q, st)) {
+        give_up(q, row, why);
+      } else {
+        if (st == SLUICE_FATAL)
+          sl_log_rl(SL_LOG_ERROR, s->component, "row %s refused (on_failure = \"block\": retried): %s",
+                    q->batch->rows[row].id_hex, why);
+        again(q, row);
+      }
+    }
+    }
+  }
+  sl_metric_add(s->m_rows, ok);
+  if (ok == w->n) sl_metric_inc(s->m_batches);
+  sl_gauge_set(s->m_up, ok == w->n ? 1 : 0);
+  q->writes--;
+  write_free(w);
+  if (!q->writes && !q->letters && q->n_again && !q->canceled) {
+    schedule_retry(q);
+    return;
+  }
+  maybe_report(q);
+}
+
+/* Hands the rows to write (all of them, or those of q->again) to the
+ * plugin in writes of at most batch_size. */
+static void start_round(req_t *q) {
+  sl_sink_t_ *s = q->s;
+  size_t n = 0, *todo = NULL;
+  if (q->round == 0) {
+    n = q->batch->n;
+  } else {
+    todo = q->again;
+    n = q->n_again;
+    q->again = malloc((q->batch->n ? q->batch->n : 1) * sizeof *q->again);
+    q->n_again = 0;
+    if (!q->again) { /* keep the old list and try again later */
+      q->again = todo;
+      q->n_again = n;
+      schedule_retry(q);
+      return;
+    }
+  }
+  size_t bs = (size_t)s->conf.batch_size;
+  q->writes++; /* held while the writes are started */
+  for (size_t at = 0; at < n; at += bs) {
+    size_t k = n - at < bs ? n - at : bs;
+    sluice_write_t *w = calloc(1, sizeof *w);
+    if (w) {
+      w->idx = malloc(k * sizeof *w->idx);
+      w->rows = malloc(k * sizeof *w->rows);
+      w->row_st = malloc(k);
+    }
+    if (!w || !w->idx || !w->rows || !w->row_st) {
+      write_free(w);
+      for (size_t i = 0; i < k; i++) again(q, todo ? todo[at + i] : at + i);
+      snprintf(q->msg, sizeof q->msg, "out of memory");
+      continue;
+    }
+    *w = (sluice_write_t){.s = s, .q = q, .n = k, .idx = w->idx, .rows = w->rows, .row_st = w->row_st,
+                          .started = uv_hrtime()};
+    memset(w->row_st, ROW_UNSET, k);
+    for (size_t i = 0; i < k; i++) {
+      w->idx[i] = todo ? todo[at + i] : at + i;
+      w->rows[i] = &q->batch->rows[w->idx[i]];
+    }
+    q->writes++;
+    if (s->plugin->d->write(s->self, w, w->rows, k)) {
+      q->writes--;
+      sl_metric_add(s->m_err_retry, k);
+      snprintf(q->msg, sizeof q->msg, "the plugin refused the write");
+      for (size_t i = 0; i < k; i++) again(q, w->idx[i]);
+      write_free(w);
+    }
+  }
+  free(todo);
+  q->writes--;
+  if (!q->writes && !q->letters && q->n_again) {
+    schedule_retry(q);
+    return;
+  }
+  maybe_report(q);
+}
+
+int sl_sink_write(sl_sink_t *s_, const sl_sink_batch_t *batch, sl_sink_done_cb done, void *arg) {
+  sl_sink_t_ *s = (sl_sink_t_ *)s_;
   if (s->closing) return SL_ECANCELED;
   req_t *q = calloc(1, sizeof *q);
   if (!q) return SL_ENOMEM;
-  *q = (req_t){.s = s, .batch = batch, .done = done, .arg = arg, .attempts = 1};
-  int r = s->type->write(s->self, batch, on_attempt_done, q);
-  if (r) {
+  *q = (req_t){.s = s, .batch = batch, .done = done, .arg = arg, .left = batch->n,
+               .first_ms = uv_now(s->env.loop)};
+  q->st = calloc(batch->n ? batch->n : 1, 1);
+  q->again = malloc((batch->n ? batch->n : 1) * sizeof *q->again);
+  if (!q->st || !q->again) {
+    free(q->st);
+    free(q->again);
     free(q);
-    return r;
+    return SL_ENOMEM;
   }
   q->next = s->reqs;
   if (s->reqs) s->reqs->prev = q;
   s->reqs = q;
   s->n_reqs++;
-  sl_gauge_inc(s->in_flight_gauge);
+  s->queued_rows += batch->n;
+  sl_gauge_set(s->m_queue, (double)s->queued_rows);
+  sl_gauge_inc(s->m_in_flight);
+  /* Reported from a later loop turn at the earliest: done never runs from
+   * inside sl_sink_write, even when the plugin completes at once. */
+  q->waiting = true;
+  uv_timer_init(s->env.loop, &q->timer);
+  q->timer.data = q;
+  q->timer_init = true;
+  q->backoff_ms = s->conf.initial_backoff_ns / NS_PER_MS;
+  q->round = (unsigned)-1; /* on_retry_timer makes it 0 */
+  uv_timer_start(&q->timer, on_retry_timer, 0, 0);
   return 0;
 }
 
-int sl_sink_flush(sl_sink_t *s, sl_sink_done_cb done, void *arg) {
+/* ---- flushes --------------------------------------------------------------------- */
+
+static void flush_write_done(sluice_write_t *w, int status, const char *message) {
+  sl_sink_done_cb done = w->flush_done;
+  void *arg = w->flush_arg;
+  write_free(w);
+  done(arg, status, message);
+}
+
+int sl_sink_flush(sl_sink_t *s_, sl_sink_done_cb done, void *arg) {
+  sl_sink_t_ *s = (sl_sink_t_ *)s_;
   if (s->closing) return SL_ECANCELED;
-  return s->type->flush(s->self, done, arg);
+  if (!s->plugin->d->flush) return SL_EPLUGIN;
+  sluice_write_t *w = calloc(1, sizeof *w);
+  if (!w) return SL_ENOMEM;
+  *w = (sluice_write_t){.s = s, .flush_done = done, .flush_arg = arg, .started = uv_hrtime()};
+  if (s->plugin->d->flush(s->self, w)) {
+    free(w);
+    return SL_EPLUGIN;
+  }
+  return 0;
 }
 
-static void on_inner_closed(void *arg) {
-  sl_sink_t *s = arg;
-  s->inner_closed = true;
-  maybe_closed(s);
+static void on_timed_flush_done(void *arg, int status, const char *message) {
+  sl_sink_t_ *s = arg;
+  if (status != SL_SINK_OK) sl_log_rl(SL_LOG_WARN, s->component, "flush failed: %s", message ? message : "?");
 }
 
-void sl_sink_close(sl_sink_t *s, void (*on_closed)(void *arg), void *arg) {
+static void on_flush_timer(uv_timer_t *t) {
+  sl_sink_t_ *s = t->data;
+  sl_sink_flush((sl_sink_t *)s, on_timed_flush_done, s);
+}
+
+/* ---- closing ----------------------------------------------------------------------- */
+
+void sl_sink_close(sl_sink_t *s_, void (*on_closed)(void *arg), void *arg) {
+  sl_sink_t_ *s = (sl_sink_t_ *)s_;
   s->closing = true;
   s->on_closed = on_closed;
   s->on_closed_arg = arg;
-  /* Waiting for a retry: the sink does not hold them, so they end here. */
+  if (s->flush_timer_init) {
+    s->handles_closing++;
+    uv_close((uv_handle_t *)&s->flush_timer, on_handle_closed);
+  }
+  /* Waiting for a retry: the plugin does not hold them, so they end here. */
   for (req_t *q = s->reqs, *next; q; q = next) {
     next = q->next;
     if (!q->waiting) continue;
-    uv_timer_stop(&q->retry_timer);
+    uv_timer_stop(&q->timer);
     q->waiting = false;
-    report(q, SL_SINK_CANCELED, "the sink closed before the write could be retried");
+    q->canceled = true;
+    q->n_again = 0;
+    snprintf(q->msg, sizeof q->msg, "the sink closed before the rows could be written");
+    maybe_report(q);
   }
-  s->type->close(s->self, on_inner_closed, s);
+  s->destroy_called = true;
+  s->plugin->d->destroy(s->self);
 }
 
-void sl_sink_free(sl_sink_t *s) {
+void sl_sink_free(sl_sink_t *s_) {
+  sl_sink_t_ *s = (sl_sink_t_ *)s_;
   if (!s) return;
-  s->type->free(s->self);
+  if (s->plugin_conf) {
+    sl_schema_unbind(&s->plugin->section, s->plugin_conf);
+    free(s->plugin_conf);
+  }
+  for (struct sluice_metric *m = s->plugin_metrics, *next; m; m = next) {
+    next = m->next;
+    free(m);
+  }
   free(s->name);
+  free(s->dead_letter_topic);
   free(s);
 }
+
+/* ---- the host functions of the SDK ---------------------------------------------------- */
+
+static void h_log(sluice_ctx_t *ctx, sluice_log_level_t level, const char *fmt, ...) {
+  sl_sink_t_ *s = SINK(ctx);
+  if ((int)level > sl_log_threshold) return;
+  if (level <= SLUICE_LOG_WARN && sl_ratelimit_pass(&s->plugin_rl, 20, 10000) < 0) return;
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  sl_log_write((sl_log_level_t)level, s->component, "%s", line);
+}
+
+static sluice_metric_t *plugin_metric(sluice_ctx_t *ctx, sl_metric_type_t type, const char *name, const char *help) {
+  sl_sink_t_ *s = SINK(ctx);
+  static sluice_metric_t overflow; /* when out of memory: updates go nowhere */
+  sluice_metric_t *pm = calloc(1, sizeof *pm);
+  if (!pm) return &overflow;
+  pm->m = labelled(s->env.metrics, type, name, help, s->name);
+  pm->counter = type == SL_METRIC_COUNTER;
+  pm->next = s->plugin_metrics;
+  s->plugin_metrics = pm;
+  return pm;
+}
+
+static sluice_metric_t *h_counter(sluice_ctx_t *ctx, const char *name, const char *help) {
+  return plugin_metric(ctx, SL_METRIC_COUNTER, name, help);
+}
+
+static sluice_metric_t *h_gauge(sluice_ctx_t *ctx, const char *name, const char *help) {
+  return plugin_metric(ctx, SL_METRIC_GAUGE, name, help);
+}
+
+static void h_metric_add(sluice_metric_t *pm, double v) {
+  if (!pm->m) return;
+  if (pm->counter) {
+    if (v > 0) sl_metric_add(pm->m, (uint64_t)v);
+  } else {
+    sl_gauge_add(pm->m, v);
+  }
+}
+
+static void h_metric_set(sluice_metric_t *pm, double v) {
+  if (pm->m && !pm->counter) sl_gauge_set(pm->m, v);
+}
+
+struct sluice_timer {
+  uv_timer_t t;
+  void (*cb)(void *arg);
+  void *arg;
+};
+
+static void on_plugin_timer(uv_timer_t *t) {
+  struct sluice_timer *pt = t->data;
+  pt->cb(pt->arg);
+}
+
+static sluice_timer_t *h_timer_new(sluice_ctx_t *ctx, void (*cb)(void *arg), void *arg) {
+  struct sluice_timer *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  uv_timer_init(SINK(ctx)->env.loop, &t->t);
+  t->t.data = t;
+  t->cb = cb;
+  t->arg = arg;
+  return t;
+}
+
+static void h_timer_start(sluice_timer_t *t, uint64_t ms) { uv_timer_start(&t->t, on_plugin_timer, ms, 0); }
+static void h_timer_stop(sluice_timer_t *t) { uv_timer_stop(&t->t); }
+static void on_plugin_timer_closed(uv_handle_t *h) { free(h->data); }
+static void h_timer_free(sluice_timer_t *t) {
+  if (t) uv_close((uv_handle_t *)&t->t, on_plugin_timer_closed);
+}
+
+static uint64_t h_row_id(const sluice_row_t *r) { return r->id; }
+static const char *h_row_id_hex(const sluice_row_t *r) { return r->id_hex; }
+static const char *h_row_job(const sluice_row_t *r) { return r->job; }
+static int64_t h_row_window_start(const sluice_row_t *r) { return r->window_start; }
+static int64_t h_row_window_end(const sluice_row_t *r) { return r->window_end; }
+static const char *h_row_json(const sluice_row_t *r, size_t *len) {
+  if (len) *len = r->json_len;
+  return r->json;
+}
+static const void *h_row_msgpack(const sluice_row_t *r, size_t *len) {
+  if (len) *len = r->msgpack_len;
+  return r->msgpack;
+}
+
+/* The row's map, unpacked on first use (kept in the row until
+ * sl_sink_row_clear). */
+static const msgpack_object *row_map(const sluice_row_t *r_) {
+  sluice_row_t *r = (sluice_row_t *)r_;
+  if (!r->fields) {
+    msgpack_unpacked *u = malloc(sizeof *u);
+    if (!u) return NULL;
+    msgpack_unpacked_init(u);
+    size_t off = 0;
+    if (!r->msgpack ||
+        msgpack_unpack_next(u, r->msgpack, r->msgpack_len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        u->data.type != MSGPACK_OBJECT_MAP) {
+      msgpack_unpacked_destroy(u);
+      free(u);
+      return NULL;
+    }
+    r->fields = u;
+  }
+  return &((msgpack_unpacked *)r->fields)->data;
+}
+
+void sl_sink_row_clear(sl_sink_row_t *r) {
+  if (!r->fields) return;
+  msgpack_unpacked_destroy(r->fields);
+  free(r->fields);
+  r->fields = NULL;
+}
+
+void sl_sink_row_set_id(sl_sink_row_t *r, uint64_t id) {
+  r->id = id;
+  snprintf(r->id_hex, sizeof r->id_hex, "%016" PRIx64, id);
+}
+
+static void to_value(const msgpack_object *o, sluice_value_t *v) {
+  memset(v, 0, sizeof *v);
+  switch (o->type) {
+  case MSGPACK_OBJECT_NIL: v->type = SLUICE_VALUE_NULL; break;
+  case MSGPACK_OBJECT_BOOLEAN:
+    v->type = SLUICE_VALUE_BOOL;
+    v->b = o->via.boolean;
+    break;
+  case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    if (o->via.u64 > INT64_MAX) {
+      v->type = SLUICE_VALUE_FLOAT;
+      v->f = (double)o->via.u64;
+    } else {
+      v->type = SLUICE_VALUE_INT;
+      v->i = (int64_t)o->via.u64;
+    }
+    break;
+  case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+    v->type = SLUICE_VALUE_INT;
+    v->i = o->via.i64;
+    break;
+  case MSGPACK_OBJECT_FLOAT32:
+  case MSGPACK_OBJECT_FLOAT64:
+    v->type = SLUICE_VALUE_FLOAT;
+    v->f = o->via.f64;
+    break;
+  case MSGPACK_OBJECT_STR:
+    v->type = SLUICE_VALUE_STRING;
+    v->s = o->via.str.ptr;
+    v->len = o->via.str.size;
+    break;
+  case MSGPACK_OBJECT_BIN:
+    v->type = SLUICE_VALUE_STRING;
+    v->s = o->via.bin.ptr;
+    v->len = o->via.bin.size;
+    break;
+  default: v->type = SLUICE_VALUE_OTHER; break;
+  }
+}
+
+static size_t h_row_nfields(const sluice_row_t *r) {
+  const msgpack_object *m = row_map(r);
+  return m ? m->via.map.size : 0;
+}
+
+static const char *h_row_field(const sluice_row_t *r, size_t i, sluice_value_t *v) {
+  const msgpack_object *m = row_map(r);
+  if (!m || i >= m->via.map.size) return NULL;
+  const msgpack_object_kv *kv = &m->via.map.ptr[i];
+  to_value(&kv->val, v);
+  /* Keys are packed NUL-free strings by the engine; the NUL is not there,
+   * so hand out a copy kept in the unpacked zone. */
+  if (kv->key.type != MSGPACK_OBJECT_STR) return "";
+  msgpack_unpacked *u = r->fields;
+  char *name = msgpack_zone_malloc(u->zone, kv->key.via.str.size + 1);
+  if (!name) return "";
+  memcpy(name, kv->key.via.str.ptr, kv->key.via.str.size);
+  name[kv->key.via.str.size] = '\0';
+  return name;
+}
+
+static bool h_row_get(const sluice_row_t *r, const char *name, sluice_value_t *v) {
+  const msgpack_object *m = row_map(r);
+  size_t n = strlen(name);
+  for (size_t i = 0; m && i < m->via.map.size; i++) {
+    const msgpack_object *k = &m->via.map.ptr[i].key;
+    if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && !memcmp(k->via.str.ptr, name, n)) {
+      to_value(&m->via.map.ptr[i].val, v);
+      return true;
+    }
+  }
+  return false;
+}
+
+static void h_row_done(sluice_write_t *w, size_t i, sluice_status_t status, const char *message) {
+  if (!w->q || i >= w->n) return;
+  w->row_st[i] = (uint8_t)status;
+  if (status != SLUICE_OK && message && !w->first_msg[0]) snprintf(w->first_msg, sizeof w->first_msg, "%s", message);
+}
+
+static void h_write_done(sluice_write_t *w, sluice_status_t status, const char *message) {
+  if (w->completed) return;
+  w->completed = true;
+  sl_histogram_observe(w->s->m_latency, (double)(uv_hrtime() - w->started) / 1e9);
+  if (!w->q) {
+    flush_write_done(w, status, message);
+    return;
+  }
+  round_write_done(w, status, message);
+}
+
+static void h_destroyed(sluice_ctx_t *ctx) {
+  sl_sink_t_ *s = SINK(ctx);
+  s->destroyed = true;
+  maybe_closed(s);
+}
+
+static int h_kafka_produce(sluice_ctx_t *ctx, const char *topic, const void *key, size_t key_len, const void *value,
+                           size_t value_len, const char *const *names, const char *const *values, size_t n,
+                           void (*done)(void *arg, sluice_status_t status, const char *message), void *arg) {
+  sl_sink_t_ *s = SINK(ctx);
+  if (!s->env.producer) return SLUICE_FATAL;
+  sl_kafka_header_t hs[16];
+  if (n > 16) return SLUICE_FATAL;
+  for (size_t i = 0; i < n; i++) hs[i] = (sl_kafka_header_t){names[i], values[i], strlen(values[i])};
+  delivery_t *dl = calloc(1, sizeof *dl);
+  if (!dl) return SLUICE_RETRY;
+  *dl = (delivery_t){.kind = 1, .done = done, .arg = arg};
+  int r = sl_kafka_producer_send_headers(s->env.producer, topic, key, key_len, value, value_len, -1, hs, n, dl);
+  if (!r) return 0;
+  free(dl);
+  return r == SL_EQUEUEFULL ? SLUICE_RETRY : SLUICE_FATAL;
+}
+
+static const sluice_host_t host_api = {
+    .abi_major = SLUICE_SINK_ABI_MAJOR,
+    .abi_minor = SLUICE_SINK_ABI_MINOR,
+    .log = h_log,
+    .counter = h_counter,
+    .gauge = h_gauge,
+    .metric_add = h_metric_add,
+    .metric_set = h_metric_set,
+    .timer_new = h_timer_new,
+    .timer_start = h_timer_start,
+    .timer_stop = h_timer_stop,
+    .timer_free = h_timer_free,
+    .row_id = h_row_id,
+    .row_id_hex = h_row_id_hex,
+    .row_job = h_row_job,
+    .row_window_start = h_row_window_start,
+    .row_window_end = h_row_window_end,
+    .row_json = h_row_json,
+    .row_msgpack = h_row_msgpack,
+    .row_nfields = h_row_nfields,
+    .row_field = h_row_field,
+    .row_get = h_row_get,
+    .row_done = h_row_done,
+    .write_done = h_write_done,
+    .destroyed = h_destroyed,
+    .kafka_produce = h_kafka_produce,
+};

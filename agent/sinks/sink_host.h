@@ -1,22 +1,38 @@
-/* The sink host: makes sink instances from [[sink]] tables (the descriptor
- * found by `plugin` among the registered types, the plugin's own options
- * validated and bound from the same table), and stands between the jobs
- * stage and each instance: it retries writes that come back RETRY with
- * exponential backoff on a uv_timer, reports the final outcome once, and
- * keeps the instance's metrics, labelled by its name:
+/* The sink host: makes sink instances from [[sink]] tables (the plugin
+ * found by name and loaded, plugin_load.h; its options and the host's
+ * validated and bound from the same table), serves the plugin the host
+ * functions of the SDK (plugins/sdk/sluice/sink.h), and stands between the
+ * jobs stage and each instance:
  *
- *   sluice_sink_rows_total{sink}      rows written
- *   sluice_sink_batches_total{sink}   batches written
- *   sluice_sink_retries_total{sink}   attempts repeated after a RETRY
- *   sluice_sink_failures_total{sink}  batches reported failed (FATAL, or
- *                                     RETRY past max_attempts)
- *   sluice_sink_in_flight{sink}       batches accepted, not yet reported
+ *   batching  a write of many rows is handed over in writes of at most
+ *             batch_size rows;
+ *   retries   rows that come back RETRY are written again after a backoff
+ *             (initial_backoff doubling to max_backoff, with jitter), only
+ *             those rows;
+ *   failure   rows refused for good (FATAL), or out of retries
+ *             (max_retries, max_elapsed), are handled as on_failure says:
+ *             block (retried without end), drop (counted), dead_letter (to
+ *             a Kafka topic, with headers sluice.error, sluice.sink,
+ *             sluice.job);
+ *   done      the caller's write is reported once, when every row has been
+ *             written or handled: SL_SINK_OK, or SL_SINK_CANCELED when the
+ *             sink closed first (the rows are then not all written, and
+ *             the job does not confirm them).
  *
- * Order: the host does not hold a batch back for an earlier one that waits
- * for its retry; a caller that needs rows in order waits for done before
- * the next write (ids make rows idempotent, so the jobs stage need not).
+ * Metrics, labelled sink:
+ *   sluice_sink_rows_total                 rows the plugin wrote
+ *   sluice_sink_batches_total              plugin writes that succeeded
+ *   sluice_sink_errors_total{kind}         rows failed, kind = retry | fatal
+ *   sluice_sink_retries_total              rows written again after a RETRY
+ *   sluice_sink_rows_dropped_total         rows given up with on_failure = drop
+ *   sluice_sink_rows_dead_lettered_total   rows written to the dead-letter topic
+ *   sluice_sink_write_seconds              plugin write latency (histogram)
+ *   sluice_sink_queue_rows                 rows accepted and not yet done
+ *   sluice_sink_in_flight                  caller writes accepted and not yet reported
+ *   sluice_sink_up                         1 when the last plugin write succeeded
  *
- * Threads: everything on the jobs loop, like the sinks themselves. */
+ * Threads: the jobs loop, like the plugins themselves; sl_sink_check also
+ * runs at `sluice check` on the main thread. */
 #ifndef SL_SINK_HOST_H
 #define SL_SINK_HOST_H
 
@@ -26,72 +42,62 @@
 #include "config/config_schema.h"
 #include "config/toml.h"
 #include "core/metrics.h"
+#include "sinks/plugin_load.h"
 #include "sinks/sink.h"
 
-/* The type named `name` ("file"), or NULL. */
-const sl_sink_type_t *sl_sink_type_find(const char *name);
+struct sl_kafka_producer;
 
-/* Adds a compiled-in type to the registry (tests; later the plugin loader
- * hands loaded descriptors through the same door).  `type` is borrowed and
- * must outlive every look-up.  Not thread-safe: call at start.  0, -EEXIST
- * when the name is taken, or SL_ENOMEM when the registry is full. */
-int sl_sink_type_register(const sl_sink_type_t *type);
-
+/* What the instances share, borrowed for their life. */
 typedef struct {
-  int64_t initial_backoff_ms; /* wait before the first retry */
-  int64_t max_backoff_ms;     /* the doubling stops here */
-  unsigned max_attempts;      /* attempts in all, the first included; 0: no limit */
-} sl_sink_retry_t;
+  uv_loop_t *loop;
+  sl_metrics_t *metrics;
+  /* The jobs stage's producer, for dead letters and the plugins'
+   * kafka_produce; NULL without one.  Its deliveries come back through
+   * sl_sink_kafka_delivered. */
+  struct sl_kafka_producer *producer;
+} sl_sink_env_t;
 
-/* 100 ms doubling up to 30 s, no limit on attempts: a sink that is down
- * holds its rows (and so the jobs' offsets) back rather than losing them. */
-#define SL_SINK_RETRY_DEFAULT ((sl_sink_retry_t){.initial_backoff_ms = 100, .max_backoff_ms = 30000})
+/* Validates a [[sink]] table as sl_sink_new does (the plugin found and
+ * loaded, its options and the host's valid, defaults inserted), without
+ * making an instance: for `sluice check`.  Errors go to `d` as
+ * "file:line:col: sink[1].mode: reason".  0, SL_ECONFIG or SL_ENOMEM. */
+int sl_sink_check(sl_toml_value_t *table, const char *file, const char *path, sl_diag_t *d);
 
 typedef struct sl_sink sl_sink_t;
 
-/* Makes the instance a [[sink]] table describes.  `table` (borrowed) is one
- * element of the `sink` array; the option defaults are inserted into it like
- * sl_schema_validate does, so that a later print shows them.  `file` and
- * `path` ("sink[1]"; borrowed) name it in errors, which go to `d` as
- * "file:line:col: sink[1].mode: reason" (unknown plugin, unknown key with a
- * suggestion, wrong type, missing required key, and the plugin's create
- * error at the table).  `loop` and `metrics` (not NULL) are borrowed and
- * outlive the instance; `retry` is copied (NULL: SL_SINK_RETRY_DEFAULT).  Returns 0 and
- * *out (close with sl_sink_close, then sl_sink_free), or SL_ECONFIG (errors
- * in d), or the create's error; *out is NULL on failure. */
-int sl_sink_new(sl_toml_value_t *table, const char *file, const char *path, uv_loop_t *loop,
-                sl_metrics_t *metrics, const sl_sink_retry_t *retry, sl_sink_t **out, sl_diag_t *d);
+/* Makes the instance a [[sink]] table describes (validated as by
+ * sl_sink_check, then the plugin's create; its error is reported at the
+ * table).  Returns 0 and *out (close with sl_sink_close, then
+ * sl_sink_free), or SL_ECONFIG (errors in d) or SL_ENOMEM. */
+int sl_sink_new(sl_toml_value_t *table, const char *file, const char *path, const sl_sink_env_t *env,
+                sl_sink_t **out, sl_diag_t *d);
 
-/* Validates a [[sink]] table as sl_sink_new does (the plugin known, its
- * options valid, defaults inserted), without making an instance: for
- * `sluice check`.  0, SL_ECONFIG (errors in d) or SL_ENOMEM. */
-int sl_sink_check(sl_toml_value_t *table, const char *file, const char *path, sl_diag_t *d);
+const char *sl_sink_name(const sl_sink_t *s); /* the [[sink]] name; owned by s */
+const sl_plugin_t *sl_sink_plugin(const sl_sink_t *s);
 
-const char *sl_sink_name(const sl_sink_t *s);             /* the [[sink]] name; owned by s */
-const sl_sink_type_t *sl_sink_type(const sl_sink_t *s);   /* its descriptor */
-
-/* Writes `batch` (borrowed until done, retries included) through the
- * instance.  Returns 0 when accepted: done is then called exactly once, from
- * the loop, with SL_SINK_OK, SL_SINK_FATAL, SL_SINK_RETRY (max_attempts
- * used up), or SL_SINK_CANCELED (closed before it could be written); never
- * from inside sl_sink_write.  Returns SL_ECANCELED (closing), SL_ENOMEM or
- * the sink's refusal otherwise, and done is never called. */
+/* Writes `batch` (borrowed until done).  Returns 0 when accepted: done is
+ * then called exactly once, from the loop, never from inside this call,
+ * with SL_SINK_OK or SL_SINK_CANCELED.  Returns SL_ECANCELED (closing) or
+ * SL_ENOMEM, and done is never called. */
 int sl_sink_write(sl_sink_t *s, const sl_sink_batch_t *batch, sl_sink_done_cb done, void *arg);
 
-/* The sink's flush, passed through (no retry); same contract. */
+/* The plugin's flush (SL_SINK_OK when it has none).  Same contract, the
+ * outcome being the plugin's. */
 int sl_sink_flush(sl_sink_t *s, sl_sink_done_cb done, void *arg);
 
-/* Batches accepted and not yet reported. */
+/* Caller writes accepted and not yet reported. */
 size_t sl_sink_in_flight(const sl_sink_t *s);
 
-/* Stops accepting writes; batches waiting for a retry are reported
- * SL_SINK_CANCELED at once, batches inside the sink complete as the sink's
- * close says (the one in flight with its outcome, a RETRY then reported as
- * CANCELED), then on_closed(arg) once, from the loop or from inside this
- * call.  Called once. */
+/* Stops accepting writes; writes waiting for a retry or a dead letter are
+ * reported SL_SINK_CANCELED, the plugin is destroyed (its writes complete
+ * as its destroy says), then on_closed(arg) once.  Called once. */
 void sl_sink_close(sl_sink_t *s, void (*on_closed)(void *arg), void *arg);
 
 /* After on_closed.  Accepts NULL. */
 void sl_sink_free(sl_sink_t *s);
+
+/* A delivery report of the shared producer for a record a sink sent
+ * (msg_opaque as given to the producer): err 0 when Kafka has it. */
+void sl_sink_kafka_delivered(void *msg_opaque, int err);
 
 #endif

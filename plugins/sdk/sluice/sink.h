@@ -1,0 +1,248 @@
+/* sluice sink plugin SDK: the one header a sink plugin includes.
+ *
+ * A sink plugin is a shared object that exports one descriptor,
+ *
+ *     const sluice_sink_plugin_t sluice_sink_plugin = { SLUICE_SINK_PLUGIN_HEADER, .name = "mysink", ... };
+ *
+ * and is loaded by sluice at start from `plugin_dirs` (and the installed
+ * plugin folder) when a [[sink]] table names it: `plugin = "mysink"` loads
+ * mysink.so.  Build it with
+ *
+ *     cc -shared -fPIC -o mysink.so mysink.c $(pkg-config --cflags --libs sluice-plugin)
+ *
+ * Compatibility.  The descriptor says which ABI it was built for
+ * (SLUICE_SINK_PLUGIN_HEADER fills it in).  A minor version only adds (new
+ * members at the end of these structs, new functions at the end of the
+ * host table, new constants); a major version may change anything.  The
+ * agent refuses a plugin built for another major version, or for a newer
+ * minor version than its own.  A plugin built for an older minor version
+ * works: it simply does not use what came later.
+ *
+ * Threads.  Every callback of the descriptor is called on the jobs thread's
+ * event loop (a libuv loop, given to create), and every host function must
+ * be called on that thread too, from a callback or from the plugin's own
+ * handles on that loop.  A plugin may run blocking work on its own threads
+ * or libuv's thread pool, but reports back on the loop.  No callback may
+ * block for long: every job of the process shares the loop.
+ *
+ * Ownership.  The host owns everything it passes in: the options struct
+ * (and the strings in it) until destroy has completed, the rows and the
+ * write handle until the write is completed (sluice_host_t.write_done), the
+ * context until destroy has completed.  The plugin owns what it allocates,
+ * and frees it by the end of destroy.  Strings returned by the host are
+ * valid as long as the object they came from (a row: until its write is
+ * completed). */
+#ifndef SLUICE_SINK_H
+#define SLUICE_SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLUICE_SINK_ABI_MAJOR 1
+#define SLUICE_SINK_ABI_MINOR 0
+
+/* The name of the descriptor symbol every plugin exports. */
+#define SLUICE_SINK_SYMBOL "sluice_sink_plugin"
+
+/* ---- outcomes ---------------------------------------------------------------- */
+
+typedef enum {
+  SLUICE_OK = 0,       /* written (as durable as the sink promises) */
+  SLUICE_RETRY = 1,    /* not written, or not known to be: trying again may work */
+  SLUICE_FATAL = 2,    /* will not be written by trying again (bad data, a rejected row) */
+  SLUICE_CANCELED = 3, /* not attempted: the sink is being destroyed */
+} sluice_status_t;
+
+/* ---- options ----------------------------------------------------------------- */
+
+/* The plugin's options, written in its [[sink]] table beside `name` and
+ * `plugin`; validated by `sluice check` like the core options (types,
+ * ranges, unknown keys with suggestions, file:line:col) and bound into a
+ * zeroed struct of conf_size bytes at each option's offset:
+ *   STRING       char *             (NULL when unset and without default)
+ *   INT          int64_t            (min/max: the range; both 0: none)
+ *   FLOAT        double
+ *   BOOL         bool
+ *   DURATION     int64_t nanoseconds ("500ms", "10s"; min/max in ns)
+ *   SIZE         uint64_t bytes     ("64KiB" or an integer)
+ *   ENUM         int: the index of the value in `choices` ("a|b|c")
+ *   STRING_LIST  sluice_str_list_t  (one string or an array of them) */
+typedef enum {
+  SLUICE_OPT_STRING = 1,
+  SLUICE_OPT_INT,
+  SLUICE_OPT_FLOAT,
+  SLUICE_OPT_BOOL,
+  SLUICE_OPT_DURATION,
+  SLUICE_OPT_SIZE,
+  SLUICE_OPT_ENUM,
+  SLUICE_OPT_STRING_LIST,
+} sluice_opt_type_t;
+
+#define SLUICE_OPT_REQUIRED 1u /* the key must be written */
+#define SLUICE_OPT_SECRET 2u   /* never printed (`sluice check --print` shows <redacted>) */
+
+typedef struct {
+  const char *name;
+  sluice_opt_type_t type;
+  const char *def; /* the default as TOML value text ("\"x\"", "5", "true", "\"10s\""); NULL: none */
+  int64_t min, max;
+  const char *choices; /* ENUM */
+  unsigned flags;
+  const char *help; /* one line, for `sluice plugins` and `sluice reference` */
+  size_t offset;    /* of the field it fills in the plugin's options struct */
+} sluice_opt_t;
+
+typedef struct {
+  char **items;
+  size_t n;
+} sluice_str_list_t;
+
+/* ---- rows ---------------------------------------------------------------------- */
+
+/* One result row of a job: the job's name, its window, its group-key fields
+ * and aggregate fields, and a deterministic id (the same for the same job,
+ * window start and group key, so that a row written again overwrites
+ * itself: use it as the key or document id).  Opaque: read it with the
+ * host's row functions. */
+typedef struct sluice_row sluice_row_t;
+
+typedef enum {
+  SLUICE_VALUE_NULL = 0, /* also a missing group-key field */
+  SLUICE_VALUE_BOOL,
+  SLUICE_VALUE_INT,
+  SLUICE_VALUE_FLOAT,
+  SLUICE_VALUE_STRING,
+  SLUICE_VALUE_OTHER, /* a map or an array (read the row as JSON or msgpack) */
+} sluice_value_type_t;
+
+typedef struct {
+  sluice_value_type_t type;
+  bool b;
+  int64_t i;
+  double f;
+  const char *s; /* STRING: not NUL-terminated; len bytes */
+  size_t len;
+} sluice_value_t;
+
+/* ---- the host ------------------------------------------------------------------ */
+
+typedef struct sluice_ctx sluice_ctx_t;     /* the host's side of one sink instance */
+typedef struct sluice_write sluice_write_t; /* one write or flush in progress */
+typedef struct sluice_timer sluice_timer_t;
+typedef struct sluice_metric sluice_metric_t;
+
+typedef enum { SLUICE_LOG_ERROR = 0, SLUICE_LOG_WARN, SLUICE_LOG_INFO, SLUICE_LOG_DEBUG } sluice_log_level_t;
+
+/* What the agent offers a plugin; given to create, valid until destroy has
+ * completed.  Functions are only ever added at the end. */
+typedef struct sluice_host {
+  uint32_t abi_major, abi_minor; /* the agent's */
+
+  /* Logging, as the agent's own lines: component "sink:<plugin>:<name>". */
+  void (*log)(sluice_ctx_t *ctx, sluice_log_level_t level, const char *fmt, ...)
+      __attribute__((format(printf, 3, 4)));
+
+  /* Metrics on the agent's /metrics, labelled sink="<name>".  `name` and
+   * `help` must be string literals (kept, not copied).  A counter's name
+   * ends in _total.  Never NULL. */
+  sluice_metric_t *(*counter)(sluice_ctx_t *ctx, const char *name, const char *help);
+  sluice_metric_t *(*gauge)(sluice_ctx_t *ctx, const char *name, const char *help);
+  void (*metric_add)(sluice_metric_t *m, double v); /* counter: v >= 0 */
+  void (*metric_set)(sluice_metric_t *m, double v); /* gauge */
+
+  /* One-shot timers on the jobs loop.  timer_free stops it; its callback
+   * is never called after.  NULL when out of memory. */
+  sluice_timer_t *(*timer_new)(sluice_ctx_t *ctx, void (*cb)(void *arg), void *arg);
+  void (*timer_start)(sluice_timer_t *t, uint64_t ms);
+  void (*timer_stop)(sluice_timer_t *t);
+  void (*timer_free)(sluice_timer_t *t);
+
+  /* Rows. */
+  uint64_t (*row_id)(const sluice_row_t *row);
+  /* The id as the 16 lowercase hex digits the row's JSON carries; NUL-terminated. */
+  const char *(*row_id_hex)(const sluice_row_t *row);
+  const char *(*row_job)(const sluice_row_t *row);
+  int64_t (*row_window_start)(const sluice_row_t *row); /* Unix ms */
+  int64_t (*row_window_end)(const sluice_row_t *row);
+  /* The whole row as one JSON object (no newline), or as a msgpack map. */
+  const char *(*row_json)(const sluice_row_t *row, size_t *len);
+  const void *(*row_msgpack)(const sluice_row_t *row, size_t *len);
+  /* Fields in order: id, job, window_start, window_end (RFC 3339 strings),
+   * the group keys, the aggregates.  row_field returns the i-th name and
+   * fills *v, or NULL past the end; row_get finds a field by name. */
+  size_t (*row_nfields)(const sluice_row_t *row);
+  const char *(*row_field)(const sluice_row_t *row, size_t i, sluice_value_t *v);
+  bool (*row_get)(const sluice_row_t *row, const char *name, sluice_value_t *v);
+
+  /* Completes a write or flush, once.  For a write, rows given their own
+   * outcome with row_done first keep it; the others get `status`.  The
+   * message (NULL with SLUICE_OK) is logged and kept for dead letters;
+   * copied.  After write_done the write handle and its rows are gone. */
+  void (*row_done)(sluice_write_t *w, size_t i, sluice_status_t status, const char *message);
+  void (*write_done)(sluice_write_t *w, sluice_status_t status, const char *message);
+
+  /* destroy has released everything: the host frees the instance. */
+  void (*destroyed)(sluice_ctx_t *ctx);
+
+  /* Kafka: produces one record with the agent's producer for [kafka]
+   * (idempotent, acks=all, the agent's properties), through the jobs loop.
+   * Returns 0 when accepted: then done(arg, status, message) is called
+   * once, on the loop, when Kafka has the record (SLUICE_OK) or gave up
+   * (SLUICE_RETRY, with librdkafka's reason), never from inside this call.
+   * Returns SLUICE_RETRY when the producer's queue is full, SLUICE_FATAL
+   * when the record is refused (too large; or the config has no [kafka]);
+   * done is then not called.  key, value and the headers are copied. */
+  int (*kafka_produce)(sluice_ctx_t *ctx, const char *topic, const void *key, size_t key_len, const void *value,
+                       size_t value_len, const char *const *header_names, const char *const *header_values,
+                       size_t n_headers, void (*done)(void *arg, sluice_status_t status, const char *message),
+                       void *arg);
+} sluice_host_t;
+
+/* ---- the descriptor -------------------------------------------------------------- */
+
+typedef struct {
+  uint32_t abi_major, abi_minor; /* SLUICE_SINK_PLUGIN_HEADER */
+  const char *name;              /* the `plugin` value and the file name (name.so) */
+  const char *version;           /* the plugin's own version, for `sluice plugins` */
+  const char *description;       /* one line */
+  const sluice_opt_t *options;   /* terminated by a zeroed entry; may be NULL */
+  size_t conf_size;              /* of the options struct */
+
+  /* Makes an instance.  `conf` is the bound options struct (see above),
+   * `loop` the jobs thread's uv_loop_t *.  Returns 0 with *self set, or
+   * non-zero with a message in err (errlen bytes: "cannot open /x: no such
+   * file or directory"), which the agent reports at the [[sink]] table and
+   * does not start.  May block briefly (opening a file): it runs at start. */
+  int (*create)(const sluice_host_t *host, sluice_ctx_t *ctx, const void *conf, void *loop, void **self, char *err,
+                size_t errlen);
+
+  /* Starts writing rows[0..n) (borrowed until the write is completed).
+   * Returns 0 when accepted: then the plugin completes it exactly once with
+   * host->write_done, never from inside this call.  Returns non-zero when
+   * refused (the host treats it as SLUICE_RETRY).  Several writes may be in
+   * flight; a plugin that must keep their order queues them. */
+  int (*write)(void *self, sluice_write_t *w, const sluice_row_t *const *rows, size_t n);
+
+  /* Completes w (write_done) once every write accepted before it has
+   * completed and, for a durable medium, is synced.  May be NULL. */
+  int (*flush)(void *self, sluice_write_t *w);
+
+  /* Stops the instance: writes not started complete with SLUICE_CANCELED,
+   * the one in flight with its real outcome; then the plugin frees what it
+   * holds and calls host->destroyed(ctx) (possibly from inside destroy).
+   * Called once; nothing else is called after it. */
+  void (*destroy)(void *self);
+} sluice_sink_plugin_t;
+
+#define SLUICE_SINK_PLUGIN_HEADER .abi_major = SLUICE_SINK_ABI_MAJOR, .abi_minor = SLUICE_SINK_ABI_MINOR
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
