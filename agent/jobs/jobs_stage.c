@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -161,9 +162,15 @@ struct jobs_stage {
   void (*on_closed)(void *arg);
   void *on_closed_arg;
   bool stopping;
+  uint64_t wall_offset_ms; /* Unix time - uv_now at start */
 };
 
 static void commit(job_rt_t *rt);
+
+/* The jobs' clock: Unix time in ms (processing-time windows are wall-clock
+ * windows), advancing with the loop's monotonic clock from the wall time
+ * read at start, so that a clock step does not jump windows or idleness. */
+static uint64_t clock_ms(const jobs_stage_t *st) { return uv_now(st->loop) + st->wall_offset_ms; }
 
 /* ---- batches ------------------------------------------------------------------ */
 
@@ -371,7 +378,7 @@ static void late_add(job_rt_t *rt, const sl_kafka_record_t *rec, const msgpack_o
 
 static void on_records(void *arg, const sl_kafka_record_t *recs, size_t n) {
   job_rt_t *rt = arg;
-  uint64_t now = uv_now(rt->st->loop);
+  uint64_t now = clock_ms(rt->st);
   int pid = -1;
   const sl_kafka_record_t *last = NULL;
   for (size_t i = 0; i < n; i++) {
@@ -423,7 +430,7 @@ static void publish_assigned(job_rt_t *rt) {
 
 static void on_assign(void *arg, const sl_kafka_partition_t *parts, size_t n) {
   job_rt_t *rt = arg;
-  uint64_t now = uv_now(rt->st->loop);
+  uint64_t now = clock_ms(rt->st);
   for (size_t i = 0; i < n; i++) {
     int pid = part_id(rt, parts[i].topic, parts[i].partition);
     if (pid < 0) {
@@ -575,7 +582,7 @@ static void publish(job_rt_t *rt) {
 
 static void on_tick(uv_timer_t *t) {
   job_rt_t *rt = t->data;
-  uint64_t now = uv_now(rt->st->loop);
+  uint64_t now = clock_ms(rt->st);
   if (rt->paused) sl_job_touch(rt->job, (int64_t)now);
   if (!rt->stopping) advance(rt, now);
   uint64_t every = (uint64_t)(rt->conf->emit_every_ns / NS_PER_MS);
@@ -700,7 +707,7 @@ static int job_start(jobs_stage_t *st, job_rt_t *rt) {
   rt->tick.data = rt;
   st->closing++; /* the timer, closed at the end */
   uv_timer_start(&rt->tick, on_tick, TICK_MS, TICK_MS);
-  rt->last_commit = rt->last_early = rt->last_publish = uv_now(st->loop);
+  rt->last_commit = rt->last_early = rt->last_publish = clock_ms(st);
   sl_log(SL_LOG_INFO, "jobs", "job %s: reading %zu topic%s as group %s", c->name, c->topics.n,
          c->topics.n == 1 ? "" : "s", rt->group_id);
   return 0;
@@ -708,6 +715,10 @@ static int job_start(jobs_stage_t *st, job_rt_t *rt) {
 
 static int st_start(void *self) {
   jobs_stage_t *st = self;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uv_update_time(st->loop);
+  st->wall_offset_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 - uv_now(st->loop);
   int r = make_sinks(st);
   if (r) return r;
   for (size_t i = 0; i < st->n_jobs; i++)

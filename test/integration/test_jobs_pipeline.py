@@ -23,6 +23,7 @@ import json
 import os
 import struct
 import subprocess
+from datetime import datetime, timezone
 import time
 import zlib
 
@@ -394,4 +395,8 @@ proc = [r for r in lines if r.get("job") == "proc"]
 t.eq((sum(r["n"] for r in proc), sum(r["s"] or 0 for r in proc)), (N, LAT_SUM),
      "proc: over its rows, processing time counts every record once and sums every latency")
 t.eq(len({r["id"] for r in proc}), len(proc), "proc: one row per id")
+wall = datetime.now(timezone.utc)
+starts = sorted(datetime.fromisoformat(r["window_start"].replace("Z", "+00:00")) for r in proc)
+t.ok(proc and abs((starts[0] - wall).total_seconds()) < 600 and abs((starts[-1] - wall).total_seconds()) < 600,
+     "proc: processing-time windows are on the wall clock", [r["window_start"] for r in proc[:3]])
 finish()
