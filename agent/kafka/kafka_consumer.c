@@ -87,6 +87,11 @@ static const char *const consumer_defaults[] = {
     "enable.auto.commit", "false",
     "enable.auto.offset.store", "false",
     "auto.offset.reset", "earliest",
+    /* librdkafka stops fetching a partition past queued.min.messages
+     * records queued locally, and looks again only about a second later:
+     * at the default 100000 a job that drains its queue in 0.1 s waits
+     * 0.9 s of every second. */
+    "queued.min.messages", "1000000",
     NULL,
 };
 /* clang-format on */
@@ -429,8 +434,13 @@ static size_t consume_pass(sl_kafka_consumer_t *c, bool *more) {
 
 static void on_yield_timer(uv_timer_t *t);
 
-static void arm(sl_kafka_consumer_t *c) {
-  uv_timer_start(&c->yield_timer, on_yield_timer, 0, 0);
+/* A pass that stopped at the bound goes on 1 ms later: a timer re-armed
+ * with 0 inside its own callback would run again in the same turn of the
+ * loop (libuv before 1.48 runs every timer due at the cached time), and a
+ * backlog would then hold off the loop's other timers and I/O until it is
+ * drained. */
+static void arm(sl_kafka_consumer_t *c, uint64_t delay_ms) {
+  uv_timer_start(&c->yield_timer, on_yield_timer, delay_ms, 0);
 }
 
 /* The bridge's serve callback. */
@@ -439,7 +449,7 @@ static size_t serve(void *arg) {
   bool had_backlog = c->backlog, more;
   size_t n = consume_pass(c, &more);
   c->backlog = more;
-  if (more && !had_backlog) arm(c);
+  if (more && !had_backlog) arm(c, 0);
   /* Records left by a pass that hit the bound were announced when they
    * came: not counted as found by the bridge's safety net. */
   return had_backlog ? 0 : n;
@@ -457,7 +467,7 @@ static void on_yield_timer(uv_timer_t *t) {
   bool more;
   consume_pass(c, &more);
   c->backlog = more;
-  if (more) arm(c);
+  if (more) arm(c, 1);
 }
 
 int sl_kafka_consumer_new(uv_loop_t *loop, sl_kafka_bridge_t *bridge, sl_metrics_t *metrics,
@@ -661,7 +671,7 @@ void sl_kafka_consumer_close(sl_kafka_consumer_t *c, void (*on_closed)(void *arg
   c->on_closed = on_closed;
   c->on_closed_arg = arg;
   /* From the next loop iteration, outside whatever callback called us. */
-  arm(c);
+  arm(c, 0);
 }
 
 void sl_kafka_consumer_free(sl_kafka_consumer_t *c) {
