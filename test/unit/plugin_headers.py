@@ -113,11 +113,16 @@ def build(cc, uv_cflags, uv_libs, srcdir, folder, out):
     return r.returncode == 0, " ".join(shlex.quote(c) for c in cmd) + "\n" + r.stdout + r.stderr
 
 
+# What a sanitizer build adds beside the plugin's own symbols.
+SANITIZER_PREFIXES = ("__odr_asan", "__asan", "__ubsan", "__sancov")
+
+
 def exports(so):
     r = subprocess.run(["nm", "-D", "--defined-only", so], capture_output=True, text=True)
     if r.returncode:
         return None, r.stderr
-    return sorted(line.split()[-1] for line in r.stdout.splitlines() if line.strip()), ""
+    names = (line.split()[-1] for line in r.stdout.splitlines() if line.strip())
+    return sorted(n for n in names if not n.startswith(SANITIZER_PREFIXES)), ""
 
 
 def main():
