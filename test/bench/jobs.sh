@@ -62,7 +62,7 @@ build_failed() {
   exit 1
 }
 [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" "$SRC" --buildtype=release >"$OUT/jobs-build.log" 2>&1 || build_failed
-ninja -C "$BUILD" agent/sluice test/mock_broker agent/libsluice_pure.a >"$OUT/jobs-build.log" 2>&1 || build_failed
+ninja -C "$BUILD" agent/sluice plugins/file.so test/mock_broker agent/libsluice_pure.a >"$OUT/jobs-build.log" 2>&1 || build_failed
 # shellcheck disable=SC2046
 gcc -O2 -g -Wall -Wextra -std=c11 -D_GNU_SOURCE -I"$SRC/agent" -I"$BUILD" -o "$OUT/jobs_engine" \
   "$SRC/test/bench/jobs_engine.c" "$BUILD/agent/libsluice_pure.a" \
