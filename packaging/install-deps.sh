@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 build_pkgs=(meson ninja-build pkg-config gcc clang
   librdkafka-dev libmsgpack-dev libuv1-dev libhiredis-dev libcurl4-openssl-dev
   libjansson-dev zlib1g-dev libssl-dev libpcre2-dev libxxhash-dev)
-test_pkgs=(kafkacat curl python3 python3-msgpack python3-fluent-logger valgrind prometheus)
+test_pkgs=(kafkacat curl python3 python3-msgpack python3-fluent-logger valgrind prometheus redis-server)
 
 missing=()
 for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do

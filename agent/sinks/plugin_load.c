@@ -81,6 +81,21 @@ static sl_opt_type_t core_type(sluice_opt_type_t t, bool *ok) {
   return SL_OPT_STRING;
 }
 
+/* The bytes an option of type t fills in the options struct (sink.h). */
+static size_t field_size(sluice_opt_type_t t) {
+  switch (t) {
+  case SLUICE_OPT_STRING: return sizeof(char *);
+  case SLUICE_OPT_INT:
+  case SLUICE_OPT_DURATION: return sizeof(int64_t);
+  case SLUICE_OPT_FLOAT: return sizeof(double);
+  case SLUICE_OPT_BOOL: return sizeof(bool);
+  case SLUICE_OPT_SIZE: return sizeof(uint64_t);
+  case SLUICE_OPT_ENUM: return sizeof(int);
+  case SLUICE_OPT_STRING_LIST: return sizeof(sluice_str_list_t);
+  }
+  return 1;
+}
+
 /* Checks the descriptor and builds the core view of its options. */
 static sl_plugin_t *adopt(const sluice_sink_plugin_t *d, const char *path, char *err, size_t errlen) {
   if (d->abi_major != SLUICE_SINK_ABI_MAJOR || d->abi_minor > SLUICE_SINK_ABI_MINOR) {
@@ -106,14 +121,28 @@ static sl_plugin_t *adopt(const sluice_sink_plugin_t *d, const char *path, char 
                     .help = o->help, .offset = o->offset};
     if (c->type == SL_OPT_DURATION) c->unit = "duration";
     if (c->type == SL_OPT_SIZE) c->unit = "size";
-    if (!ok || (c->type == SL_OPT_ENUM && !o->choices) || o->offset >= (d->conf_size ? d->conf_size : 1)) {
+    /* The whole field, not only its first byte, must lie in the struct:
+     * the binder writes field_size bytes at the offset. */
+    bool inside = ok && o->offset < d->conf_size && field_size(o->type) <= d->conf_size - o->offset;
+    if (!ok || (c->type == SL_OPT_ENUM && !o->choices) || !inside) {
       fail(err, errlen, "%s: option \"%s\" has %s", path, o->name,
-           !ok ? "an unknown type" : c->type == SL_OPT_ENUM ? "no choices" : "an offset outside conf_size");
+           !ok ? "an unknown type" : c->type == SL_OPT_ENUM ? "no choices" : "a field outside conf_size");
       goto fail;
     }
   }
   p->d = d;
   p->section = (sl_section_t){.name = d->name, .opts = p->opts, .help = d->description, .size = d->conf_size};
+  /* A default that does not check would fail every config that leaves
+   * the option out, reported at the user's table. */
+  sl_diag_t dd = {0};
+  if (sl_schema_check_defaults(&p->section, &dd)) {
+    const char *line = dd.n ? dd.lines[0] : "?";
+    if (!strncmp(line, "<schema>: ", 10)) line += 10;
+    fail(err, errlen, "%s: the default of %s", path, line);
+    sl_diag_free(&dd);
+    goto fail;
+  }
+  sl_diag_free(&dd);
   return p;
 nomem:
   fail(err, errlen, "%s: out of memory", path);

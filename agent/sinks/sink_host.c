@@ -146,7 +146,7 @@ struct sluice_write {
   size_t *idx; /* row i of this write is q's row idx[i] */
   const sluice_row_t **rows;
   uint8_t *row_st;
-  char first_msg[256];
+  char **row_msg; /* per row, its own failure message (row_done), or NULL; made on first use */
   uint64_t started;
   bool completed;
   sl_sink_done_cb flush_done;
@@ -203,8 +203,9 @@ typedef struct sl_sink {
   bool flush_timer_init;
   unsigned handles_closing;
   bool closing, destroy_called, destroyed, closed;
-  sl_ratelimit_t plugin_rl;
+  sl_ratelimit_t plugin_rl, drop_rl; /* per sink, so that one sink's lines do not hide another's */
   struct sluice_metric *plugin_metrics;
+  struct delivery *deliveries; /* records out with the producer */
   void (*on_closed)(void *arg);
   void *on_closed_arg;
   sl_metric_t *m_rows, *m_batches, *m_err_retry, *m_err_fatal, *m_retries, *m_dropped, *m_dead, *m_latency,
@@ -225,6 +226,14 @@ static sl_metric_t *labelled(sl_metrics_t *m, sl_metric_type_t type, const char 
 }
 
 static const double latency_buckets[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30};
+
+static void free_plugin_metrics(sl_sink_t_ *s) {
+  for (struct sluice_metric *m = s->plugin_metrics, *next; m; m = next) {
+    next = m->next;
+    free(m);
+  }
+  s->plugin_metrics = NULL;
+}
 
 int sl_sink_new(sl_toml_value_t *table, const char *file, const char *path, const sl_sink_env_t *env,
                 sl_sink_t **out, sl_diag_t *d) {
@@ -294,6 +303,7 @@ int sl_sink_new(sl_toml_value_t *table, const char *file, const char *path, cons
   rc = 0;
 fail:
   if (s) {
+    free_plugin_metrics(s); /* made by a create that then failed */
     free(s->name);
     free(s->dead_letter_topic);
     free(s);
@@ -407,13 +417,37 @@ static void schedule_retry(req_t *q) {
 
 /* ---- dead letters -------------------------------------------------------------- */
 
-typedef struct {
+/* A record the sink handed the shared producer, until its report.  At
+ * close, those still out are detached from their writer (kind 0: the req;
+ * kind 1: the plugin's done, called with SLUICE_CANCELED then), so that a
+ * Kafka that never answers cannot hold the close; the report that may come
+ * later only frees it. */
+typedef struct delivery {
+  struct delivery *prev, *next;
+  sl_sink_t_ *s;
   int kind; /* 0: a dead letter; 1: a plugin's kafka_produce */
   req_t *q;
   size_t row;
   void (*done)(void *arg, sluice_status_t status, const char *message);
   void *arg;
 } delivery_t;
+
+static void delivery_link(delivery_t *dl) {
+  sl_sink_t_ *s = dl->s;
+  dl->next = s->deliveries;
+  if (s->deliveries) s->deliveries->prev = dl;
+  s->deliveries = dl;
+}
+
+static void delivery_unlink(delivery_t *dl) {
+  if (!dl->s) return;
+  if (dl->prev)
+    dl->prev->next = dl->next;
+  else
+    dl->s->deliveries = dl->next;
+  if (dl->next) dl->next->prev = dl->prev;
+  dl->s = NULL;
+}
 
 static void again(req_t *q, size_t i) { q->again[q->n_again++] = i; }
 
@@ -426,13 +460,14 @@ static void give_up(req_t *q, size_t i, const char *why) {
     const char *values[] = {why, s->name, row->job ? row->job : ""};
     sl_kafka_header_t hs[3];
     for (int k = 0; k < 3; k++) hs[k] = (sl_kafka_header_t){names[k], values[k], strlen(values[k])};
-    int r = dl ? SL_ENOMEM : 0;
+    int r = dl ? 0 : SL_ENOMEM;
     if (dl) {
-      *dl = (delivery_t){.kind = 0, .q = q, .row = i};
+      *dl = (delivery_t){.s = s, .kind = 0, .q = q, .row = i};
       r = sl_kafka_producer_send_headers(s->env.producer, s->dead_letter_topic, row->id_hex, 16, row->json,
                                          row->json_len, -1, hs, 3, dl);
     }
     if (!r) {
+      delivery_link(dl);
       q->letters++;
       return;
     }
@@ -444,13 +479,20 @@ static void give_up(req_t *q, size_t i, const char *why) {
   }
   if (s->conf.on_failure != SL_SINK_ON_FAILURE_DROP)
     sl_log_rl(SL_LOG_ERROR, s->component, "no Kafka producer for dead letters: row dropped");
-  sl_log_rl(SL_LOG_ERROR, s->component, "row %s of job %s dropped: %s", row->id_hex, row->job ? row->job : "?", why);
+  if (sl_ratelimit_pass(&s->drop_rl, 10, 10000) >= 0)
+    sl_log_write(SL_LOG_ERROR, s->component, "row %s of job %s dropped: %s", row->id_hex, row->job ? row->job : "?",
+                 why);
   sl_metric_inc(s->m_dropped);
   row_finished(q, i);
 }
 
 void sl_sink_kafka_delivered(void *msg_opaque, int err) {
   delivery_t *dl = msg_opaque;
+  if (!dl->s) { /* detached at close */
+    free(dl);
+    return;
+  }
+  delivery_unlink(dl);
   if (dl->kind == 1) {
     dl->done(dl->arg, err ? SLUICE_RETRY : SLUICE_OK, err ? "Kafka did not take the record" : NULL);
     free(dl);
@@ -487,6 +529,8 @@ static bool gives_up(const req_t *q, int status) {
 
 static void write_free(sluice_write_t *w) {
   if (!w) return;
+  for (size_t i = 0; w->row_msg && i < w->n; i++) free(w->row_msg[i]);
+  free(w->row_msg);
   free(w->idx);
   free(w->rows);
   free(w->row_st);
@@ -511,7 +555,7 @@ static void round_write_done(sluice_write_t *w, int status, const char *message)
       snprintf(q->msg, sizeof q->msg, "the sink was closed before writing every row");
       break;
     default: {
-      const char *why = w->first_msg[0] ? w->first_msg : message ? message : "write failed";
+      const char *why = w->row_msg && w->row_msg[i] ? w->row_msg[i] : message ? message : "write failed";
       sl_metric_inc(st == SLUICE_FATAL ? s->m_err_fatal : s->m_err_retry);
       snprintf(q->msg, sizeof q->msg, "%s", why);
       if (s->closing && st == SLUICE_RETRY) {
@@ -582,13 +626,10 @@ static void start_round(req_t *q) {
       w->rows[i] = &q->batch->rows[w->idx[i]];
     }
     q->writes++;
-    if (s->plugin->d->write(s->self, w, w->rows, k)) {
-      q->writes--;
-      sl_metric_add(s->m_err_retry, k);
-      snprintf(q->msg, sizeof q->msg, "the plugin refused the write");
-      for (size_t i = 0; i < k; i++) again(q, w->idx[i]);
-      write_free(w);
-    }
+    /* A refusal is a RETRY of every row: counted, and given up as
+     * max_retries, max_elapsed and on_failure say (q->writes is held, so
+     * this reports nothing). */
+    if (s->plugin->d->write(s->self, w, w->rows, k)) round_write_done(w, SLUICE_RETRY, "the plugin refused the write");
   }
   free(todo);
   q->writes--;
@@ -677,6 +718,22 @@ void sl_sink_close(sl_sink_t *s_, void (*on_closed)(void *arg), void *arg) {
     s->handles_closing++;
     uv_close((uv_handle_t *)&s->flush_timer, on_handle_closed);
   }
+  /* Records out with the producer: their writers stop waiting for them. */
+  while (s->deliveries) {
+    delivery_t *dl = s->deliveries;
+    delivery_unlink(dl);
+    if (dl->kind == 1) {
+      dl->done(dl->arg, SLUICE_CANCELED, "the sink is closing");
+    } else {
+      dl->q->letters--;
+      dl->q->canceled = true;
+      snprintf(dl->q->msg, sizeof dl->q->msg, "the sink closed before its dead letters were delivered");
+    }
+  }
+  for (req_t *q = s->reqs, *next; q; q = next) {
+    next = q->next;
+    if (q->canceled && !q->waiting) maybe_report(q);
+  }
   /* Waiting for a retry: the plugin does not hold them, so they end here. */
   for (req_t *q = s->reqs, *next; q; q = next) {
     next = q->next;
@@ -699,10 +756,7 @@ void sl_sink_free(sl_sink_t *s_) {
     sl_schema_unbind(&s->plugin->section, s->plugin_conf);
     free(s->plugin_conf);
   }
-  for (struct sluice_metric *m = s->plugin_metrics, *next; m; m = next) {
-    next = m->next;
-    free(m);
-  }
+  free_plugin_metrics(s);
   free(s->name);
   free(s->dead_letter_topic);
   free(s);
@@ -907,7 +961,10 @@ static bool h_row_get(const sluice_row_t *r, const char *name, sluice_value_t *v
 static void h_row_done(sluice_write_t *w, size_t i, sluice_status_t status, const char *message) {
   if (!w->q || i >= w->n) return;
   w->row_st[i] = (uint8_t)status;
-  if (status != SLUICE_OK && message && !w->first_msg[0]) snprintf(w->first_msg, sizeof w->first_msg, "%s", message);
+  if (status == SLUICE_OK || !message) return;
+  if (!w->row_msg && !(w->row_msg = calloc(w->n, sizeof *w->row_msg))) return;
+  free(w->row_msg[i]);
+  w->row_msg[i] = strdup(message);
 }
 
 static void h_write_done(sluice_write_t *w, sluice_status_t status, const char *message) {
@@ -937,9 +994,12 @@ static int h_kafka_produce(sluice_ctx_t *ctx, const char *topic, const void *key
   for (size_t i = 0; i < n; i++) hs[i] = (sl_kafka_header_t){names[i], values[i], strlen(values[i])};
   delivery_t *dl = calloc(1, sizeof *dl);
   if (!dl) return SLUICE_RETRY;
-  *dl = (delivery_t){.kind = 1, .done = done, .arg = arg};
+  *dl = (delivery_t){.s = s, .kind = 1, .done = done, .arg = arg};
   int r = sl_kafka_producer_send_headers(s->env.producer, topic, key, key_len, value, value_len, -1, hs, n, dl);
-  if (!r) return 0;
+  if (!r) {
+    delivery_link(dl);
+    return 0;
+  }
   free(dl);
   return r == SL_EQUEUEFULL ? SLUICE_RETRY : SLUICE_FATAL;
 }

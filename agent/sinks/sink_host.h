@@ -81,16 +81,18 @@ const sl_plugin_t *sl_sink_plugin(const sl_sink_t *s);
  * SL_ENOMEM, and done is never called. */
 int sl_sink_write(sl_sink_t *s, const sl_sink_batch_t *batch, sl_sink_done_cb done, void *arg);
 
-/* The plugin's flush (SL_SINK_OK when it has none).  Same contract, the
- * outcome being the plugin's. */
+/* The plugin's flush.  Same contract, the outcome being the plugin's;
+ * refused with SL_EPLUGIN when the plugin has no flush. */
 int sl_sink_flush(sl_sink_t *s, sl_sink_done_cb done, void *arg);
 
 /* Caller writes accepted and not yet reported. */
 size_t sl_sink_in_flight(const sl_sink_t *s);
 
 /* Stops accepting writes; writes waiting for a retry or a dead letter are
- * reported SL_SINK_CANCELED, the plugin is destroyed (its writes complete
- * as its destroy says), then on_closed(arg) once.  Called once. */
+ * reported SL_SINK_CANCELED, the plugin's Kafka records still out are
+ * reported to it SLUICE_CANCELED, the plugin is destroyed (its writes
+ * complete as its destroy says), then on_closed(arg) once (possibly from
+ * inside this call).  Called once. */
 void sl_sink_close(sl_sink_t *s, void (*on_closed)(void *arg), void *arg);
 
 /* After on_closed.  Accepts NULL. */

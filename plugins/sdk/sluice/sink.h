@@ -18,10 +18,11 @@
  * minor version than its own.  A plugin built for an older minor version
  * works: it simply does not use what came later.
  *
- * Threads.  Every callback of the descriptor is called on the jobs thread's
- * event loop (a libuv loop, given to create), and every host function must
- * be called on that thread too, from a callback or from the plugin's own
- * handles on that loop.  A plugin may run blocking work on its own threads
+ * Threads.  create is called at start, before the jobs thread's event loop
+ * (a libuv loop, given to create) runs: handles made there on that loop
+ * are safe.  Every other callback of the descriptor is called on the jobs
+ * thread, and every host function must be called on that thread too, from
+ * a callback or from the plugin's own handles on that loop.  A plugin may run blocking work on its own threads
  * or libuv's thread pool, but reports back on the loop.  No callback may
  * block for long: every job of the process shares the loop.
  *
@@ -108,7 +109,10 @@ typedef struct {
  * and aggregate fields, and a deterministic id (the same for the same job,
  * window start and group key, so that a row written again overwrites
  * itself: use it as the key or document id).  Opaque: read it with the
- * host's row functions. */
+ * host's row functions.  A sink that is a job's late_sink also gets late
+ * records as rows: their window bounds are 0, their fields the record's
+ * own (no id, job or window fields among them), and their id a hash of
+ * where the record was read (topic, partition, offset). */
 typedef struct sluice_row sluice_row_t;
 
 typedef enum {
@@ -152,7 +156,7 @@ typedef struct sluice_host {
    * ends in _total.  Never NULL. */
   sluice_metric_t *(*counter)(sluice_ctx_t *ctx, const char *name, const char *help);
   sluice_metric_t *(*gauge)(sluice_ctx_t *ctx, const char *name, const char *help);
-  void (*metric_add)(sluice_metric_t *m, double v); /* counter: v >= 0 */
+  void (*metric_add)(sluice_metric_t *m, double v); /* counter: whole units, v >= 0 (fractions dropped) */
   void (*metric_set)(sluice_metric_t *m, double v); /* gauge */
 
   /* One-shot timers on the jobs loop.  timer_free stops it; its callback
@@ -193,10 +197,14 @@ typedef struct sluice_host {
    * (idempotent, acks=all, the agent's properties), through the jobs loop.
    * Returns 0 when accepted: then done(arg, status, message) is called
    * once, on the loop, when Kafka has the record (SLUICE_OK) or gave up
-   * (SLUICE_RETRY, with librdkafka's reason), never from inside this call.
+   * (SLUICE_RETRY), never from inside this call.
    * Returns SLUICE_RETRY when the producer's queue is full, SLUICE_FATAL
-   * when the record is refused (too large; or the config has no [kafka]);
-   * done is then not called.  key, value and the headers are copied. */
+   * when the record is refused (too large, more than 16 headers, or no
+   * producer); done is then not called.  key, value and the headers are
+   * copied.  A failed delivery's message says so; librdkafka's reason is
+   * in the agent's log.  When the sink is being destroyed, the records
+   * still out are reported SLUICE_CANCELED right before destroy is called
+   * (Kafka may yet take them), so that destroy never waits on Kafka. */
   int (*kafka_produce)(sluice_ctx_t *ctx, const char *topic, const void *key, size_t key_len, const void *value,
                        size_t value_len, const char *const *header_names, const char *const *header_values,
                        size_t n_headers, void (*done)(void *arg, sluice_status_t status, const char *message),

@@ -1,0 +1,480 @@
+/* Rows into Redis commands, and error replies sorted (redis_cmd.h).  Pure;
+ * runs wherever it is called (the jobs loop, in the plugin).
+ *
+ * Why arguments are offsets, or pointers into the row: one row's commands
+ * are built into one buffer that grows as it goes, so an argument cannot
+ * be a pointer into it until the row is done; and the bulky parts (the
+ * row's JSON, string values, field names) are the host's, valid until the
+ * write completes, so they are pointed at rather than copied (hiredis
+ * copies every argument into its output buffer anyway). */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include "redis_cmd.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- buffers ----------------------------------------------------------------- */
+
+int rs_buf_append(rs_buf_t *b, const void *data, size_t n) {
+  if (b->cap - b->len < n) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < n) {
+      if (cap > SIZE_MAX / 2) return -1;
+      cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (!p) return -1;
+    b->p = p;
+    b->cap = cap;
+  }
+  if (n) memcpy(b->p + b->len, data, n);
+  b->len += n;
+  return 0;
+}
+
+static int buf_puts(rs_buf_t *b, const char *s) { return rs_buf_append(b, s, strlen(s)); }
+
+void rs_buf_free(rs_buf_t *b) {
+  free(b->p);
+  *b = (rs_buf_t){0};
+}
+
+/* ---- templates --------------------------------------------------------------------- */
+
+typedef struct {
+  char *text; /* literal text, or the field name */
+  size_t len;
+  bool field;
+} part_t;
+
+struct rs_tmpl {
+  char *source; /* as written, for messages */
+  part_t *parts;
+  size_t n;
+};
+
+void rs_tmpl_free(rs_tmpl_t *t) {
+  if (!t) return;
+  for (size_t i = 0; i < t->n; i++) free(t->parts[i].text);
+  free(t->parts);
+  free(t->source);
+  free(t);
+}
+
+static int add_part(rs_tmpl_t *t, const char *text, size_t len, bool field) {
+  part_t *parts = realloc(t->parts, (t->n + 1) * sizeof *parts);
+  if (!parts) return -1;
+  t->parts = parts;
+  char *copy = malloc(len + 1);
+  if (!copy) return -1;
+  memcpy(copy, text, len);
+  copy[len] = '\0';
+  t->parts[t->n++] = (part_t){copy, len, field};
+  return 0;
+}
+
+int rs_tmpl_compile(const char *text, const char *what, rs_tmpl_t **out, char *err, size_t errlen) {
+  *out = NULL;
+  rs_tmpl_t *t = calloc(1, sizeof *t);
+  if (!t || !(t->source = strdup(text))) goto nomem;
+  const char *p = text;
+  while (*p) {
+    const char *open = strstr(p, "${");
+    size_t lit = open ? (size_t)(open - p) : strlen(p);
+    if (lit && add_part(t, p, lit, false)) goto nomem;
+    if (!open) break;
+    const char *close = strchr(open + 2, '}');
+    if (!close) {
+      snprintf(err, errlen, "%s \"%s\" has an unclosed \"${\"", what, text);
+      goto fail;
+    }
+    if (close == open + 2) {
+      snprintf(err, errlen, "%s \"%s\" has an empty \"${}\": write ${field} with a field of the row", what, text);
+      goto fail;
+    }
+    if (memchr(open + 2, '$', (size_t)(close - open - 2))) {
+      snprintf(err, errlen, "%s \"%s\": a placeholder cannot hold another one", what, text);
+      goto fail;
+    }
+    if (add_part(t, open + 2, (size_t)(close - open - 2), true)) goto nomem;
+    p = close + 1;
+  }
+  *out = t;
+  return 0;
+nomem:
+  snprintf(err, errlen, "out of memory");
+fail:
+  rs_tmpl_free(t);
+  return -1;
+}
+
+int rs_tmpl_render(const rs_tmpl_t *t, const sluice_host_t *host, const sluice_row_t *row, rs_buf_t *out,
+                   char *why, size_t whylen) {
+  for (size_t i = 0; i < t->n; i++) {
+    const part_t *part = &t->parts[i];
+    if (!part->field) {
+      if (rs_buf_append(out, part->text, part->len)) goto nomem;
+      continue;
+    }
+    sluice_value_t v = {0};
+    if (!host->row_get(row, part->text, &v)) {
+      snprintf(why, whylen, "template \"%s\": the row has no field \"%s\"", t->source, part->text);
+      return -1;
+    }
+    if (v.type == SLUICE_VALUE_NULL || v.type == SLUICE_VALUE_OTHER) {
+      snprintf(why, whylen, "template \"%s\": field \"%s\" is %s", t->source, part->text,
+               v.type == SLUICE_VALUE_NULL ? "null (missing in the records)" : "a map or an array");
+      return -1;
+    }
+    if (rs_value_text(host, row, part->text, &v, out)) goto nomem;
+  }
+  return 0;
+nomem:
+  snprintf(why, whylen, "out of memory");
+  return -1;
+}
+
+/* ---- values ------------------------------------------------------------------------- */
+
+/* The fewest digits that read back as d. */
+static size_t shortest(double d, char *b, size_t cap) {
+  int n = 0;
+  for (int prec = 1; prec <= 17; prec++) {
+    n = snprintf(b, cap, "%.*g", prec, d);
+    if (strtod(b, NULL) == d) break;
+  }
+  return (size_t)n;
+}
+
+static void skip_ws(const char **p, const char *end) {
+  while (*p < end && (**p == ' ' || **p == '\t' || **p == '\n' || **p == '\r')) (*p)++;
+}
+
+/* Past a string starting at *p ('"'); false when unterminated. */
+static bool skip_string(const char **p, const char *end) {
+  const char *q = *p + 1;
+  while (q < end && *q != '"') q += *q == '\\' ? 2 : 1;
+  if (q >= end) return false;
+  *p = q + 1;
+  return true;
+}
+
+static bool skip_value(const char **p, const char *end) {
+  if (*p >= end) return false;
+  if (**p == '"') return skip_string(p, end);
+  if (**p == '{' || **p == '[') {
+    int depth = 0;
+    while (*p < end) {
+      char c = **p;
+      if (c == '"') {
+        if (!skip_string(p, end)) return false;
+        continue;
+      }
+      if (c == '{' || c == '[') depth++;
+      if (c == '}' || c == ']') depth--;
+      (*p)++;
+      if (depth == 0) return true;
+    }
+    return false;
+  }
+  while (*p < end && **p != ',' && **p != '}' && **p != ']' && **p != ' ' && **p != '\n') (*p)++;
+  return true;
+}
+
+/* Whether the JSON string [s, e) (without its quotes) spells name; the
+ * common escapes are decoded, a \u escape never matches. */
+static bool key_is(const char *s, const char *e, const char *name) {
+  while (s < e) {
+    char c = *s++;
+    if (c == '\\') {
+      if (s >= e) return false;
+      switch (*s++) {
+        case 'n': c = '\n'; break;
+        case 't': c = '\t'; break;
+        case 'r': c = '\r'; break;
+        case 'b': c = '\b'; break;
+        case 'f': c = '\f'; break;
+        case '"': c = '"'; break;
+        case '\\': c = '\\'; break;
+        case '/': c = '/'; break;
+        default: return false;
+      }
+    }
+    if (*name++ != c) return false;
+  }
+  return *name == '\0';
+}
+
+const char *rs_json_member(const char *json, size_t len, const char *name, size_t *vlen) {
+  const char *p = json, *end = json + len;
+  skip_ws(&p, end);
+  if (p >= end || *p++ != '{') return NULL;
+  for (;;) {
+    skip_ws(&p, end);
+    if (p >= end || *p != '"') return NULL;
+    const char *ks = p + 1;
+    if (!skip_string(&p, end)) return NULL;
+    const char *ke = p - 1;
+    skip_ws(&p, end);
+    if (p >= end || *p++ != ':') return NULL;
+    skip_ws(&p, end);
+    const char *vs = p;
+    if (!skip_value(&p, end)) return NULL;
+    if (key_is(ks, ke, name)) {
+      *vlen = (size_t)(p - vs);
+      return vs;
+    }
+    skip_ws(&p, end);
+    if (p >= end || *p++ != ',') return NULL;
+  }
+}
+
+int rs_value_text(const sluice_host_t *host, const sluice_row_t *row, const char *name, const sluice_value_t *v,
+                  rs_buf_t *out) {
+  char b[64];
+  switch (v->type) {
+    case SLUICE_VALUE_STRING: return rs_buf_append(out, v->s, v->len);
+    case SLUICE_VALUE_INT: return rs_buf_append(out, b, (size_t)snprintf(b, sizeof b, "%" PRId64, v->i));
+    case SLUICE_VALUE_FLOAT: return rs_buf_append(out, b, shortest(v->f, b, sizeof b));
+    case SLUICE_VALUE_BOOL: return buf_puts(out, v->b ? "true" : "false");
+    case SLUICE_VALUE_OTHER: {
+      size_t jl = 0, ml = 0;
+      const char *json = host->row_json(row, &jl);
+      const char *m = json ? rs_json_member(json, jl, name, &ml) : NULL;
+      return m ? rs_buf_append(out, m, ml) : -1;
+    }
+    default: return -1;
+  }
+}
+
+/* ---- commands ---------------------------------------------------------------------- */
+
+void rs_cmds_reset(rs_cmds_t *c) {
+  c->text.len = 0;
+  c->nargs = c->ncmds = 0;
+  c->key_off = c->key_len = c->ident_off = c->ident_len = 0;
+}
+
+void rs_cmds_free(rs_cmds_t *c) {
+  rs_buf_free(&c->text);
+  free(c->off);
+  free(c->len);
+  free(c->argv);
+  free(c->argvlen);
+  *c = (rs_cmds_t){0};
+}
+
+/* An argument is text[off, off + len), or, with the top bit of len set,
+ * the host's bytes at the pointer stored in off. */
+#define EXTERNAL ((size_t)1 << (sizeof(size_t) * 8 - 1))
+
+static int push_arg(rs_cmds_t *c, size_t off, size_t len) {
+  if (c->nargs == c->cap) {
+    size_t cap = c->cap ? c->cap * 2 : 32;
+    size_t *o = realloc(c->off, cap * sizeof *o);
+    if (!o) return -1;
+    c->off = o;
+    size_t *l = realloc(c->len, cap * sizeof *l);
+    if (!l) return -1;
+    c->len = l;
+    c->cap = cap;
+  }
+  c->off[c->nargs] = off;
+  c->len[c->nargs] = len;
+  c->nargs++;
+  return 0;
+}
+
+static int arg_text(rs_cmds_t *c, const char *s, size_t n) {
+  size_t at = c->text.len;
+  return rs_buf_append(&c->text, s, n) || push_arg(c, at, n);
+}
+
+static int arg_ext(rs_cmds_t *c, const char *s, size_t n) {
+  if (n & EXTERNAL) return -1;
+  return push_arg(c, (size_t)(uintptr_t)s, n | EXTERNAL);
+}
+
+static int arg_key(rs_cmds_t *c) { return push_arg(c, c->key_off, c->key_len); }
+
+static int arg_u64(rs_cmds_t *c, uint64_t v) {
+  char b[24];
+  return arg_text(c, b, (size_t)snprintf(b, sizeof b, "%" PRIu64, v));
+}
+
+static void begin_cmd(rs_cmds_t *c) { c->first[c->ncmds] = c->nargs; }
+static void end_cmd(rs_cmds_t *c) { c->first[++c->ncmds] = c->nargs; }
+
+static int pexpire(rs_cmds_t *c, uint64_t ttl_ms) {
+  if (!ttl_ms) return 0;
+  begin_cmd(c);
+  if (arg_text(c, "PEXPIRE", 7) || arg_key(c) || arg_u64(c, ttl_ms)) return -1;
+  end_cmd(c);
+  return 0;
+}
+
+static int set_cmds(const rs_spec_t *spec, const sluice_host_t *host, const sluice_row_t *row, rs_cmds_t *c) {
+  size_t jl = 0;
+  const char *json = host->row_json(row, &jl);
+  if (!json) return -1;
+  begin_cmd(c);
+  if (arg_text(c, "SET", 3) || arg_key(c) || arg_ext(c, json, jl)) return -1;
+  if (spec->ttl_ms && (arg_text(c, "PX", 2) || arg_u64(c, spec->ttl_ms))) return -1;
+  end_cmd(c);
+  return 0;
+}
+
+/* HSET of every non-null field, then HDEL of the null ones (so that the
+ * hash holds the row, not a value left by an older one), then PEXPIRE. */
+static int hash_cmds(const rs_spec_t *spec, const sluice_host_t *host, const sluice_row_t *row, rs_cmds_t *c) {
+  size_t nf = host->row_nfields(row), nulls = 0;
+  begin_cmd(c);
+  if (arg_text(c, "HSET", 4) || arg_key(c)) return -1;
+  for (size_t i = 0; i < nf; i++) {
+    sluice_value_t v = {0};
+    const char *name = host->row_field(row, i, &v);
+    if (!name) break;
+    if (v.type == SLUICE_VALUE_NULL) {
+      nulls++;
+      continue;
+    }
+    if (arg_ext(c, name, strlen(name))) return -1;
+    if (v.type == SLUICE_VALUE_STRING) {
+      if (arg_ext(c, v.s ? v.s : "", v.len)) return -1;
+    } else {
+      size_t at = c->text.len;
+      if (rs_value_text(host, row, name, &v, &c->text) || push_arg(c, at, c->text.len - at)) return -1;
+    }
+  }
+  end_cmd(c);
+  if (nulls) {
+    begin_cmd(c);
+    if (arg_text(c, "HDEL", 4) || arg_key(c)) return -1;
+    for (size_t i = 0; i < nf; i++) {
+      sluice_value_t v = {0};
+      const char *name = host->row_field(row, i, &v);
+      if (!name) break;
+      if (v.type == SLUICE_VALUE_NULL && arg_ext(c, name, strlen(name))) return -1;
+    }
+    end_cmd(c);
+  }
+  return pexpire(c, spec->ttl_ms);
+}
+
+int rs_row_commands(const rs_spec_t *spec, const sluice_host_t *host, const sluice_row_t *row, rs_cmds_t *c,
+                    char *why, size_t whylen) {
+  rs_cmds_reset(c);
+  if (rs_tmpl_render(spec->key, host, row, &c->text, why, whylen)) return -1;
+  c->key_off = c->ident_off = 0;
+  c->key_len = c->ident_len = c->text.len;
+  int r = 0;
+  switch (spec->mode) {
+    case RS_MODE_SET: r = set_cmds(spec, host, row, c); break;
+    case RS_MODE_HASH: r = hash_cmds(spec, host, row, c); break;
+    case RS_MODE_ZADD: {
+      /* The member follows the key after a NUL: key, NUL, member is what
+       * a ZADD overwrites. */
+      if (rs_buf_append(&c->text, "", 1)) goto nomem;
+      size_t mo = c->text.len;
+      if (rs_tmpl_render(spec->member, host, row, &c->text, why, whylen)) return -1;
+      size_t ml = c->text.len - mo;
+      c->ident_len = c->text.len;
+      sluice_value_t v = {0};
+      char b[64];
+      size_t bl;
+      if (!host->row_get(row, spec->score_field, &v)) {
+        snprintf(why, whylen, "score_field: the row has no field \"%s\"", spec->score_field);
+        return -1;
+      }
+      if (v.type == SLUICE_VALUE_INT) {
+        bl = (size_t)snprintf(b, sizeof b, "%" PRId64, v.i);
+      } else if (v.type == SLUICE_VALUE_FLOAT && !isnan(v.f)) {
+        bl = isinf(v.f) ? (size_t)snprintf(b, sizeof b, "%s", v.f > 0 ? "+inf" : "-inf") : shortest(v.f, b, sizeof b);
+      } else {
+        snprintf(why, whylen, "score_field: field \"%s\" is not a number", spec->score_field);
+        return -1;
+      }
+      begin_cmd(c);
+      if (arg_text(c, "ZADD", 4) || arg_key(c) || arg_text(c, b, bl) || push_arg(c, mo, ml)) goto nomem;
+      end_cmd(c);
+      r = pexpire(c, spec->ttl_ms);
+      break;
+    }
+    default: r = -1;
+  }
+  if (r) goto nomem;
+  return 0;
+nomem:
+  snprintf(why, whylen, "out of memory");
+  return -1;
+}
+
+int rs_cmds_argv(rs_cmds_t *c, size_t i, const char ***argv, const size_t **argvlen, int *argc) {
+  size_t a = c->first[i], n = c->first[i + 1] - a;
+  if (n > c->argv_cap) {
+    const char **v = realloc(c->argv, n * sizeof *v);
+    if (!v) return -1;
+    c->argv = v;
+    size_t *l = realloc(c->argvlen, n * sizeof *l);
+    if (!l) return -1;
+    c->argvlen = l;
+    c->argv_cap = n;
+  }
+  for (size_t k = 0; k < n; k++) {
+    size_t off = c->off[a + k], len = c->len[a + k];
+    if (len & EXTERNAL) {
+      c->argv[k] = (const char *)(uintptr_t)off;
+      c->argvlen[k] = len & ~EXTERNAL;
+    } else {
+      c->argv[k] = c->text.p + off;
+      c->argvlen[k] = len;
+    }
+  }
+  *argv = c->argv;
+  *argvlen = c->argvlen;
+  *argc = (int)n;
+  return 0;
+}
+
+/* ---- replies ------------------------------------------------------------------------- */
+
+static bool first_word_is(const char *msg, size_t len, const char *word) {
+  size_t n = strlen(word);
+  return len >= n && memcmp(msg, word, n) == 0 && (len == n || msg[n] == ' ');
+}
+
+sluice_status_t rs_classify_error(const char *msg, size_t len) {
+  /* Conditions of the server that pass: a dataset still loading, a script
+   * running, memory full, a replica or a failover in progress, a failed
+   * background save refusing writes, a lost authentication. */
+  static const char *const retry[] = {"LOADING",    "BUSY",     "TRYAGAIN",     "MASTERDOWN", "CLUSTERDOWN",
+                                      "READONLY",   "NOREPLICAS", "MISCONF",    "OOM",        "NOAUTH",
+                                      "NOMASTERLINK", NULL};
+  for (const char *const *w = retry; *w; w++)
+    if (first_word_is(msg, len, *w)) return SLUICE_RETRY;
+  return SLUICE_FATAL;
+}
+
+bool rs_is_auth_error(const char *msg, size_t len) {
+  if (first_word_is(msg, len, "WRONGPASS") || first_word_is(msg, len, "NOAUTH")) return true;
+  static const char needle[] = "password";
+  for (size_t i = 0; i + sizeof needle - 1 <= len; i++)
+    if (strncmp(msg + i, needle, sizeof needle - 1) == 0) return true;
+  return false;
+}
+
+uint64_t rs_hash(const void *data, size_t len) {
+  const unsigned char *p = data;
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < len; i++) {
+    h ^= p[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
