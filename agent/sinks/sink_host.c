@@ -170,7 +170,7 @@ struct req {
   uint64_t first_ms;
   int64_t backoff_ms;
   uv_timer_t timer;
-  bool timer_init, waiting, canceled, reported;
+  bool timer_init, waiting, canceled, reported, started;
   char msg[256];
 };
 
@@ -196,7 +196,7 @@ typedef struct sl_sink {
   sl_sink_env_t env;
   sl_sink_conf_t conf; /* the host options (strings not kept) */
   char *dead_letter_topic;
-  req_t *reqs;
+  req_t *reqs, *reqs_tail; /* oldest first */
   size_t n_reqs;
   uint64_t queued_rows;
   uv_timer_t flush_timer;
@@ -352,6 +352,9 @@ static void req_free(req_t *q) {
   }
 }
 
+static void start_next(sl_sink_t_ *s);
+static void on_retry_timer(uv_timer_t *t);
+
 /* Reports q once nothing of it is in flight, waiting or left. */
 static void maybe_report(req_t *q) {
   if (q->reported || q->writes || q->letters || q->waiting || (q->left && !q->canceled)) return;
@@ -362,14 +365,29 @@ static void maybe_report(req_t *q) {
     q->prev->next = q->next;
   else
     s->reqs = q->next;
-  if (q->next) q->next->prev = q->prev;
+  if (q->next)
+    q->next->prev = q->prev;
+  else
+    s->reqs_tail = q->prev;
   s->n_reqs--;
   s->queued_rows -= q->left;
   sl_gauge_set(s->m_queue, (double)s->queued_rows);
   sl_gauge_dec(s->m_in_flight);
   q->done(q->arg, q->canceled ? SL_SINK_CANCELED : SL_SINK_OK, q->canceled ? q->msg : NULL);
   req_free(q);
+  if (!s->closing) start_next(s);
   maybe_closed(s);
+}
+
+/* Starts the oldest write if it has not started: a sink writes the jobs'
+ * writes one after another, in the order they came, so that a write
+ * waiting for a retry is never overtaken by a later one (which may hold a
+ * newer row for the same key, that the retry would then overwrite). */
+static void start_next(sl_sink_t_ *s) {
+  req_t *q = s->reqs;
+  if (!q || q->started) return;
+  q->started = true;
+  uv_timer_start(&q->timer, on_retry_timer, 0, 0);
 }
 
 static void row_finished(req_t *q, size_t i) {
@@ -381,6 +399,7 @@ static void row_finished(req_t *q, size_t i) {
 }
 
 static void start_round(req_t *q);
+static void start_next(sl_sink_t_ *s);
 
 static void on_retry_timer(uv_timer_t *t) {
   req_t *q = t->data;
@@ -655,9 +674,13 @@ int sl_sink_write(sl_sink_t *s_, const sl_sink_batch_t *batch, sl_sink_done_cb d
     free(q);
     return SL_ENOMEM;
   }
-  q->next = s->reqs;
-  if (s->reqs) s->reqs->prev = q;
-  s->reqs = q;
+  /* In arrival order; only the oldest is being written (see start_next). */
+  q->prev = s->reqs_tail;
+  if (s->reqs_tail)
+    s->reqs_tail->next = q;
+  else
+    s->reqs = q;
+  s->reqs_tail = q;
   s->n_reqs++;
   s->queued_rows += batch->n;
   sl_gauge_set(s->m_queue, (double)s->queued_rows);
@@ -670,7 +693,7 @@ int sl_sink_write(sl_sink_t *s_, const sl_sink_batch_t *batch, sl_sink_done_cb d
   q->timer_init = true;
   q->backoff_ms = s->conf.initial_backoff_ns / NS_PER_MS;
   q->round = (unsigned)-1; /* on_retry_timer makes it 0 */
-  uv_timer_start(&q->timer, on_retry_timer, 0, 0);
+  if (s->reqs == q) start_next(s);
   return 0;
 }
 

@@ -5,8 +5,12 @@
  * are built into one buffer that grows as it goes, so an argument cannot
  * be a pointer into it until the row is done; and the bulky parts (the
  * row's JSON, string values, field names) are the host's, valid until the
- * write completes, so they are pointed at rather than copied (hiredis
- * copies every argument into its output buffer anyway). */
+ * write completes, so they are pointed at rather than copied.
+ *
+ * Why the sink encodes RESP itself: hiredis formats an argv with
+ * sdscatfmt, argument by argument, which took a third of the sink's time
+ * in hash mode; the arguments are at hand, and the protocol is a count
+ * and a length before each (redisAsyncFormattedCommand takes the bytes). */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -38,7 +42,9 @@ int rs_buf_append(rs_buf_t *b, const void *data, size_t n) {
   return 0;
 }
 
-static int buf_puts(rs_buf_t *b, const char *s) { return rs_buf_append(b, s, strlen(s)); }
+static int buf_puts(rs_buf_t *b, const char *s) {
+  return rs_buf_append(b, s, strlen(s));
+}
 
 void rs_buf_free(rs_buf_t *b) {
   free(b->p);
@@ -95,7 +101,9 @@ int rs_tmpl_compile(const char *text, const char *what, rs_tmpl_t **out, char *e
       goto fail;
     }
     if (close == open + 2) {
-      snprintf(err, errlen, "%s \"%s\" has an empty \"${}\": write ${field} with a field of the row", what, text);
+      snprintf(err, errlen,
+               "%s \"%s\" has an empty \"${}\": write ${field} with a field of the row", what,
+               text);
       goto fail;
     }
     if (memchr(open + 2, '$', (size_t)(close - open - 2))) {
@@ -114,8 +122,8 @@ fail:
   return -1;
 }
 
-int rs_tmpl_render(const rs_tmpl_t *t, const sluice_host_t *host, const sluice_row_t *row, rs_buf_t *out,
-                   char *why, size_t whylen) {
+int rs_tmpl_render(const rs_tmpl_t *t, const sluice_host_t *host, const sluice_row_t *row,
+                   rs_buf_t *out, char *why, size_t whylen) {
   for (size_t i = 0; i < t->n; i++) {
     const part_t *part = &t->parts[i];
     if (!part->field) {
@@ -142,12 +150,16 @@ nomem:
 
 /* ---- values ------------------------------------------------------------------------- */
 
-/* The fewest digits that read back as d. */
+/* The fewest digits that read back as d.  Why starting at 15 finds them:
+ * when a decimal of k <= 15 digits reads back as d, it lies within half an
+ * ulp of d (about 1.1e-16 of it), far closer than the 15-digit grid's
+ * spacing, so it is what d rounds to at 15 digits, and %g drops the
+ * trailing zeros.  Otherwise 16 or 17 digits are needed. */
 static size_t shortest(double d, char *b, size_t cap) {
   int n = 0;
-  for (int prec = 1; prec <= 17; prec++) {
+  for (int prec = 15; prec <= 17; prec++) {
     n = snprintf(b, cap, "%.*g", prec, d);
-    if (strtod(b, NULL) == d) break;
+    if (prec == 17 || strtod(b, NULL) == d) break;
   }
   return (size_t)n;
 }
@@ -195,15 +207,32 @@ static bool key_is(const char *s, const char *e, const char *name) {
     if (c == '\\') {
       if (s >= e) return false;
       switch (*s++) {
-        case 'n': c = '\n'; break;
-        case 't': c = '\t'; break;
-        case 'r': c = '\r'; break;
-        case 'b': c = '\b'; break;
-        case 'f': c = '\f'; break;
-        case '"': c = '"'; break;
-        case '\\': c = '\\'; break;
-        case '/': c = '/'; break;
-        default: return false;
+        case 'n':
+          c = '\n';
+          break;
+        case 't':
+          c = '\t';
+          break;
+        case 'r':
+          c = '\r';
+          break;
+        case 'b':
+          c = '\b';
+          break;
+        case 'f':
+          c = '\f';
+          break;
+        case '"':
+          c = '"';
+          break;
+        case '\\':
+          c = '\\';
+          break;
+        case '/':
+          c = '/';
+          break;
+        default:
+          return false;
       }
     }
     if (*name++ != c) return false;
@@ -235,21 +264,39 @@ const char *rs_json_member(const char *json, size_t len, const char *name, size_
   }
 }
 
-int rs_value_text(const sluice_host_t *host, const sluice_row_t *row, const char *name, const sluice_value_t *v,
-                  rs_buf_t *out) {
+/* A float as the row's JSON writes it (the agent's shortest digits,
+ * found faster than printf finds them), or else its shortest %g form. */
+static int float_text(const sluice_host_t *host, const sluice_row_t *row, const char *name,
+                      double d, rs_buf_t *out) {
+  size_t jl = 0, ml = 0;
+  const char *json = name ? host->row_json(row, &jl) : NULL;
+  const char *m = json ? rs_json_member(json, jl, name, &ml) : NULL;
+  if (m && ml && ml < 32 && (*m == '-' || (*m >= '0' && *m <= '9')))
+    return rs_buf_append(out, m, ml);
+  char b[64];
+  return rs_buf_append(out, b, shortest(d, b, sizeof b));
+}
+
+int rs_value_text(const sluice_host_t *host, const sluice_row_t *row, const char *name,
+                  const sluice_value_t *v, rs_buf_t *out) {
   char b[64];
   switch (v->type) {
-    case SLUICE_VALUE_STRING: return rs_buf_append(out, v->s, v->len);
-    case SLUICE_VALUE_INT: return rs_buf_append(out, b, (size_t)snprintf(b, sizeof b, "%" PRId64, v->i));
-    case SLUICE_VALUE_FLOAT: return rs_buf_append(out, b, shortest(v->f, b, sizeof b));
-    case SLUICE_VALUE_BOOL: return buf_puts(out, v->b ? "true" : "false");
+    case SLUICE_VALUE_STRING:
+      return rs_buf_append(out, v->s, v->len);
+    case SLUICE_VALUE_INT:
+      return rs_buf_append(out, b, (size_t)snprintf(b, sizeof b, "%" PRId64, v->i));
+    case SLUICE_VALUE_FLOAT:
+      return float_text(host, row, name, v->f, out);
+    case SLUICE_VALUE_BOOL:
+      return buf_puts(out, v->b ? "true" : "false");
     case SLUICE_VALUE_OTHER: {
       size_t jl = 0, ml = 0;
       const char *json = host->row_json(row, &jl);
       const char *m = json ? rs_json_member(json, jl, name, &ml) : NULL;
       return m ? rs_buf_append(out, m, ml) : -1;
     }
-    default: return -1;
+    default:
+      return -1;
   }
 }
 
@@ -263,10 +310,9 @@ void rs_cmds_reset(rs_cmds_t *c) {
 
 void rs_cmds_free(rs_cmds_t *c) {
   rs_buf_free(&c->text);
+  rs_buf_free(&c->resp);
   free(c->off);
   free(c->len);
-  free(c->argv);
-  free(c->argvlen);
   *c = (rs_cmds_t){0};
 }
 
@@ -301,15 +347,21 @@ static int arg_ext(rs_cmds_t *c, const char *s, size_t n) {
   return push_arg(c, (size_t)(uintptr_t)s, n | EXTERNAL);
 }
 
-static int arg_key(rs_cmds_t *c) { return push_arg(c, c->key_off, c->key_len); }
+static int arg_key(rs_cmds_t *c) {
+  return push_arg(c, c->key_off, c->key_len);
+}
 
 static int arg_u64(rs_cmds_t *c, uint64_t v) {
   char b[24];
   return arg_text(c, b, (size_t)snprintf(b, sizeof b, "%" PRIu64, v));
 }
 
-static void begin_cmd(rs_cmds_t *c) { c->first[c->ncmds] = c->nargs; }
-static void end_cmd(rs_cmds_t *c) { c->first[++c->ncmds] = c->nargs; }
+static void begin_cmd(rs_cmds_t *c) {
+  c->first[c->ncmds] = c->nargs;
+}
+static void end_cmd(rs_cmds_t *c) {
+  c->first[++c->ncmds] = c->nargs;
+}
 
 static int pexpire(rs_cmds_t *c, uint64_t ttl_ms) {
   if (!ttl_ms) return 0;
@@ -319,7 +371,8 @@ static int pexpire(rs_cmds_t *c, uint64_t ttl_ms) {
   return 0;
 }
 
-static int set_cmds(const rs_spec_t *spec, const sluice_host_t *host, const sluice_row_t *row, rs_cmds_t *c) {
+static int set_cmds(const rs_spec_t *spec, const sluice_host_t *host, const sluice_row_t *row,
+                    rs_cmds_t *c) {
   size_t jl = 0;
   const char *json = host->row_json(row, &jl);
   if (!json) return -1;
@@ -332,7 +385,8 @@ static int set_cmds(const rs_spec_t *spec, const sluice_host_t *host, const slui
 
 /* HSET of every non-null field, then HDEL of the null ones (so that the
  * hash holds the row, not a value left by an older one), then PEXPIRE. */
-static int hash_cmds(const rs_spec_t *spec, const sluice_host_t *host, const sluice_row_t *row, rs_cmds_t *c) {
+static int hash_cmds(const rs_spec_t *spec, const sluice_host_t *host, const sluice_row_t *row,
+                     rs_cmds_t *c) {
   size_t nf = host->row_nfields(row), nulls = 0;
   begin_cmd(c);
   if (arg_text(c, "HSET", 4) || arg_key(c)) return -1;
@@ -349,7 +403,8 @@ static int hash_cmds(const rs_spec_t *spec, const sluice_host_t *host, const slu
       if (arg_ext(c, v.s ? v.s : "", v.len)) return -1;
     } else {
       size_t at = c->text.len;
-      if (rs_value_text(host, row, name, &v, &c->text) || push_arg(c, at, c->text.len - at)) return -1;
+      if (rs_value_text(host, row, name, &v, &c->text) || push_arg(c, at, c->text.len - at))
+        return -1;
     }
   }
   end_cmd(c);
@@ -367,16 +422,20 @@ static int hash_cmds(const rs_spec_t *spec, const sluice_host_t *host, const slu
   return pexpire(c, spec->ttl_ms);
 }
 
-int rs_row_commands(const rs_spec_t *spec, const sluice_host_t *host, const sluice_row_t *row, rs_cmds_t *c,
-                    char *why, size_t whylen) {
+int rs_row_commands(const rs_spec_t *spec, const sluice_host_t *host, const sluice_row_t *row,
+                    rs_cmds_t *c, char *why, size_t whylen) {
   rs_cmds_reset(c);
   if (rs_tmpl_render(spec->key, host, row, &c->text, why, whylen)) return -1;
   c->key_off = c->ident_off = 0;
   c->key_len = c->ident_len = c->text.len;
   int r = 0;
   switch (spec->mode) {
-    case RS_MODE_SET: r = set_cmds(spec, host, row, c); break;
-    case RS_MODE_HASH: r = hash_cmds(spec, host, row, c); break;
+    case RS_MODE_SET:
+      r = set_cmds(spec, host, row, c);
+      break;
+    case RS_MODE_HASH:
+      r = hash_cmds(spec, host, row, c);
+      break;
     case RS_MODE_ZADD: {
       /* The member follows the key after a NUL: key, NUL, member is what
        * a ZADD overwrites. */
@@ -386,27 +445,29 @@ int rs_row_commands(const rs_spec_t *spec, const sluice_host_t *host, const slui
       size_t ml = c->text.len - mo;
       c->ident_len = c->text.len;
       sluice_value_t v = {0};
-      char b[64];
-      size_t bl;
       if (!host->row_get(row, spec->score_field, &v)) {
         snprintf(why, whylen, "score_field: the row has no field \"%s\"", spec->score_field);
         return -1;
       }
-      if (v.type == SLUICE_VALUE_INT) {
-        bl = (size_t)snprintf(b, sizeof b, "%" PRId64, v.i);
-      } else if (v.type == SLUICE_VALUE_FLOAT && !isnan(v.f)) {
-        bl = isinf(v.f) ? (size_t)snprintf(b, sizeof b, "%s", v.f > 0 ? "+inf" : "-inf") : shortest(v.f, b, sizeof b);
-      } else {
+      if ((v.type != SLUICE_VALUE_INT && v.type != SLUICE_VALUE_FLOAT) ||
+          (v.type == SLUICE_VALUE_FLOAT && isnan(v.f))) {
         snprintf(why, whylen, "score_field: field \"%s\" is not a number", spec->score_field);
         return -1;
       }
       begin_cmd(c);
-      if (arg_text(c, "ZADD", 4) || arg_key(c) || arg_text(c, b, bl) || push_arg(c, mo, ml)) goto nomem;
+      if (arg_text(c, "ZADD", 4) || arg_key(c)) goto nomem;
+      size_t so = c->text.len;
+      int r2 = v.type == SLUICE_VALUE_INT
+                   ? rs_value_text(host, row, spec->score_field, &v, &c->text)
+               : isinf(v.f) ? buf_puts(&c->text, v.f > 0 ? "+inf" : "-inf")
+                            : float_text(host, row, spec->score_field, v.f, &c->text);
+      if (r2 || push_arg(c, so, c->text.len - so) || push_arg(c, mo, ml)) goto nomem;
       end_cmd(c);
       r = pexpire(c, spec->ttl_ms);
       break;
     }
-    default: r = -1;
+    default:
+      r = -1;
   }
   if (r) goto nomem;
   return 0;
@@ -415,30 +476,31 @@ nomem:
   return -1;
 }
 
-int rs_cmds_argv(rs_cmds_t *c, size_t i, const char ***argv, const size_t **argvlen, int *argc) {
+/* Appends "<prefix><n>\r\n". */
+static int put_len(rs_buf_t *out, char prefix, size_t n) {
+  char b[24];
+  size_t k = sizeof b;
+  b[--k] = '\n';
+  b[--k] = '\r';
+  do {
+    b[--k] = (char)('0' + n % 10);
+    n /= 10;
+  } while (n);
+  b[--k] = prefix;
+  return rs_buf_append(out, b + k, sizeof b - k);
+}
+
+int rs_cmds_resp(const rs_cmds_t *c, size_t i, rs_buf_t *out) {
+  out->len = 0;
   size_t a = c->first[i], n = c->first[i + 1] - a;
-  if (n > c->argv_cap) {
-    const char **v = realloc(c->argv, n * sizeof *v);
-    if (!v) return -1;
-    c->argv = v;
-    size_t *l = realloc(c->argvlen, n * sizeof *l);
-    if (!l) return -1;
-    c->argvlen = l;
-    c->argv_cap = n;
+  if (put_len(out, '*', n)) return -1;
+  for (size_t k = a; k < a + n; k++) {
+    size_t len = c->len[k] & ~EXTERNAL;
+    const char *p =
+        c->len[k] & EXTERNAL ? (const char *)(uintptr_t)c->off[k] : c->text.p + c->off[k];
+    if (put_len(out, '$', len) || rs_buf_append(out, p, len) || rs_buf_append(out, "\r\n", 2))
+      return -1;
   }
-  for (size_t k = 0; k < n; k++) {
-    size_t off = c->off[a + k], len = c->len[a + k];
-    if (len & EXTERNAL) {
-      c->argv[k] = (const char *)(uintptr_t)off;
-      c->argvlen[k] = len & ~EXTERNAL;
-    } else {
-      c->argv[k] = c->text.p + off;
-      c->argvlen[k] = len;
-    }
-  }
-  *argv = c->argv;
-  *argvlen = c->argvlen;
-  *argc = (int)n;
   return 0;
 }
 
@@ -453,9 +515,9 @@ sluice_status_t rs_classify_error(const char *msg, size_t len) {
   /* Conditions of the server that pass: a dataset still loading, a script
    * running, memory full, a replica or a failover in progress, a failed
    * background save refusing writes, a lost authentication. */
-  static const char *const retry[] = {"LOADING",    "BUSY",     "TRYAGAIN",     "MASTERDOWN", "CLUSTERDOWN",
-                                      "READONLY",   "NOREPLICAS", "MISCONF",    "OOM",        "NOAUTH",
-                                      "NOMASTERLINK", NULL};
+  static const char *const retry[] = {"LOADING",     "BUSY",     "TRYAGAIN",     "MASTERDOWN",
+                                      "CLUSTERDOWN", "READONLY", "NOREPLICAS",   "MISCONF",
+                                      "OOM",         "NOAUTH",   "NOMASTERLINK", NULL};
   for (const char *const *w = retry; *w; w++)
     if (first_word_is(msg, len, *w)) return SLUICE_RETRY;
   return SLUICE_FATAL;

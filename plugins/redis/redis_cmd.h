@@ -33,15 +33,16 @@ void rs_tmpl_free(rs_tmpl_t *t);
 /* Appends the template filled from row to out.  -1 when a field is
  * missing, null, a map or an array (why says which and names the
  * template), or when out of memory. */
-int rs_tmpl_render(const rs_tmpl_t *t, const sluice_host_t *host, const sluice_row_t *row, rs_buf_t *out,
-                   char *why, size_t whylen);
+int rs_tmpl_render(const rs_tmpl_t *t, const sluice_host_t *host, const sluice_row_t *row,
+                   rs_buf_t *out, char *why, size_t whylen);
 
 /* A value as Redis text, appended to out: a string as its bytes, an
- * integer in decimal, a float in the shortest form that reads back, a
- * bool as true/false, a map or array as its JSON taken from the row's
- * JSON (`name` finds it there).  -1 for null, or out of memory. */
-int rs_value_text(const sluice_host_t *host, const sluice_row_t *row, const char *name, const sluice_value_t *v,
-                  rs_buf_t *out);
+ * integer in decimal, a float as the row's JSON writes it (else in the
+ * shortest %g form that reads back), a bool as true/false, a map or array
+ * as its JSON taken from the row's JSON (`name` finds it there).  -1 for
+ * null, or out of memory. */
+int rs_value_text(const sluice_host_t *host, const sluice_row_t *row, const char *name,
+                  const sluice_value_t *v, rs_buf_t *out);
 
 /* The JSON text of a top-level member of a JSON object, or NULL. */
 const char *rs_json_member(const char *json, size_t len, const char *name, size_t *vlen);
@@ -60,20 +61,18 @@ typedef struct {
 #define RS_MAX_CMDS 3 /* commands per row at most */
 
 /* The commands of one row: each command's arguments as (offset, length)
- * into text, so that the buffer may grow while they are built; rs_cmds_argv
- * turns one into pointers once it is complete.  Reused row after row
- * (rs_cmds_reset); rs_cmds_free releases it. */
+ * into text, so that the buffer may grow while they are built, or as the
+ * host's bytes; rs_cmds_resp encodes one once it is complete.  Reused row
+ * after row (rs_cmds_reset); rs_cmds_free releases it. */
 typedef struct {
   rs_buf_t text;
   size_t *off, *len; /* every argument of every command */
   size_t nargs, cap;
   size_t first[RS_MAX_CMDS + 1]; /* command i: arguments first[i] .. first[i + 1] */
   size_t ncmds;
-  size_t key_off, key_len;         /* the rendered key, in text */
-  size_t ident_off, ident_len;     /* what identifies what the row overwrites: the key (and member) */
-  const char **argv;               /* filled by rs_cmds_argv */
-  size_t *argvlen;
-  size_t argv_cap;
+  size_t key_off, key_len;     /* the rendered key, in text */
+  size_t ident_off, ident_len; /* what identifies what the row overwrites: the key (and member) */
+  rs_buf_t resp;               /* scratch for rs_cmds_resp's caller */
 } rs_cmds_t;
 
 void rs_cmds_reset(rs_cmds_t *c);
@@ -82,11 +81,12 @@ void rs_cmds_free(rs_cmds_t *c);
 /* Builds the commands writing row as spec says.  0, or -1 with why (a
  * template's field is missing, the score is not a number, out of memory):
  * the row cannot be written as it is. */
-int rs_row_commands(const rs_spec_t *spec, const sluice_host_t *host, const sluice_row_t *row, rs_cmds_t *c,
-                    char *why, size_t whylen);
+int rs_row_commands(const rs_spec_t *spec, const sluice_host_t *host, const sluice_row_t *row,
+                    rs_cmds_t *c, char *why, size_t whylen);
 
-/* Command i's arguments as pointers and lengths (valid until c changes). */
-int rs_cmds_argv(rs_cmds_t *c, size_t i, const char ***argv, const size_t **argvlen, int *argc);
+/* Command i in the Redis protocol (RESP: "*<n>\r\n" then "$<len>\r\n<arg>\r\n"
+ * for each argument), written over out.  0, or -1 when out of memory. */
+int rs_cmds_resp(const rs_cmds_t *c, size_t i, rs_buf_t *out);
 
 /* An error reply ("WRONGTYPE Operation against ...") sorted: SLUICE_RETRY
  * when the same command may work later (the server is loading, busy, out

@@ -65,11 +65,14 @@ void rs_guard_free(rs_guard_t *g) {
   free(g);
 }
 
-size_t rs_guard_records(const rs_guard_t *g) { return g->nrecords; }
+size_t rs_guard_records(const rs_guard_t *g) {
+  return g->nrecords;
+}
 
 static entry_t **find(const rs_guard_t *g, const char *key, size_t len, uint64_t h) {
   entry_t **at = &g->buckets[h & (g->nbuckets - 1)];
-  while (*at && !((*at)->h == h && (*at)->len == len && memcmp((*at)->key, key, len) == 0)) at = &(*at)->next;
+  while (*at && !((*at)->h == h && (*at)->len == len && memcmp((*at)->key, key, len) == 0))
+    at = &(*at)->next;
   return at;
 }
 
@@ -85,14 +88,16 @@ static void unlink_entry(rs_guard_t *g, entry_t **at) {
   entry_free(e);
 }
 
-int rs_guard_check(rs_guard_t *g, const char *key, size_t len, uint64_t id, uint64_t hash, uint64_t *seq) {
+int rs_guard_check(rs_guard_t *g, const char *key, size_t len, uint64_t id, uint64_t hash,
+                   uint64_t *seq) {
   if (!g->nentries) return RS_GUARD_FRESH;
   entry_t **at = find(g, key, len, key_hash(key, len));
   entry_t *e = *at;
   if (!e) return RS_GUARD_FRESH;
   size_t best = e->n;
   for (size_t i = 0; i < e->n; i++)
-    if (e->recs[i].id == id && e->recs[i].hash == hash && (best == e->n || e->recs[i].seq < e->recs[best].seq))
+    if (e->recs[i].id == id && e->recs[i].hash == hash &&
+        (best == e->n || e->recs[i].seq < e->recs[best].seq))
       best = i;
   if (best == e->n) return RS_GUARD_FRESH;
   uint64_t was = e->recs[best].seq;
@@ -146,8 +151,8 @@ static void grow(rs_guard_t *g) {
   g->nbuckets = nb;
 }
 
-int rs_guard_failed(rs_guard_t *g, const char *key, size_t len, uint64_t id, uint64_t hash, uint64_t seq,
-                    uint64_t now_ms) {
+int rs_guard_failed(rs_guard_t *g, const char *key, size_t len, uint64_t id, uint64_t hash,
+                    uint64_t seq, uint64_t now_ms) {
   if (g->nrecords >= g->max_records) forget_old(g, now_ms);
   if (g->nrecords >= g->max_records) return -1;
   uint64_t h = key_hash(key, len);

@@ -45,14 +45,15 @@ enum { RS_GUARD_FRESH = 0, RS_GUARD_RETRY, RS_GUARD_STALE };
  * its first place).  RS_GUARD_STALE: one that failed before, and a newer
  * row for key was written since: do not write it.  Either way the row is
  * no longer waiting (rs_guard_failed again if it fails again). */
-int rs_guard_check(rs_guard_t *g, const char *key, size_t len, uint64_t id, uint64_t hash, uint64_t *seq);
+int rs_guard_check(rs_guard_t *g, const char *key, size_t len, uint64_t id, uint64_t hash,
+                   uint64_t *seq);
 
 /* A row of place seq was written. */
 void rs_guard_written(rs_guard_t *g, const char *key, size_t len, uint64_t seq);
 
 /* A row of place seq failed and will be retried.  0, or -1 when the guard
  * is full (or out of memory): the row is then not guarded. */
-int rs_guard_failed(rs_guard_t *g, const char *key, size_t len, uint64_t id, uint64_t hash, uint64_t seq,
-                    uint64_t now_ms);
+int rs_guard_failed(rs_guard_t *g, const char *key, size_t len, uint64_t id, uint64_t hash,
+                    uint64_t seq, uint64_t now_ms);
 
 #endif

@@ -22,6 +22,7 @@ class RedisServer:
     def __init__(self, password=None):
         self.dir = tempdir("sluice-redis-")
         self.password = password
+        self.socket = os.path.join(self.dir, "redis.sock")  # it listens here too
         self.port = None
         self.p = None
         self.start()
@@ -32,7 +33,8 @@ class RedisServer:
         for _ in range(tries):
             port = self.port or free_port()
             args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                    "--dir", self.dir, "--protected-mode", "no", "--loglevel", "notice"]
+                    "--dir", self.dir, "--protected-mode", "no", "--loglevel", "notice",
+                    "--unixsocket", self.socket, "--unixsocketperm", "700"]
             if self.password:
                 args += ["--requirepass", self.password]
             self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -6,8 +6,10 @@ writes its rows to a file sink, the reference, and to redis sinks:
 
 * each mode: SET of the row's JSON (a key per page and window, with a
   ttl), HSET of the fields (a key per page: the latest window; SELECTed
-  db; a ttl), ZADD (a sorted set per window, page -> count); what Redis
-  holds equals the rows in the file, TTLs included;
+  db; a ttl), ZADD (a sorted set per window, page -> count, over a unix
+  socket); what Redis holds equals the rows in the file, TTLs included;
+* AUTH in the ACL form (username and password) to a Redis that requires
+  a password;
 * a key template naming a field the rows lack: every row refused (FATAL)
   with a message naming the template and the field, nothing written;
 * a Redis killed (SIGKILL, so empty) and restarted while windows close:
@@ -85,6 +87,7 @@ class Stuck:
 main = RedisServer()
 latest = RedisServer()
 locked = RedisServer(password="right-password")
+locked.cli(["ACL", "SETUSER", "sluice", "on", ">acl-password", "~a:*", "+@all"])
 nowhere = free_port()
 silent = Silent()
 stuck = Stuck()
@@ -114,7 +117,7 @@ time = {{ field = "ts", format = "epoch_ms" }}
 window = {{ type = "tumbling", size = "1s" }}
 aggregates = {{ n = "count()", s = "sum(lat)", avg = "avg(lat)", top = "max(lat)", last_ok = "last(ok)" }}
 commit_interval = "100ms"
-sinks = ["ref", "r_set", "r_hash", "r_zadd", "r_missing", "r_latest"]
+sinks = ["ref", "r_set", "r_hash", "r_zadd", "r_missing", "r_latest", "r_acl"]
 
 [[job]]
 name = "bad"
@@ -149,7 +152,7 @@ ttl = "10m"
 [[sink]]
 name = "r_zadd"
 plugin = "redis"
-address = "127.0.0.1:{main.port}"
+address = "{main.socket}"
 mode = "zadd"
 key = "z:${{window_start}}"
 member = "${{page}}"
@@ -168,6 +171,14 @@ plugin = "redis"
 address = "localhost:{latest.port}"
 key = "latest:${{page}}"
 {FAST_RETRY}
+
+[[sink]]
+name = "r_acl"
+plugin = "redis"
+address = "127.0.0.1:{locked.port}"
+username = "sluice"
+password = "acl-password"
+key = "a:${{page}}"
 
 [[sink]]
 name = "badpw"
@@ -270,7 +281,7 @@ for r in range(9, ROUNDS):
     send(round_records(r))
 send([{"ts": BASE + 3600 * 1000, "page": "sentinel", "lat": 0, "ok": True}])
 wait_for(lambda: all(emitted(r) for r in range(ROUNDS)), 60, "every window's rows in the file")
-for sink in ("r_set", "r_hash", "r_zadd", "r_missing", "r_latest"):
+for sink in ("r_set", "r_hash", "r_zadd", "r_missing", "r_latest", "r_acl"):
     wait_for(lambda: metric("sluice_sink_queue_rows", sink=sink) == 0, 60, f"{sink} to have written every row")
 t.ok(sluice.log.seen(r"info +sink:redis:r_latest: connected to redis at localhost:\d+ after \d+ failed attempts"),
      "the reconnection is logged")
@@ -337,6 +348,10 @@ t.eq({w: zset(z) for w, z in zip(windows, zs[:len(windows)])}, want,
      "zadd: every window's sorted set holds each page with its count as the score")
 t.ok(all(x == -1 for x in zs[len(windows):]), "zadd: no ttl, no expiry")
 
+# ---- AUTH with a username (the user may only write a:* keys) -------------------------
+got = locked.cli(*[["GET", f"a:{p}"] for p in PAGES])
+t.eq(got, [latest_row[p][0] for p in PAGES], "username + password: AUTH in the ACL form, then the rows written")
+
 # ---- a key template naming a field the rows lack --------------------------------------
 t.eq(metric("sluice_sink_errors_total", sink="r_missing", kind="fatal"), float(len(rows)),
      "missing field: every row refused as FATAL")
@@ -352,6 +367,8 @@ stale = [(p, json.loads(v)["window_start"] if v else None, latest_row[p][1]["win
          for p, v in zip(PAGES, now) if v != latest_row[p][0]]
 t.ok(not stale, "after the restart every latest:<page> holds its page's latest window's row (none stale)", stale)
 t.eq(latest.keys(), sorted(f"latest:{p}" for p in PAGES), "and no other key")
+print(f"# retried rows not written as stale: {metric('sluice_sink_redis_stale_rows_total', sink='r_latest'):.0f}, "
+      f"retries: {metric('sluice_sink_retries_total', sink='r_latest'):.0f}", flush=True)
 t.ok(metric("sluice_sink_up", sink="r_latest") == 1, "sluice_sink_up is 1 again")
 
 # ---- the second job's sinks, which cannot work -------------------------------------------
@@ -375,8 +392,12 @@ t.ok(sluice.log.seen(r"sink:redis:silent: cannot connect to redis at 127\.0\.0\.
 t.ok(sluice.log.seen(r"sink:redis:stuck: redis at 127\.0\.0\.1:\d+: no reply within command_timeout \(300 ms\)"),
      "a server that stops answering: command_timeout, then a reconnection")
 
+# The second job's rows can never be written: the drain gives up on them
+# after shutdown_timeout (exit 1, as documented), and every sink closes.
 rc = sluice.stop()
-t.eq(rc, 0, "sluice stops cleanly, the failing sinks' rows cancelled")
+t.ok(rc == 1 and sluice.log.seen(r"drain timed out: jobs: \d+ rows wait for their sinks") and
+     sluice.log.seen(r"agent: stopped"), "sluice stops after shutdown_timeout, the failing sinks closed",
+     sluice.log.text()[-3000:])
 for srv in (main, latest, locked):
     srv.stop()
 broker.stop()
