@@ -287,7 +287,7 @@ ext:
   return p + 1 + n;
 array: {
   msgpack_object *a = (msgpack_object *)*mem;
-  *mem += (size_t)n * sizeof(*a);
+  if (n) *mem += (size_t)n * sizeof(*a); /* NULL when nothing has elements */
   o->type = MSGPACK_OBJECT_ARRAY;
   o->via.array.size = n;
   o->via.array.ptr = a;
@@ -296,7 +296,7 @@ array: {
 }
 map: {
   msgpack_object_kv *kv = (msgpack_object_kv *)*mem;
-  *mem += (size_t)n * sizeof(*kv);
+  if (n) *mem += (size_t)n * sizeof(*kv);
   o->type = MSGPACK_OBJECT_MAP;
   o->via.map.size = n;
   o->via.map.ptr = kv;

@@ -163,8 +163,10 @@ static int encode_string(sl_buf_t *out, const char *str, size_t len) {
     }
     run = i;
   }
-  memcpy(p, s + run, i - run);
-  p += i - run;
+  if (i > run) { /* s is NULL for msgpack-c's empty strings */
+    memcpy(p, s + run, i - run);
+    p += i - run;
+  }
   *p++ = '"';
   out->len = (size_t)(p - out->data);
   return 0;

@@ -386,6 +386,9 @@ int sl_job_assign(sl_job_t *j, int partition, int64_t initial_wm, int64_t now_ms
 }
 
 void sl_job_touch(sl_job_t *j, int64_t now_ms) { sl_watermark_touch(&j->wm, now_ms); }
+void sl_job_touch_partition(sl_job_t *j, int partition, int64_t now_ms) {
+  sl_watermark_touch_one(&j->wm, partition, now_ms);
+}
 
 static bool group_has_partials(const sl_group_t *g) { return g->partials != NULL; }
 static bool group_has_sessions(const sl_group_t *g) { return g->sessions.n > 0; }

@@ -62,6 +62,8 @@ void sl_job_revoke(sl_job_t *job, int partition);
 /* The job's reader is holding its partitions back (backpressure): none of
  * them counts as idle for the time being (sl_watermark_touch). */
 void sl_job_touch(sl_job_t *job, int64_t now_ms);
+/* One partition has records not read yet: it does not count as idle. */
+void sl_job_touch_partition(sl_job_t *job, int partition, int64_t now_ms);
 
 /* Feeds one record (borrowed; only read during the call) of `partition` at
  * Kafka `offset` (-1 when it has none: then it holds nothing back in

@@ -580,10 +580,26 @@ static void publish(job_rt_t *rt) {
   *o = s;
 }
 
+/* A partition with records still to read is not idle, however long since
+ * its last record: it is behind (a slow fetch, a backlog), and its records
+ * would be late if the others moved the watermark past them. */
+static void touch_lagging(job_rt_t *rt, uint64_t now) {
+  for (size_t i = 0; i < rt->n_parts; i++) {
+    part_t *p = &rt->parts[i];
+    int64_t low, high;
+    if (!p->assigned || sl_kafka_consumer_offsets(rt->consumer, p->topic, p->partition, &low, &high)) continue;
+    int64_t at = p->next_offset >= 0 ? p->next_offset : p->committed >= 0 ? p->committed : low;
+    if (high > at) sl_job_touch_partition(rt->job, (int)i, (int64_t)now);
+  }
+}
+
 static void on_tick(uv_timer_t *t) {
   job_rt_t *rt = t->data;
   uint64_t now = clock_ms(rt->st);
-  if (rt->paused) sl_job_touch(rt->job, (int64_t)now);
+  if (rt->paused)
+    sl_job_touch(rt->job, (int64_t)now);
+  else if (rt->consumer)
+    touch_lagging(rt, now);
   if (!rt->stopping) advance(rt, now);
   uint64_t every = (uint64_t)(rt->conf->emit_every_ns / NS_PER_MS);
   if (every && !rt->stopping && now - rt->last_early >= every) {

@@ -52,8 +52,10 @@ static int unpack_map(sl_record_decoder_t *d, const char *p, size_t len, const m
     return SL_ESYNTAX;
   }
   if (r != MSGPACK_UNPACK_SUCCESS) {
-    *why = r == MSGPACK_UNPACK_NOMEM_ERROR ? "out of memory" : "not msgpack";
-    return r == MSGPACK_UNPACK_NOMEM_ERROR ? SL_ENOMEM : SL_ESYNTAX;
+    /* msgpack-c reports a value nested past its stack (32 levels) as
+     * NOMEM, as it does a failed allocation. */
+    *why = r == MSGPACK_UNPACK_NOMEM_ERROR ? "nested deeper than 32 levels (or out of memory)" : "not msgpack";
+    return SL_ESYNTAX;
   }
   if (off != len) {
     *why = "trailing bytes after the msgpack value";

@@ -207,3 +207,8 @@ void sl_watermark_touch(sl_watermark_t *wm, int64_t now_ms) {
   for (size_t i = 0; i < wm->n_parts; i++)
     if (wm->parts[i].assigned && wm->parts[i].last_seen < now_ms) wm->parts[i].last_seen = now_ms;
 }
+
+void sl_watermark_touch_one(sl_watermark_t *wm, int partition, int64_t now_ms) {
+  sl_watermark_part_t *p = part(wm, partition);
+  if (p && p->last_seen < now_ms) p->last_seen = now_ms;
+}

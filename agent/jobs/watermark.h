@@ -93,6 +93,10 @@ int64_t sl_watermark_get(sl_watermark_t *wm, int64_t now_ms);
  * (backpressure), their silence is not idleness. */
 void sl_watermark_touch(sl_watermark_t *wm, int64_t now_ms);
 
+/* The same for one partition: it has records the reader has not read yet
+ * (a consumer lag), so its silence is not idleness either. */
+void sl_watermark_touch_one(sl_watermark_t *wm, int partition, int64_t now_ms);
+
 /* The processing time at which an active partition next turns idle (and the
  * watermark may jump): when to call sl_watermark_get again without a new
  * record.  INT64_MAX when none will. */

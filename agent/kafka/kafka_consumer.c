@@ -609,6 +609,16 @@ size_t sl_kafka_consumer_assigned(const sl_kafka_consumer_t *c) {
   return c->assigned;
 }
 
+int sl_kafka_consumer_offsets(const sl_kafka_consumer_t *c, const char *topic, int32_t partition, int64_t *low,
+                              int64_t *high) {
+  int64_t lo = -1, hi = -1;
+  if (rd_kafka_get_watermark_offsets(c->rk, topic, partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0)
+    return -1;
+  *low = lo;
+  *high = hi;
+  return 0;
+}
+
 static void on_timer_closed(uv_handle_t *h) {
   sl_kafka_consumer_t *c = h->data;
   c->on_closed(c->on_closed_arg);

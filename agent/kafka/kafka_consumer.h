@@ -117,6 +117,12 @@ void sl_kafka_consumer_resume(sl_kafka_consumer_t *c);
 /* Partitions assigned now. */
 size_t sl_kafka_consumer_assigned(const sl_kafka_consumer_t *c);
 
+/* The partition's low and high watermarks (first offset, offset after the
+ * last record) as the latest fetch response told, without asking the
+ * network.  0, or -1 when not known yet (nothing fetched). */
+int sl_kafka_consumer_offsets(const sl_kafka_consumer_t *c, const char *topic, int32_t partition, int64_t *low,
+                              int64_t *high);
+
 /* Leaves the group asynchronously (rd_kafka_consumer_close_queue): the
  * assignment is revoked (on_revoke, then no more records), commits still
  * in flight report SL_ECANCELED if Kafka has not answered, and then

@@ -403,7 +403,27 @@ static void meta(void) {
   is_int(odd, 0, "random and mutated metadata: parsed or refused, never anything else");
 }
 
+/* A partition with records not read yet (the reader's lag) is touched
+ * each tick: its silence is not idleness, so it keeps holding the
+ * watermark; touched partitions alone, never the others. */
+static void lagging(void) {
+  sl_watermark_t wm;
+  sl_watermark_init(&wm, 0, 1000);
+  sl_watermark_assign(&wm, 0, NONE, 0);
+  sl_watermark_assign(&wm, 1, NONE, 0);
+  sl_watermark_observe(&wm, 0, 100, 0);
+  sl_watermark_observe(&wm, 1, 50, 0);
+  sl_watermark_observe(&wm, 0, 5000, 1500);
+  sl_watermark_touch_one(&wm, 1, 1400); /* partition 1 is behind */
+  is_int(sl_watermark_get(&wm, 1500), 50, "a lagging partition is not idle: it holds the watermark at 50");
+  is_int(sl_watermark_next_idle(&wm), 2400, "it turns idle 1000 ms after its last touch");
+  is_int(sl_watermark_get(&wm, 2400), 5000, "once it is caught up and quiet, it lets go");
+  sl_watermark_touch_one(&wm, 7, 3000); /* unknown partition: ignored */
+  sl_watermark_close(&wm);
+}
+
 int main(void) {
+  lagging();
   min_over_partitions();
   lateness();
   idle();
