@@ -19,6 +19,7 @@
 #include "jobs/jobs_stage.h"
 #include "kafka/kafka_bridge.h"
 #include "kafka/kafka_embedded.h"
+#include "sinks/sink_host.h"
 
 #define DRAIN_POLL_MS 50
 
@@ -145,9 +146,13 @@ static void on_stage_fatal(void *arg, const char *stage, const char *reason) {
   begin_stop(d);
 }
 
-static int is_ready(void *arg) {
+static int is_ready(void *arg, char *why, size_t len) {
   daemon_t *d = arg;
-  return d->started && !d->stopping;
+  if (!d->started || d->stopping) {
+    snprintf(why, len, "%s", d->stopping ? "stopping" : "starting");
+    return 0;
+  }
+  return sl_sinks_all_up(why, len);
 }
 
 /* The process-wide parts the stages share: the embedded cluster and the

@@ -41,8 +41,9 @@ typedef struct {
   /* The stage cannot go on (e.g. a fatal Kafka error): the daemon drains
    * and exits 1.  `reason` is valid during the call. */
   void (*on_fatal)(void *arg, const char *stage, const char *reason);
-  /* Whether every stage has started and none is stopping (for /readyz). */
-  int (*is_ready)(void *arg);
+  /* Whether every stage has started, none is stopping and every sink is
+   * up (for /readyz); when not, why in `why` (len bytes). */
+  int (*is_ready)(void *arg, char *why, size_t len);
   void *arg;
 } sl_stage_host_t;
 

@@ -106,8 +106,9 @@ static void on_inner_fatal(void *arg, const char *stage, const char *reason) {
   uv_async_send(&h->news);
 }
 
-static int inner_never_ready(void *arg) {
+static int inner_never_ready(void *arg, char *why, size_t len) {
   (void)arg;
+  snprintf(why, len, "asked from a hosted stage");
   return 0;
 }
 

@@ -119,10 +119,14 @@ static void route(http_conn_t *c) {
   } else if (strcmp(path, "/healthz") == 0) {
     respond(c, 200, "OK", "text/plain", "ok\n", 3);
   } else if (strcmp(path, "/readyz") == 0) {
-    if (c->http->host.is_ready(c->http->host.arg))
+    char why[256] = "";
+    if (c->http->host.is_ready(c->http->host.arg, why, sizeof why - 1)) {
       respond(c, 200, "OK", "text/plain", "ready\n", 6);
-    else
-      respond(c, 503, "Service Unavailable", "text/plain", "starting\n", 9);
+    } else {
+      size_t n = strlen(why);
+      why[n++] = '\n';
+      respond(c, 503, "Service Unavailable", "text/plain", why, n);
+    }
   } else {
     respond(c, 404, "Not Found", "text/plain", "not found\n", 10);
   }

@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <msgpack.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,7 @@ typedef struct sl_sink {
   sl_ratelimit_t plugin_rl, drop_rl; /* per sink, so that one sink's lines do not hide another's */
   struct sluice_metric *plugin_metrics;
   struct delivery *deliveries; /* records out with the producer */
+  bool up; /* the last plugin write succeeded (counted in sinks_down when not) */
   void (*on_closed)(void *arg);
   void *on_closed_arg;
   sl_metric_t *m_rows, *m_batches, *m_err_retry, *m_err_fatal, *m_retries, *m_dropped, *m_dead, *m_latency,
@@ -223,6 +225,36 @@ static sl_metric_t *labelled(sl_metrics_t *m, sl_metric_type_t type, const char 
   sl_metric_family_t *f =
       sl_metrics_family(m, &(sl_metric_desc_t){.type = type, .name = name, .help = help, .labels = labels});
   return sl_metric_child(f, (const char *const[]){sink});
+}
+
+/* Sinks whose last write failed, process-wide, for /readyz (read from the
+ * main thread, written on the jobs thread). */
+static _Atomic int sinks_down;
+static uv_mutex_t down_lock;
+static uv_once_t down_once = UV_ONCE_INIT;
+static char down_why[256];
+static void down_init(void) { uv_mutex_init(&down_lock); }
+
+static void set_up(sl_sink_t_ *s, bool up, const char *why) {
+  sl_gauge_set(s->m_up, up ? 1 : 0);
+  if (up == s->up) return;
+  s->up = up;
+  uv_once(&down_once, down_init);
+  if (!up) {
+    uv_mutex_lock(&down_lock);
+    snprintf(down_why, sizeof down_why, "sink %.60s is down: %.120s", s->name, why ? why : "its last write failed");
+    uv_mutex_unlock(&down_lock);
+  }
+  atomic_fetch_add(&sinks_down, up ? -1 : 1);
+}
+
+int sl_sinks_all_up(char *why, size_t len) {
+  if (atomic_load(&sinks_down) <= 0) return 1;
+  uv_once(&down_once, down_init);
+  uv_mutex_lock(&down_lock);
+  snprintf(why, len, "%s", down_why);
+  uv_mutex_unlock(&down_lock);
+  return 0;
 }
 
 static const double latency_buckets[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30};
@@ -282,6 +314,7 @@ int sl_sink_new(sl_toml_value_t *table, const char *file, const char *path, cons
   s->m_up = labelled(m, SL_METRIC_GAUGE, "sluice_sink_up", "1 when the sink's last write succeeded, else 0.",
                      s->name);
   sl_gauge_set(s->m_up, 1);
+  s->up = true;
   char err[512] = "";
   if (p.plugin->d->create(&host_api, &s->ctx, p.conf, env->loop, &s->self, err, sizeof err)) {
     sl_diag_add(&tmp, file, table->line, table->col, "top level: %s", err[0] ? err : "the plugin's create failed");
@@ -592,7 +625,7 @@ static void round_write_done(sluice_write_t *w, int status, const char *message)
   }
   sl_metric_add(s->m_rows, ok);
   if (ok == w->n) sl_metric_inc(s->m_batches);
-  sl_gauge_set(s->m_up, ok == w->n ? 1 : 0);
+  set_up(s, ok == w->n, q->msg[0] ? q->msg : message);
   q->writes--;
   write_free(w);
   if (!q->writes && !q->letters && q->n_again && !q->canceled) {
@@ -775,6 +808,7 @@ void sl_sink_close(sl_sink_t *s_, void (*on_closed)(void *arg), void *arg) {
 void sl_sink_free(sl_sink_t *s_) {
   sl_sink_t_ *s = (sl_sink_t_ *)s_;
   if (!s) return;
+  if (!s->up) atomic_fetch_add(&sinks_down, -1);
   if (s->plugin_conf) {
     sl_schema_unbind(&s->plugin->section, s->plugin_conf);
     free(s->plugin_conf);

@@ -98,6 +98,11 @@ void sl_sink_close(sl_sink_t *s, void (*on_closed)(void *arg), void *arg);
 /* After on_closed.  Accepts NULL. */
 void sl_sink_free(sl_sink_t *s);
 
+/* 1 when every sink's last plugin write succeeded; else 0 with the latest
+ * failure ("sink reports is down: connection refused") in why.  Any
+ * thread. */
+int sl_sinks_all_up(char *why, size_t len);
+
 /* A delivery report of the shared producer for a record a sink sent
  * (msg_opaque as given to the producer): err 0 when Kafka has it. */
 void sl_sink_kafka_delivered(void *msg_opaque, int err);

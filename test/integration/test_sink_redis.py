@@ -274,6 +274,9 @@ t.ok(sluice.log.seen(r"warn +sink:redis:r_latest: lost the connection to redis a
      "the lost connection is logged, naming the sink")
 wait_for(lambda: metric("sluice_sink_retries_total", sink="r_latest") >= 10, 30, "retries of the outage's rows")
 t.ok(metric("sluice_sink_up", sink="r_latest") == 0, "sluice_sink_up is 0 while redis is down")
+status, body = sluice.http("/readyz")
+t.ok(status == 503 and "sink " in body and " is down: " in body,
+     "/readyz answers 503 naming a sink that is down", (status, body))
 
 # ---- restarted (empty); windows 8-11 close, then the sentinel closes the last -------
 latest.start()
