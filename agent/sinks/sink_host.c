@@ -521,6 +521,9 @@ static void give_up(req_t *q, size_t i, const char *why) {
     if (!r) {
       delivery_link(dl);
       q->letters++;
+      if (sl_ratelimit_pass(&s->drop_rl, 10, 10000) >= 0)
+        sl_log_write(SL_LOG_WARN, s->component, "row %s of job %s to dead-letter topic %s: %s", row->id_hex,
+                     row->job ? row->job : "?", s->dead_letter_topic, why);
       return;
     }
     free(dl);
