@@ -8,7 +8,9 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 
-build_pkgs=(meson ninja-build pkg-config gcc clang
+# libclang-rt-14-dev: clang's sanitizer and libFuzzer runtimes (test/fuzz),
+# only recommended by clang.
+build_pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
   librdkafka-dev libmsgpack-dev libuv1-dev libhiredis-dev libcurl4-openssl-dev
   libjansson-dev zlib1g-dev libssl-dev libpcre2-dev libxxhash-dev)
 test_pkgs=(kafkacat curl python3 python3-msgpack python3-fluent-logger valgrind prometheus redis-server)

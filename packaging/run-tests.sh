@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: installs the dependencies, builds sluice with -Werror and
 # runs every test suite (unit, integration, valgrind; then unit and
-# integration again under AddressSanitizer and UBSan).  The last line is the summary:
+# integration again under AddressSanitizer and UBSan; then each libFuzzer
+# target for FUZZ_SECONDS, default 20).  The last line is the summary:
 # "N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,14 @@ ninja -C "$build-asan" >/dev/null || { echo "sanitizer build failed"; ninja -C "
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   meson test -C "$build-asan" --print-errorlogs --num-processes 2 --suite unit --suite integration --no-suite native "$@"
 asan_status=$?
-python3 test/summary.py "$build/meson-logs/testlog.json" "$build-asan/meson-logs/testlog.json"
+# Each libFuzzer target (test/fuzz) for FUZZ_SECONDS (20 here), from its
+# seed corpus: one check per target, failed by any crash, leak, timeout
+# or sanitizer report (crashers in $build-fuzz/crashes/).
+rm -f "$build-fuzz/meson-logs/testlog.json"
+FUZZ_BUILD_DIR="$build-fuzz" FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash test/fuzz/run.sh
+fuzz_status=$?
+fuzz_log=()
+[ -f "$build-fuzz/meson-logs/testlog.json" ] && fuzz_log=("$build-fuzz/meson-logs/testlog.json")
+python3 test/summary.py "$build/meson-logs/testlog.json" "$build-asan/meson-logs/testlog.json" "${fuzz_log[@]}"
 summary=$?
-[ $status -eq 0 ] && [ $asan_status -eq 0 ] && [ $summary -eq 0 ]
+[ $status -eq 0 ] && [ $asan_status -eq 0 ] && [ $fuzz_status -eq 0 ] && [ $summary -eq 0 ]

@@ -1,6 +1,8 @@
 /* Kafka values to the engine's records (record_decode.h). */
 #include "jobs/record_decode.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -43,9 +45,69 @@ void sl_record_decoder_free(sl_record_decoder_t *d) {
   msgpack_unpacked_destroy(&d->unp);
 }
 
+static uint64_t be(const unsigned char *p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; i++) v = v << 8 | p[i];
+  return v;
+}
+
+/* Whether the bytes hold as many values as their headers declare, each
+ * value taking at least one byte.  msgpack-c allocates an array's or map's
+ * elements when it reads the header, so five bytes declaring 2^32 - 1
+ * elements would otherwise ask for 96 GiB.  Invalid or truncated bytes pass:
+ * msgpack-c reports those.  One step per value; strings are skipped whole. */
+static bool counts_fit(const unsigned char *p, size_t len) {
+  uint64_t pending = 1; /* values still to read */
+  size_t pos = 0;
+  while (pending && pos < len) {
+    unsigned b = p[pos];
+    uint64_t head = 1, body = 0, children = 0;
+    int lb = 0;
+    pending--;
+    if (b <= 0x7f || b >= 0xe0) {
+    } else if (b <= 0x8f) {
+      children = 2 * (uint64_t)(b & 0x0f);
+    } else if (b <= 0x9f) {
+      children = b & 0x0f;
+    } else if (b <= 0xbf) {
+      body = b & 0x1f;
+    } else if (b >= 0xc4 && b <= 0xc9) { /* bin 8/16/32, ext 8/16/32 */
+      lb = 1 << ((b - 0xc4) % 3);
+      head = 1 + (uint64_t)lb + (b >= 0xc7);
+    } else if (b >= 0xca && b <= 0xd3) { /* float, uint, int */
+      static const unsigned char sz[] = {4, 8, 1, 2, 4, 8, 1, 2, 4, 8};
+      body = sz[b - 0xca];
+    } else if (b >= 0xd4 && b <= 0xd8) { /* fixext */
+      body = 1 + (1u << (b - 0xd4));
+    } else if (b >= 0xd9 && b <= 0xdb) { /* str 8/16/32 */
+      lb = 1 << (b - 0xd9);
+      head = 1 + (uint64_t)lb;
+    } else if (b >= 0xdc) { /* array 16/32, map 16/32 */
+      lb = 2 << ((b - 0xdc) & 1);
+      head = 1 + (uint64_t)lb;
+    } else if (b == 0xc1) {
+      return true; /* never used: msgpack-c refuses it */
+    }
+    if (head > len - pos) return true;
+    uint64_t n = lb ? be(p + pos + 1, lb) : 0;
+    if (b >= 0xdc && b <= 0xdd) children = n;
+    else if (b >= 0xde) children = 2 * n;
+    else if (lb) body = n;
+    if (body > len - pos - head) return true;
+    pos += (size_t)(head + body);
+    pending += children;
+    if (pending > len - pos) return false;
+  }
+  return true;
+}
+
 static int unpack_map(sl_record_decoder_t *d, const char *p, size_t len, const msgpack_object **out,
                       const char **why) {
   size_t off = 0;
+  if (!counts_fit((const unsigned char *)p, len)) {
+    *why = "truncated msgpack (declares more values than it has bytes)";
+    return SL_ESYNTAX;
+  }
   msgpack_unpack_return r = msgpack_unpack_next(&d->unp, p, len, &off);
   if (r == MSGPACK_UNPACK_CONTINUE) {
     *why = "truncated msgpack";

@@ -235,7 +235,7 @@ static bool key_is(const char *s, const char *e, const char *name) {
           return false;
       }
     }
-    if (*name++ != c) return false;
+    if (*name == '\0' || *name++ != c) return false; /* a NUL in the key is not the name's end */
   }
   return *name == '\0';
 }
