@@ -297,9 +297,16 @@ static int encode_key(sl_buf_t *out, const msgpack_object *k, int depth_left) {
       return encode_scalar(out, k); /* already a JSON string */
     case MSGPACK_OBJECT_ARRAY:
     case MSGPACK_OBJECT_MAP: {
-      /* Rare: render the container, then quote its text. */
+      /* Rare: render the container, then quote its text.  A container key
+       * inside that text is written as "{...}" or "[...]": quoting text
+       * that holds quoted text doubles its backslashes at each level, and
+       * keys nested in keys would grow the output exponentially. */
+      static _Thread_local int in_key;
+      if (in_key) return sl_buf_puts(out, k->type == MSGPACK_OBJECT_MAP ? "\"{...}\"" : "\"[...]\"");
       sl_buf_t tmp = {0};
+      in_key = 1;
       int r = encode_value(&tmp, k, depth_left);
+      in_key = 0;
       if (!r) r = encode_string(out, tmp.data, tmp.len);
       sl_buf_free(&tmp);
       return r;

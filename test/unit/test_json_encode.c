@@ -256,6 +256,25 @@ static void test_containers(void) {
   kv.key = *make_deep(SL_JSON_MAX_DEPTH - 1);
   is_int(sl_json_encode(&out, &m), 0, "map + key nesting at the limit accepted");
 
+  /* Container keys inside a container key: written "{...}" / "[...]",
+   * so that the text grows linearly, not doubling its escapes per level. */
+  msgpack_object_kv in_kv = {o_str(S("a")), o_nil()};
+  msgpack_object in_map = {.type = MSGPACK_OBJECT_MAP, .via.map = {1, &in_kv}};
+  msgpack_object_kv mid_kv = {in_map, o_nil()};
+  msgpack_object mid_map = {.type = MSGPACK_OBJECT_MAP, .via.map = {1, &mid_kv}};
+  msgpack_object_kv top_kv = {mid_map, o_nil()};
+  msgpack_object top = {.type = MSGPACK_OBJECT_MAP, .via.map = {1, &top_kv}};
+  is_str(enc(&top), "{\"{\\\"{...}\\\":null}\":null}", "a map key inside a map key is \"{...}\"");
+  static msgpack_object_kv chain[40];
+  static msgpack_object maps[40];
+  for (int i = 0; i < 40; i++) {
+    chain[i] = (msgpack_object_kv){i ? maps[i - 1] : o_str(S("x")), o_nil()};
+    maps[i] = (msgpack_object){.type = MSGPACK_OBJECT_MAP, .via.map = {1, &chain[i]}};
+  }
+  sl_buf_reset(&out);
+  int rr = sl_json_encode(&out, &maps[30]);
+  ok(rr == 0 && out.len < 64, "31 levels of map keys in map keys: short output (%zu bytes)", out.len);
+
   /* An error leaves the buffer as it was. */
   sl_buf_t b = {0};
   sl_buf_puts(&b, "keep");
