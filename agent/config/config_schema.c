@@ -548,6 +548,7 @@ static void print_value(FILE *out, const sl_toml_value_t *v, bool secret, const 
 
 static void print_section(const sl_section_t *s, const sl_toml_value_t *t, const char *path, bool array,
                           FILE *out) {
+  if (!t || t->type != SL_TOML_TABLE) return; /* an invalid document: its errors say what is wrong */
   bool any = false;
   for (const sl_opt_t *o = s->opts; o && o->name; o++) any |= sl_toml_get(t, o->name) != NULL;
   if (s->flags & SL_SECTION_OPEN) any = true;
