@@ -364,15 +364,9 @@ static void late_add(job_rt_t *rt, const sl_kafka_record_t *rec, const msgpack_o
     mp = rec->value;
     mp_len = rec->value_len;
   }
-  char where[64];
-  int n = snprintf(where, sizeof where, "/%" PRId32 "/%" PRId64, rec->partition, rec->offset);
-  XXH3_state_t *hs = XXH3_createState();
-  if (!hs) return;
-  XXH3_64bits_reset(hs);
-  XXH3_64bits_update(hs, rec->topic, strlen(rec->topic));
-  XXH3_64bits_update(hs, where, (size_t)n);
-  uint64_t id = XXH3_64bits_digest(hs);
-  XXH3_freeState(hs);
+  char where[320]; /* a Kafka topic name is at most 249 bytes */
+  int n = snprintf(where, sizeof where, "%s/%" PRId32 "/%" PRId64, rec->topic, rec->partition, rec->offset);
+  uint64_t id = XXH3_64bits(where, n < (int)sizeof where ? (size_t)n : sizeof where - 1);
   batch_add(rt->late, json, len, mp, mp_len, id, rt->conf->name, 0, 0);
 }
 
