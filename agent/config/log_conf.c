@@ -16,6 +16,7 @@ static const sl_opt_t log_opts[] = {
 const sl_section_t sl_log_section = {
     .name = "log",
     .opts = log_opts,
-    .help = "Logging to stderr (journald picks it up under systemd).",
+    .help = "Logging to stderr. Under systemd, journald stamps the lines: sluice then writes a priority prefix instead of "
+             "a timestamp. SIGHUP applies changes to this section.",
     .size = sizeof(sl_log_conf_t),
 };

@@ -9,6 +9,8 @@
  *   outcome      what became of the work, for the daemon's closing line
  *   close        close every handle; on_closed once, on the loop
  *   free         after the loop has ended
+ *   reload       (optional) apply what can change live from a reloaded
+ *                config, on SIGHUP
  *
  * News goes up through sl_stage_host_t.  Loop thread only. */
 #ifndef SL_STAGE_H
@@ -29,6 +31,17 @@ typedef struct {
   void (*outcome)(void *self, char *what, size_t len);
   void (*close)(void *self, void (*on_closed)(void *arg), void *arg);
   void (*free)(void *self);
+  /* Applies what of the stage can change while it runs from `next` (a
+   * reloaded config, already validated), called on the loop thread that
+   * owns the stage, between two of its events; what it cannot change live
+   * it leaves as it is (the daemon says what needs a restart).  `next` is
+   * borrowed until on_done, which is called exactly once, on the daemon's
+   * loop thread (possibly before reload returns), with 0 or a negative
+   * error that the stage has logged (it then keeps what it had).  Never
+   * called while stopping.  NULL: nothing of the stage changes live.  A
+   * forward stage reloading its TLS certificate, or the jobs stage its
+   * sinks, would do it here. */
+  void (*reload)(void *self, const sl_config_t *next, void (*on_done)(void *arg, int err), void *arg);
 } sl_stage_ops_t;
 
 typedef struct {

@@ -2,8 +2,8 @@
  * main thread and become commands (bits in an atomic word plus a uv_async
  * wake-up) that the loop thread carries out; the thread publishes its work
  * in hand every PUBLISH_MS (and right after a command) for the drain to
- * read, and reports "closed" and fatal errors back through a uv_async on
- * the main loop.  The thread is joined when it reports closed.  */
+ * read, and reports "closed", fatal errors and reloads done back through a
+ * uv_async on the main loop.  The thread is joined when it reports closed.  */
 #include "daemon/stage_thread.h"
 
 #include <stdatomic.h>
@@ -18,7 +18,7 @@
 
 #define PUBLISH_MS 20
 
-enum { CMD_STOP = 1, CMD_CLOSE = 2 };
+enum { CMD_STOP = 1, CMD_CLOSE = 2, CMD_RELOAD = 4 };
 
 typedef struct {
   const char *name;
@@ -42,6 +42,12 @@ typedef struct {
   _Atomic bool stop_seen;      /* the thread has stopped intake and published since */
   _Atomic bool closed;         /* the thread's loop has nothing left */
   _Atomic bool fatal;          /* a fatal error waits to be reported */
+  _Atomic bool reloaded;       /* the inner stage's reload is done */
+  _Atomic int reload_err;
+  /* The reload in progress: set on the main thread before CMD_RELOAD. */
+  const sl_config_t *reload_next;
+  void (*reload_done)(void *arg, int err);
+  void *reload_arg;
   uv_mutex_t lock;             /* guards `what` and `fatal_reason` */
   char what[256];
   char fatal_reason[512];
@@ -74,6 +80,13 @@ static void on_inner_closed(void *arg) {
   uv_close((uv_handle_t *)&h->publish, on_thread_handle_closed);
 }
 
+static void on_inner_reloaded(void *arg, int err) {
+  hosted_t *h = arg;
+  atomic_store(&h->reload_err, err);
+  atomic_store(&h->reloaded, true);
+  uv_async_send(&h->news);
+}
+
 static void on_cmd(uv_async_t *a) {
   hosted_t *h = a->data;
   unsigned cmds = atomic_exchange(&h->cmds, 0);
@@ -82,6 +95,7 @@ static void on_cmd(uv_async_t *a) {
     publish(h);
     atomic_store(&h->stop_seen, true);
   }
+  if (cmds & CMD_RELOAD) h->inner.ops->reload(h->inner.self, h->reload_next, on_inner_reloaded, h);
   if (cmds & CMD_CLOSE) {
     uv_timer_stop(&h->publish);
     h->inner.ops->close(h->inner.self, on_inner_closed, h);
@@ -128,6 +142,7 @@ static void on_news(uv_async_t *a) {
     uv_mutex_unlock(&h->lock);
     h->host.on_fatal(h->host.arg, h->name, reason);
   }
+  if (atomic_exchange(&h->reloaded, false)) h->reload_done(h->reload_arg, atomic_load(&h->reload_err));
   if (atomic_load(&h->closed)) {
     uv_thread_join(&h->thread);
     h->thread_started = false;
@@ -182,6 +197,18 @@ static void st_outcome(void *self, char *what, size_t len) {
   if (h->inner.ops->outcome) h->inner.ops->outcome(h->inner.self, what, len);
 }
 
+static void st_reload(void *self, const sl_config_t *next, void (*on_done)(void *arg, int err), void *arg) {
+  hosted_t *h = self;
+  if (!h->thread_started || !h->inner.ops->reload) {
+    on_done(arg, 0);
+    return;
+  }
+  h->reload_next = next;
+  h->reload_done = on_done;
+  h->reload_arg = arg;
+  command(h, CMD_RELOAD);
+}
+
 static void st_close(void *self, void (*on_closed)(void *arg), void *arg) {
   hosted_t *h = self;
   h->on_closed = on_closed;
@@ -219,6 +246,7 @@ static const sl_stage_ops_t thread_ops = {
     .outcome = st_outcome,
     .close = st_close,
     .free = st_free,
+    .reload = st_reload,
 };
 
 sl_stage_t *sl_stage_thread_inner(const sl_stage_t *st) { return &((hosted_t *)st->self)->inner; }

@@ -35,7 +35,8 @@ typedef struct stalled {
   sl_fwd_frame_t frame;
   sl_fwd_message_t msg;
   size_t next_entry;
-  const sl_route_t *route; /* NULL: default topic or unrouted */
+  const sl_route_t *route; /* in `table`, or the default route */
+  sl_route_table_t *table; /* a reference: the routes it was routed with */
   sl_completion_t *done;
   char *tag; /* owned, NUL-terminated, with tag_prefix */
   size_t tag_len;
@@ -46,8 +47,8 @@ typedef struct stalled {
 typedef struct {
   const sl_config_t *cfg;
   const sl_forward_conf_t *fwd;
-  const sl_route_t *routes;
-  size_t n_routes;
+  sl_route_table_t *routes; /* a reference; its handles: fixed topics' producer handles */
+  struct sl_kafka_embedded *embedded;
   sl_stage_host_t host;
   sl_kafka_producer_t *producer; /* NULL: print mode */
   sl_print_out_t *print;         /* print mode's stdout */
@@ -61,9 +62,8 @@ typedef struct {
   bool stopping;     /* stop_intake: reads stay paused for good */
   sl_buf_t value, key, topic, tagbuf;
   sl_route_t default_route; /* for default_topic: json, no key */
-  /* Handles of fixed topics, so a record's topic is not looked up by name:
-   * one per route (NULL for templated topics), and default_topic's. */
-  sl_kafka_topic_t **route_topics;
+  /* default_topic's handle, so a record's topic is not looked up by name
+   * (the routes' are in their table). */
   sl_kafka_topic_t *default_topic;
   struct {
     sl_metric_t *unmatched, *template_errors, *printed, *held_back, *abandoned;
@@ -73,6 +73,7 @@ typedef struct {
 static void stalled_free(stalled_t *s) {
   sl_fwd_message_free(&s->msg);
   sl_fwd_frame_free(&s->frame);
+  sl_route_table_unref(s->table);
   free(s->tag);
   free(s);
 }
@@ -180,7 +181,7 @@ static int encode_msgpack(sl_buf_t *out, const msgpack_object *rec, const extra_
 
 /* Produces entry `e`.  0 (produced, or dropped with a count), or
  * SL_EQUEUEFULL. */
-static int produce_entry(ingest_t *in, const sl_route_t *route, const sl_fwd_entry_t *e,
+static int produce_entry(ingest_t *in, const sl_route_table_t *table, const sl_route_t *route, const sl_fwd_entry_t *e,
                          const char *tag, size_t tag_len, const sl_fwd_peer_t *peer, sl_completion_t *done) {
   char time_text[48];
   if (route && route->time_key) {
@@ -232,9 +233,8 @@ static int produce_entry(ingest_t *in, const sl_route_t *route, const sl_fwd_ent
    * largest timestamp instead. */
   int64_t ts_ms = e->sec > INT64_MAX / 1000 - 1 ? INT64_MAX : e->sec * 1000 + e->nsec / 1000000;
   sl_kafka_header_t header = {"fluent.tag", tag, tag_len};
-  sl_kafka_topic_t *fixed = route == &in->default_route ? in->default_topic
-                            : in->route_topics            ? in->route_topics[route - in->routes]
-                                                          : NULL;
+  sl_kafka_topic_t *fixed =
+      route == &in->default_route ? in->default_topic : table->handles[route - table->routes];
   const void *k = has_key ? in->key.data : NULL;
   size_t klen = has_key ? in->key.len : 0;
   r = fixed && topic == route->topic_text
@@ -290,15 +290,16 @@ static bool print_message(ingest_t *in, const sl_fwd_message_t *msg, const char 
 
 /* Produces entries from *next on.  0 when all are done, 1 when the queue is
  * full (*next says where to go on). */
-static int run_entries(ingest_t *in, const sl_route_t *route, sl_fwd_message_t *msg, size_t *next,
-                       const char *tag, size_t tag_len, const sl_fwd_peer_t *peer, sl_completion_t *done) {
+static int run_entries(ingest_t *in, const sl_route_table_t *table, const sl_route_t *route, sl_fwd_message_t *msg,
+                       size_t *next, const char *tag, size_t tag_len, const sl_fwd_peer_t *peer,
+                       sl_completion_t *done) {
   for (; *next < msg->n_entries; (*next)++)
-    if (produce_entry(in, route, &msg->entries[*next], tag, tag_len, peer, done) == SL_EQUEUEFULL) return 1;
+    if (produce_entry(in, table, route, &msg->entries[*next], tag, tag_len, peer, done) == SL_EQUEUEFULL) return 1;
   return 0;
 }
 
 static const sl_route_t *route_for(ingest_t *in, const char *tag, size_t tag_len, size_t n_records) {
-  const sl_route_t *r = sl_route_find(in->routes, in->n_routes, tag, tag_len);
+  const sl_route_t *r = sl_route_find(in->routes->routes, in->routes->n, tag, tag_len);
   if (r) return r;
   if (in->default_route.topic) return &in->default_route;
   sl_metric_add(in->m.unmatched, n_records);
@@ -344,7 +345,8 @@ static bool on_message(void *arg, const sl_fwd_peer_t *peer, sl_fwd_frame_t *fra
   }
   const sl_route_t *route = route_for(in, tag, tag_len, msg->n_entries);
   size_t next = 0;
-  if (!route || (!in->stalled_head && run_entries(in, route, msg, &next, tag, tag_len, peer, done) == 0)) {
+  if (!route ||
+      (!in->stalled_head && run_entries(in, in->routes, route, msg, &next, tag, tag_len, peer, done) == 0)) {
     if (done) sl_completion_seal(done);
     goto handed_on;
   }
@@ -360,6 +362,8 @@ static bool on_message(void *arg, const sl_fwd_peer_t *peer, sl_fwd_frame_t *fra
   s->msg = *msg;
   s->next_entry = next;
   s->route = route;
+  s->table = in->routes;
+  sl_route_table_ref(s->table);
   s->done = done;
   s->tag_len = tag_len;
   snprintf(s->address, sizeof s->address, "%s", peer->address);
@@ -401,7 +405,7 @@ static void on_room(void *arg) {
                 "sends the chunk again)",
                 left, (int)s->tag_len, s->tag);
       sl_completion_fail(s->done);
-    } else if (run_entries(in, s->route, &s->msg, &s->next_entry, s->tag, s->tag_len, &peer, s->done)) {
+    } else if (run_entries(in, s->table, s->route, &s->msg, &s->next_entry, s->tag, s->tag_len, &peer, s->done)) {
       return;
     }
     if (s->done) sl_completion_seal(s->done);
@@ -525,8 +529,39 @@ static void stage_free(void *self) {
   sl_buf_free(&in->topic);
   sl_buf_free(&in->tagbuf);
   sl_route_free(&in->default_route);
-  free(in->route_topics);
+  sl_route_table_unref(in->routes);
   free(in);
+}
+
+/* The routes of `cfg` as this ingest's table: fixed topics exist (embedded)
+ * and have their producer handles (and metadata) before the first record. */
+static int routes_new(ingest_t *in, const sl_config_t *cfg, sl_route_table_t **out) {
+  sl_route_table_t *t;
+  int r = sl_route_table_new(sl_config_routes(cfg), cfg->routes.n, &t);
+  if (r) return r;
+  for (size_t i = 0; in->producer && i < t->n; i++) {
+    if (!sl_topic_tmpl_is_fixed(t->routes[i].topic)) continue;
+    if (in->embedded) sl_kafka_embedded_create_topic(in->embedded, t->routes[i].topic_text);
+    t->handles[i] = sl_kafka_producer_topic(in->producer, t->routes[i].topic_text);
+  }
+  *out = t;
+  return 0;
+}
+
+/* Swaps the route table between two messages: a message held back keeps
+ * the table it was routed with. */
+static void stage_reload(void *self, const sl_config_t *next, void (*on_done)(void *arg, int err), void *arg) {
+  ingest_t *in = self;
+  sl_route_table_t *t;
+  int r = routes_new(in, next, &t);
+  if (r) {
+    sl_log(SL_LOG_ERROR, "ingest", "cannot apply the reloaded routes (%s); keeping the %zu routes in use",
+           sl_strerror(r), in->routes->n);
+  } else {
+    sl_route_table_unref(in->routes);
+    in->routes = t;
+  }
+  on_done(arg, r);
 }
 
 static const sl_stage_ops_t ingest_ops = {
@@ -537,6 +572,7 @@ static const sl_stage_ops_t ingest_ops = {
     .outcome = stage_outcome,
     .close = stage_close,
     .free = stage_free,
+    .reload = stage_reload,
 };
 
 struct sl_fwd_server *sl_ingest_one_server(const sl_stage_t *stage) { return ((ingest_t *)stage->self)->server; }
@@ -549,8 +585,7 @@ int sl_ingest_one_new(const sl_stage_env_t *env, sl_stage_t *out) {
   if (!in) return SL_ENOMEM;
   in->cfg = cfg;
   in->fwd = &cfg->input.forward;
-  in->routes = sl_config_routes(cfg);
-  in->n_routes = cfg->routes.n;
+  in->embedded = env->embedded;
   in->host = env->host;
   sl_metrics_t *r = env->metrics;
   in->m.unmatched = sl_metrics_counter(r, "sluice_route_unmatched_records_total",
@@ -576,11 +611,6 @@ int sl_ingest_one_new(const sl_stage_env_t *env, sl_stage_t *out) {
           (err = sl_topic_tmpl_compile(k->default_topic, &in->default_route.topic, why, sizeof why)))
         goto fail;
     }
-    /* Fixed topics exist (embedded) and have their handles (and metadata)
-     * before the first record. */
-    for (size_t i = 0; env->embedded && i < in->n_routes; i++)
-      if (sl_topic_tmpl_is_fixed(in->routes[i].topic))
-        sl_kafka_embedded_create_topic(env->embedded, in->routes[i].topic_text);
     if (env->embedded && k->default_topic) sl_kafka_embedded_create_topic(env->embedded, k->default_topic);
     sl_diag_t d = {0};
     sl_kafka_producer_cbs_t cbs = {.on_delivery = on_delivery, .on_room = on_room, .on_fatal = on_fatal, .arg = in};
@@ -589,13 +619,6 @@ int sl_ingest_one_new(const sl_stage_env_t *env, sl_stage_t *out) {
     sl_diag_free(&d);
     if (err) goto fail;
     if (k->default_topic) in->default_topic = sl_kafka_producer_topic(in->producer, k->default_topic);
-    if (in->n_routes && !(in->route_topics = calloc(in->n_routes, sizeof *in->route_topics))) {
-      err = SL_ENOMEM;
-      goto fail;
-    }
-    for (size_t i = 0; i < in->n_routes; i++)
-      if (sl_topic_tmpl_is_fixed(in->routes[i].topic))
-        in->route_topics[i] = sl_kafka_producer_topic(in->producer, in->routes[i].topic_text);
   } else {
     sl_log(SL_LOG_WARN, "ingest",
            "no [kafka] section: print mode, records are written to stdout as JSON lines and acked once written");
@@ -604,6 +627,7 @@ int sl_ingest_one_new(const sl_stage_env_t *env, sl_stage_t *out) {
       goto fail;
     }
   }
+  if ((err = routes_new(in, cfg, &in->routes))) goto fail;
   sl_fwd_handler_t handler = {.on_message = on_message, .arg = in};
   if ((err = sl_fwd_server_new(env->loop, in->fwd, env->metrics, &handler, &in->server))) goto fail;
   *out = (sl_stage_t){.ops = &ingest_ops, .self = in};

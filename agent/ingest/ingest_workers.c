@@ -19,6 +19,10 @@ typedef struct {
   sl_stage_t *workers; /* hosted stages, owned */
   char (*names)[16];   /* "forward-1", ...: the workers' names, owned */
   size_t closing;      /* workers not yet closed */
+  size_t reloading;    /* workers not yet done with a reload */
+  int reload_err;      /* the first worker's error */
+  void (*on_reloaded)(void *arg, int err);
+  void *on_reloaded_arg;
   void (*on_closed)(void *arg);
   void *on_closed_arg;
 } workers_t;
@@ -83,6 +87,22 @@ static void w_close(void *self, void (*on_closed)(void *arg), void *arg) {
   for (size_t i = 0; i < w->n; i++) w->workers[i].ops->close(w->workers[i].self, on_worker_closed, w);
 }
 
+static void on_worker_reloaded(void *arg, int err) {
+  workers_t *w = arg;
+  if (err && !w->reload_err) w->reload_err = err;
+  if (--w->reloading == 0) w->on_reloaded(w->on_reloaded_arg, w->reload_err);
+}
+
+/* Each worker swaps its routes on its own thread. */
+static void w_reload(void *self, const sl_config_t *next, void (*on_done)(void *arg, int err), void *arg) {
+  workers_t *w = self;
+  w->on_reloaded = on_done;
+  w->on_reloaded_arg = arg;
+  w->reload_err = 0;
+  w->reloading = w->n;
+  for (size_t i = 0; i < w->n; i++) w->workers[i].ops->reload(w->workers[i].self, next, on_worker_reloaded, w);
+}
+
 static void w_free(void *self) {
   workers_t *w = self;
   if (!w) return;
@@ -101,6 +121,7 @@ static const sl_stage_ops_t workers_ops = {
     .outcome = w_outcome,
     .close = w_close,
     .free = w_free,
+    .reload = w_reload,
 };
 
 int sl_ingest_stage_new(const sl_stage_env_t *env, sl_stage_t *out) {

@@ -1,4 +1,5 @@
-/* Route lookup and topic templates.  Pure; runs on the loop thread. */
+/* Route lookup, topic templates and route tables.  Pure; runs on the loop
+ * thread. */
 #include "ingest/route.h"
 
 #include <stdio.h>
@@ -271,4 +272,60 @@ void sl_route_free(sl_route_t *r) {
   free(r->tag_key);
   free(r->time_key);
   memset(r, 0, sizeof *r);
+}
+
+static int strdup_opt(const char *src, char **dst) {
+  *dst = NULL;
+  if (src && !(*dst = strdup(src))) return SL_ENOMEM;
+  return 0;
+}
+
+/* A route's strings copied and its parts compiled again, as route_conf.c's
+ * finish hook compiles them from the same strings. */
+static int route_copy(sl_route_t *dst, const sl_route_t *src) {
+  char err[256];
+  memset(dst, 0, sizeof *dst);
+  dst->format = src->format;
+  dst->time_format = src->time_format;
+  dst->time_rfc3339 = src->time_rfc3339;
+  int r = strdup_opt(src->match_text, &dst->match_text);
+  if (!r) r = strdup_opt(src->topic_text, &dst->topic_text);
+  if (!r) r = strdup_opt(src->key_text, &dst->key_text);
+  if (!r) r = strdup_opt(src->tag_key, &dst->tag_key);
+  if (!r) r = strdup_opt(src->time_key, &dst->time_key);
+  if (!r && dst->match_text) r = sl_tag_pattern_compile(dst->match_text, &dst->match, err, sizeof err);
+  if (!r && dst->topic_text) r = sl_topic_tmpl_compile(dst->topic_text, &dst->topic, err, sizeof err);
+  if (!r && dst->key_text) r = sl_field_path_parse(dst->key_text, &dst->key);
+  return r;
+}
+
+int sl_route_table_new(const sl_route_t *routes, size_t n, sl_route_table_t **out) {
+  sl_route_table_t *t = calloc(1, sizeof *t);
+  if (!t) return SL_ENOMEM;
+  t->refs = 1;
+  int r = 0;
+  if (n && (!(t->routes = calloc(n, sizeof *t->routes)) || !(t->handles = calloc(n, sizeof *t->handles)))) {
+    r = SL_ENOMEM;
+    goto fail;
+  }
+  for (; t->n < n; t->n++)
+    if ((r = route_copy(&t->routes[t->n], &routes[t->n]))) {
+      t->n++; /* freed with the others */
+      goto fail;
+    }
+  *out = t;
+  return 0;
+fail:
+  sl_route_table_unref(t);
+  return r;
+}
+
+void sl_route_table_ref(sl_route_table_t *t) { t->refs++; }
+
+void sl_route_table_unref(sl_route_table_t *t) {
+  if (!t || --t->refs) return;
+  for (size_t i = 0; i < t->n; i++) sl_route_free(&t->routes[i]);
+  free(t->routes);
+  free(t->handles);
+  free(t);
 }

@@ -68,6 +68,27 @@ void sl_route_free(sl_route_t *r);
 /* Frees the compiled parts only (the config binding owns the strings). */
 void sl_route_release(sl_route_t *r);
 
+/* A set of routes as one unit, so that a reload can swap every route at
+ * once while messages already routed keep the set they were routed with.
+ * Owns copies of its routes (compiled anew: it does not depend on the
+ * config it was copied from).  `handles` has one slot per route for its
+ * owner (the ingest keeps a fixed topic's producer handle there), NULL at
+ * first.  Reference-counted, one thread only. */
+typedef struct {
+  sl_route_t *routes;
+  void **handles;
+  size_t n;
+  unsigned refs;
+} sl_route_table_t;
+
+/* Copies routes[0..n) (bound and compiled, as the config holds them) into
+ * a new table with one reference.  SL_ENOMEM, or SL_ETEMPLATE / SL_ESYNTAX
+ * when a route does not compile (a route that passed the config does). */
+int sl_route_table_new(const sl_route_t *routes, size_t n, sl_route_table_t **out);
+void sl_route_table_ref(sl_route_table_t *t);
+/* Drops a reference; the last one frees the table.  Accepts NULL. */
+void sl_route_table_unref(sl_route_table_t *t);
+
 /* The [[route]] section, bound to sl_route_t (route_conf.c). */
 typedef struct sl_section sl_section_t;
 extern const sl_section_t sl_route_section;
