@@ -9,7 +9,10 @@
  * the cap share one overflow child that is never rendered (its sum would
  * mix unrelated series) and are counted per family in
  * sluice_metrics_series_dropped_total, registered on the first drop so that
- * a healthy agent does not expose it. */
+ * a healthy agent does not expose it.
+ *
+ * Published sets (metrics_set.c builds them) are rendered after the
+ * families: each source holds one set, swapped whole under the mutex. */
 #include "core/metrics.h"
 
 #include <inttypes.h>
@@ -21,6 +24,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/metrics_text.h"
 
 /* A series.  The sl_metric_t comes first so that callers hold a pointer to
  * it and the registry can turn it back into its child. */
@@ -48,10 +52,18 @@ struct sl_metric_family {
   struct sl_metric_family *next;
 };
 
+struct sl_metrics_source {
+  sl_metrics_t *r;
+  sl_metrics_set_t *set; /* owned; under r->lock */
+  bool *hidden;          /* per family of set: left out, its name is taken */
+  struct sl_metrics_source *next;
+};
+
 struct sl_metrics {
   pthread_mutex_t lock;
   sl_metric_family_t *head, **tail;
   sl_metric_family_t *dropped; /* NULL until a family first overflows */
+  sl_metrics_source_t *sources; /* in the order they were made */
 };
 
 static const char *const dropped_labels[] = {"family", NULL};
@@ -65,8 +77,6 @@ static const sl_metric_desc_t dropped_desc = {
     .labels = dropped_labels,
     .max_children = SIZE_MAX,
 };
-
-static const char *const type_names[] = {"counter", "gauge", "histogram"};
 
 static uint64_t dbits(double v) {
   uint64_t u;
@@ -157,8 +167,20 @@ sl_metrics_t *sl_metrics_new(void) {
   return r;
 }
 
+static void source_clear(sl_metrics_source_t *src) {
+  sl_metrics_set_free(src->set);
+  free(src->hidden);
+  src->set = NULL;
+  src->hidden = NULL;
+}
+
 void sl_metrics_free(sl_metrics_t *r) {
   if (!r) return;
+  for (sl_metrics_source_t *src = r->sources, *next; src; src = next) {
+    next = src->next;
+    source_clear(src);
+    free(src);
+  }
   for (sl_metric_family_t *f = r->head, *next; f; f = next) {
     next = f->next;
     family_free(f);
@@ -173,21 +195,11 @@ static size_t count_labels(const char *const *labels) {
   return n;
 }
 
-/* [a-zA-Z_:][a-zA-Z0-9_:]* for metric names; label names without ':'. */
-static bool valid_name(const char *s, bool colon) {
-  if (!s || !*s || (*s >= '0' && *s <= '9')) return false;
-  for (; *s; s++)
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-          *s == '_' || (colon && *s == ':')))
-      return false;
-  return true;
-}
-
 /* Misuse found at registration is a bug in the caller, and carrying on
  * would expose metrics Prometheus rejects or silently merges. */
 static void check_desc(const sl_metric_desc_t *d) {
   const char *bad = NULL;
-  if (!valid_name(d->name, true))
+  if (!sl_metrics_valid_name(d->name, true))
     bad = "invalid metric name";
   else if ((unsigned)d->type > SL_METRIC_HISTOGRAM)
     bad = "unknown type";
@@ -196,7 +208,7 @@ static void check_desc(const sl_metric_desc_t *d) {
   else if (d->type == SL_METRIC_HISTOGRAM && d->n_buckets && !d->buckets)
     bad = "n_buckets without buckets";
   for (size_t i = 0; !bad && d->labels && d->labels[i]; i++)
-    if (!valid_name(d->labels[i], false) || strncmp(d->labels[i], "__", 2) == 0)
+    if (!sl_metrics_valid_name(d->labels[i], false) || strncmp(d->labels[i], "__", 2) == 0)
       bad = "invalid label name";
     else if (d->type == SL_METRIC_HISTOGRAM && strcmp(d->labels[i], "le") == 0)
       bad = "histograms reserve the label le";
@@ -411,41 +423,6 @@ static int put_u64(sl_buf_t *b, uint64_t v) {
   return sl_buf_append(b, s, (size_t)n);
 }
 
-/* Integral values print as integers (the form the daemon always used);
- * others with the fewest digits that read back as the same double. */
-static int put_double(sl_buf_t *b, double v) {
-  char s[32];
-  if (isnan(v)) return sl_buf_puts(b, "NaN");
-  if (isinf(v)) return sl_buf_puts(b, v > 0 ? "+Inf" : "-Inf");
-  if (v == 0) return sl_buf_putc(b, '0'); /* and not "-0" */
-  if (v > -0x1p53 && v < 0x1p53 && v == (double)(int64_t)v) {
-    snprintf(s, sizeof s, "%" PRId64, (int64_t)v);
-  } else {
-    for (int prec = 15; prec <= 17; prec++) {
-      snprintf(s, sizeof s, "%.*g", prec, v);
-      if (strtod(s, NULL) == v) break;
-    }
-  }
-  return sl_buf_puts(b, s);
-}
-
-/* HELP escapes \ and newline; label values also escape ". */
-static int put_escaped(sl_buf_t *b, const char *s, bool quote) {
-  for (; *s; s++) {
-    int e;
-    if (*s == '\\')
-      e = sl_buf_puts(b, "\\\\");
-    else if (*s == '\n')
-      e = sl_buf_puts(b, "\\n");
-    else if (*s == '"' && quote)
-      e = sl_buf_puts(b, "\\\"");
-    else
-      e = sl_buf_putc(b, *s);
-    if (e) return e;
-  }
-  return 0;
-}
-
 /* name+suffix, then {labels[,le="bound"]} when there is any label, then a
  * space: everything of a sample line but its value. */
 static int put_series(sl_buf_t *b, const sl_metric_family_t *f, const child_t *c,
@@ -456,12 +433,12 @@ static int put_series(sl_buf_t *b, const sl_metric_family_t *f, const child_t *c
     const char *v = c->key;
     for (size_t i = 0; i < f->n_labels; i++) {
       if ((i && sl_buf_putc(b, ',')) || sl_buf_puts(b, f->d.labels[i]) || sl_buf_puts(b, "=\"") ||
-          put_escaped(b, v, true) || sl_buf_putc(b, '"'))
+          sl_metrics_put_escaped(b, v, true) || sl_buf_putc(b, '"'))
         return SL_ENOMEM;
       v += strlen(v) + 1;
     }
     if (le && ((f->n_labels && sl_buf_putc(b, ',')) || sl_buf_puts(b, "le=\"") ||
-               put_double(b, *le) || sl_buf_putc(b, '"')))
+               sl_metrics_put_double(b, *le) || sl_buf_putc(b, '"')))
       return SL_ENOMEM;
     if (sl_buf_putc(b, '}')) return SL_ENOMEM;
   }
@@ -481,18 +458,14 @@ static int put_histogram(sl_buf_t *b, const sl_metric_family_t *f, const child_t
       return SL_ENOMEM;
   }
   double sum = bitsd(atomic_load_explicit(&c->m.sum, memory_order_relaxed));
-  if (put_series(b, f, c, "_sum", NULL) || put_double(b, sum) || sl_buf_putc(b, '\n') ||
+  if (put_series(b, f, c, "_sum", NULL) || sl_metrics_put_double(b, sum) || sl_buf_putc(b, '\n') ||
       put_series(b, f, c, "_count", NULL) || put_u64(b, cum) || sl_buf_putc(b, '\n'))
     return SL_ENOMEM;
   return 0;
 }
 
 static int put_family(sl_buf_t *b, const sl_metric_family_t *f) {
-  if (sl_buf_puts(b, "# HELP ") || sl_buf_puts(b, f->d.name) || sl_buf_putc(b, ' ') ||
-      put_escaped(b, f->d.help, false) || sl_buf_puts(b, "\n# TYPE ") ||
-      sl_buf_puts(b, f->d.name) || sl_buf_putc(b, ' ') || sl_buf_puts(b, type_names[f->d.type]) ||
-      sl_buf_putc(b, '\n'))
-    return SL_ENOMEM;
+  if (sl_metrics_put_header(b, f->d.name, f->d.help, f->d.type)) return SL_ENOMEM;
   for (const child_t *c = f->head; c; c = c->next) {
     int e;
     if (f->d.type == SL_METRIC_HISTOGRAM) {
@@ -500,7 +473,7 @@ static int put_family(sl_buf_t *b, const sl_metric_family_t *f) {
     } else {
       e = put_series(b, f, c, "", NULL);
       if (!e && f->d.type == SL_METRIC_COUNTER) e = put_u64(b, sl_metric_get(&c->m));
-      if (!e && f->d.type == SL_METRIC_GAUGE) e = put_double(b, sl_gauge_get(&c->m));
+      if (!e && f->d.type == SL_METRIC_GAUGE) e = sl_metrics_put_double(b, sl_gauge_get(&c->m));
       if (!e) e = sl_buf_putc(b, '\n');
     }
     if (e) return SL_ENOMEM;
@@ -508,10 +481,94 @@ static int put_family(sl_buf_t *b, const sl_metric_family_t *f) {
   return 0;
 }
 
+/* Caller holds the lock.  Whether a family named `name` of type t would
+ * clash with one of the registry's, or with one that another source than
+ * `self` shows. */
+static bool name_taken(const sl_metrics_t *r, const sl_metrics_source_t *self, const char *name,
+                       sl_metric_type_t t) {
+  for (const sl_metric_family_t *f = r->head; f; f = f->next)
+    if (sl_metrics_names_clash(f->d.name, f->d.type, name, t)) return true;
+  for (const sl_metrics_source_t *src = r->sources; src; src = src->next) {
+    if (src == self) continue;
+    for (size_t i = 0; i < sl_metrics_set_nfamilies(src->set); i++) {
+      sl_metric_type_t ti;
+      const char *ni = sl_metrics_set_family_name(src->set, i, &ti);
+      if (!src->hidden[i] && sl_metrics_names_clash(ni, ti, name, t)) return true;
+    }
+  }
+  return false;
+}
+
 int sl_metrics_render(sl_metrics_t *r, sl_buf_t *out) {
   int e = 0;
   pthread_mutex_lock(&r->lock);
   for (const sl_metric_family_t *f = r->head; f && !e; f = f->next) e = put_family(out, f);
+  /* A family of the registry's registered after a set was published may
+   * clash with one of its families: the registry's wins. */
+  for (const sl_metrics_source_t *src = r->sources; src && !e; src = src->next)
+    for (size_t i = 0; i < sl_metrics_set_nfamilies(src->set) && !e; i++) {
+      sl_metric_type_t t;
+      const char *name = sl_metrics_set_family_name(src->set, i, &t);
+      bool theirs = false;
+      for (const sl_metric_family_t *f = r->head; f && !theirs; f = f->next)
+        theirs = sl_metrics_names_clash(f->d.name, f->d.type, name, t);
+      if (!src->hidden[i] && !theirs) e = sl_metrics_set_render_family(src->set, i, out);
+    }
   pthread_mutex_unlock(&r->lock);
   return e;
+}
+
+/* ---- Sources of published sets ---- */
+
+sl_metrics_source_t *sl_metrics_source_new(sl_metrics_t *r) {
+  sl_metrics_source_t *src = calloc(1, sizeof *src);
+  if (!src) return NULL;
+  src->r = r;
+  pthread_mutex_lock(&r->lock);
+  sl_metrics_source_t **at = &r->sources;
+  while (*at) at = &(*at)->next;
+  *at = src;
+  pthread_mutex_unlock(&r->lock);
+  return src;
+}
+
+int sl_metrics_source_publish(sl_metrics_source_t *src, sl_metrics_set_t *set, char *clash, size_t len) {
+  size_t n = sl_metrics_set_nfamilies(set);
+  bool *hidden = calloc(n ? n : 1, sizeof *hidden);
+  if (!hidden) { /* show nothing rather than what the owner meant to replace */
+    sl_metrics_set_free(set);
+    set = NULL;
+    n = 0;
+  }
+  int left_out = 0;
+  sl_metrics_t *r = src->r;
+  pthread_mutex_lock(&r->lock);
+  for (size_t i = 0; i < n; i++) {
+    sl_metric_type_t t;
+    const char *name = sl_metrics_set_family_name(set, i, &t);
+    if (!(hidden[i] = name_taken(r, src, name, t))) continue;
+    if (!left_out++ && clash && len) snprintf(clash, len, "%s", name);
+  }
+  sl_metrics_set_t *old = src->set;
+  bool *old_hidden = src->hidden;
+  src->set = set;
+  src->hidden = hidden;
+  pthread_mutex_unlock(&r->lock);
+  sl_metrics_set_free(old);
+  free(old_hidden);
+  return left_out;
+}
+
+void sl_metrics_source_free(sl_metrics_source_t *src) {
+  if (!src) return;
+  sl_metrics_t *r = src->r;
+  pthread_mutex_lock(&r->lock);
+  for (sl_metrics_source_t **at = &r->sources; *at; at = &(*at)->next)
+    if (*at == src) {
+      *at = src->next;
+      break;
+    }
+  pthread_mutex_unlock(&r->lock);
+  source_clear(src);
+  free(src);
 }

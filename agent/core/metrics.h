@@ -93,7 +93,72 @@ double sl_gauge_get(const sl_metric_t *m);
 void sl_histogram_observe(sl_metric_t *m, double v);
 
 /* Appends the text exposition of every family, in registration order, and
- * of every child, in creation order.  SL_ENOMEM when out is left short. */
+ * of every child, in creation order, then of every source's published set
+ * (below), in the order the sources were made.  SL_ENOMEM when out is left
+ * short. */
 int sl_metrics_render(sl_metrics_t *r, sl_buf_t *out);
+
+/* ---- Published sets (metrics_set.c) --------------------------------------
+ *
+ * Series whose set changes at run time, such as a sink's view of a job's
+ * latest rows, where a key that leaves must take its series with it.  One
+ * thread builds a whole set (families and their samples), then publishes
+ * it to its source, which shows it instead of the set it showed before:
+ * a scrape, on another thread, renders each source's current set under
+ * the registry's mutex, so it sees one set or the next, never half of one.
+ * Samples are rendered to text when they are added, so publishing is a
+ * pointer swap and a scrape only copies text. */
+typedef struct sl_metrics_set sl_metrics_set_t;
+typedef struct sl_metrics_source sl_metrics_source_t;
+
+typedef struct {
+  const char *name, *value; /* borrowed for the call; value: any UTF-8 text */
+} sl_metric_label_t;
+
+/* An empty set; NULL on ENOMEM.  Used by one thread at a time until it is
+ * published or freed. */
+sl_metrics_set_t *sl_metrics_set_new(void);
+void sl_metrics_set_free(sl_metrics_set_t *s); /* accepts NULL */
+
+/* The set's family `name` of that type: added now (name and help copied),
+ * or the one added before.  Returns its index (>= 0), -EINVAL (a name
+ * Prometheus refuses, no help, an unknown type), -EEXIST (the name is
+ * another type's in this set, or a histogram's sample name clashes with
+ * another family's) or SL_ENOMEM. */
+int sl_metrics_set_family(sl_metrics_set_t *s, sl_metric_type_t type, const char *name, const char *help);
+
+/* Adds one sample to a counter or gauge family (sl_metrics_set_value) or
+ * a histogram family (sl_metrics_set_histogram: bounds[0..n_bounds) finite
+ * and strictly ascending, cumulative[0..n_bounds] the observations at or
+ * below each bound then in all, never decreasing).  Label values are
+ * escaped, and bytes that are not UTF-8 become U+FFFD.  Returns 0;
+ * -EINVAL (a family index out of range or of the other kind, a label name
+ * Prometheus refuses, one starting with "__", "le" in a histogram, a label
+ * name twice, malformed bounds or counts); -EEXIST (the family has a
+ * sample with the same labels, in any order); SL_ENOMEM.  The set is
+ * unchanged unless 0 is returned. */
+int sl_metrics_set_value(sl_metrics_set_t *s, int family, const sl_metric_label_t *labels, size_t n_labels,
+                         double v);
+int sl_metrics_set_histogram(sl_metrics_set_t *s, int family, const sl_metric_label_t *labels, size_t n_labels,
+                             const double *bounds, const uint64_t *cumulative, size_t n_bounds, double sum);
+
+/* Samples added (a histogram counts once). */
+size_t sl_metrics_set_samples(const sl_metrics_set_t *s);
+
+/* A place in the registry's output for one owner's sets, rendered after
+ * the registry's families; NULL on ENOMEM.  Free every source before the
+ * registry. */
+sl_metrics_source_t *sl_metrics_source_new(sl_metrics_t *r);
+
+/* Shows `set` (taken; NULL: nothing) instead of what src showed before,
+ * which is freed.  A family whose name clashes with one of the registry's
+ * or with one another source shows is left out of scrapes: returns how
+ * many were, with the first one's name in clash (len bytes; may be NULL),
+ * so the caller can say so.  Any thread. */
+int sl_metrics_source_publish(sl_metrics_source_t *src, sl_metrics_set_t *set, char *clash, size_t len);
+
+/* Removes src and its set from the registry: once it returns, no scrape
+ * shows them.  Accepts NULL. */
+void sl_metrics_source_free(sl_metrics_source_t *src);
 
 #endif

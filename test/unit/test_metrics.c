@@ -1,6 +1,7 @@
 /* The metrics registry: the exact text a scrape sees, the cap on label
  * sets, and exact totals when several threads update and create children
  * at once. */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -461,6 +462,163 @@ static void concurrent_children(void) {
   sl_metrics_free(r);
 }
 
+/* ---- Published sets ---- */
+
+static void set_samples(void) {
+  sl_metrics_t *r = sl_metrics_new();
+  sl_metrics_source_t *src = sl_metrics_source_new(r);
+  sl_metrics_set_t *s = sl_metrics_set_new();
+  int g = sl_metrics_set_family(s, SL_METRIC_GAUGE, "pv_count", "Rows' count.");
+  int h = sl_metrics_set_family(s, SL_METRIC_HISTOGRAM, "pv_latency", "Latency.");
+  ok(g == 0 && h == 1, "families get indices in order of addition");
+  is_int(sl_metrics_set_family(s, SL_METRIC_GAUGE, "pv_count", "again"), g, "the same name and type: the same family");
+  is_int(sl_metrics_set_family(s, SL_METRIC_COUNTER, "pv_count", "h"), -EEXIST, "the same name, another type: refused");
+  is_int(sl_metrics_set_family(s, SL_METRIC_GAUGE, "pv_latency_bucket", "h"), -EEXIST,
+         "a name a histogram's samples use: refused");
+  is_int(sl_metrics_set_family(s, SL_METRIC_GAUGE, "9lives", "h"), -EINVAL, "an invalid metric name: refused");
+  is_int(sl_metrics_set_family(s, SL_METRIC_GAUGE, "x", NULL), -EINVAL, "no help: refused");
+
+  sl_metric_label_t l1[] = {{"page", "/cart"}, {"env", "prod"}};
+  is_int(sl_metrics_set_value(s, g, l1, 2, 42), 0, "a gauge sample");
+  sl_metric_label_t l1r[] = {{"env", "prod"}, {"page", "/cart"}};
+  is_int(sl_metrics_set_value(s, g, l1r, 2, 1), -EEXIST, "the same labels in another order: refused");
+  sl_metric_label_t esc[] = {{"page", "a\"b\\c\nd"}, {"env", "bad\xff\xc0utf8\xe2\x82"}};
+  is_int(sl_metrics_set_value(s, g, esc, 2, 0.25), 0, "a sample with values to escape");
+  sl_metric_label_t dup[] = {{"page", "x"}, {"page", "y"}};
+  is_int(sl_metrics_set_value(s, g, dup, 2, 1), -EINVAL, "a label name twice: refused");
+  sl_metric_label_t reserved[] = {{"__name__", "x"}};
+  is_int(sl_metrics_set_value(s, g, reserved, 1, 1), -EINVAL, "a reserved label name: refused");
+  sl_metric_label_t badname[] = {{"req.path", "x"}};
+  is_int(sl_metrics_set_value(s, g, badname, 1, 1), -EINVAL, "an invalid label name: refused");
+  is_int(sl_metrics_set_value(s, h, l1, 2, 1), -EINVAL, "a value sample to a histogram family: refused");
+
+  double bounds[] = {1, 2.5};
+  uint64_t cum[] = {3, 7, 9};
+  is_int(sl_metrics_set_histogram(s, h, l1, 2, bounds, cum, 2, 20.5), 0, "a histogram sample");
+  uint64_t down[] = {3, 2, 9};
+  is_int(sl_metrics_set_histogram(s, h, l1r, 2, bounds, down, 2, 1), -EINVAL, "decreasing counts: refused");
+  double unsorted[] = {2.5, 1};
+  is_int(sl_metrics_set_histogram(s, h, l1r, 2, unsorted, cum, 2, 1), -EINVAL, "bounds out of order: refused");
+  sl_metric_label_t le[] = {{"le", "1"}};
+  is_int(sl_metrics_set_histogram(s, h, le, 1, bounds, cum, 2, 1), -EINVAL, "le in a histogram's labels: refused");
+  is_int(sl_metrics_set_histogram(s, h, NULL, 0, NULL, (uint64_t[]){4}, 0, 8), 0,
+         "a histogram with only +Inf, no labels");
+  is_int(sl_metrics_set_samples(s), 4, "four samples kept");
+
+  render_is(r, "", "nothing shows before the set is published");
+  is_int(sl_metrics_source_publish(src, s, NULL, 0), 0, "published, no clash");
+  render_is(r,
+            "# HELP pv_count Rows' count.\n# TYPE pv_count gauge\n"
+            "pv_count{page=\"/cart\",env=\"prod\"} 42\n"
+            "pv_count{page=\"a\\\"b\\\\c\\nd\",env=\"bad\xef\xbf\xbd\xef\xbf\xbdutf8\xef\xbf\xbd\xef\xbf\xbd\"} 0.25\n"
+            "# HELP pv_latency Latency.\n# TYPE pv_latency histogram\n"
+            "pv_latency_bucket{page=\"/cart\",env=\"prod\",le=\"1\"} 3\n"
+            "pv_latency_bucket{page=\"/cart\",env=\"prod\",le=\"2.5\"} 7\n"
+            "pv_latency_bucket{page=\"/cart\",env=\"prod\",le=\"+Inf\"} 9\n"
+            "pv_latency_sum{page=\"/cart\",env=\"prod\"} 20.5\n"
+            "pv_latency_count{page=\"/cart\",env=\"prod\"} 9\n"
+            "pv_latency_bucket{le=\"+Inf\"} 4\n"
+            "pv_latency_sum 8\n"
+            "pv_latency_count 4\n",
+            "the set renders with escaped values, invalid UTF-8 replaced, histogram lines in order");
+
+  sl_metrics_set_t *s2 = sl_metrics_set_new();
+  sl_metrics_set_value(s2, sl_metrics_set_family(s2, SL_METRIC_GAUGE, "pv_count", "Rows' count."),
+                       (sl_metric_label_t[]){{"page", "/home"}}, 1, 7);
+  sl_metrics_source_publish(src, s2, NULL, 0);
+  render_is(r, "# HELP pv_count Rows' count.\n# TYPE pv_count gauge\npv_count{page=\"/home\"} 7\n",
+            "a new set replaces the old one whole: its series and families are gone");
+  sl_metrics_source_publish(src, NULL, NULL, 0);
+  render_is(r, "", "publishing nothing shows nothing");
+  sl_metrics_source_free(src);
+  sl_metrics_free(r);
+}
+
+static void set_clashes(void) {
+  sl_metrics_t *r = sl_metrics_new();
+  sl_metrics_counter(r, "sluice_rows_total", "h");
+  sl_metrics_source_t *a = sl_metrics_source_new(r), *b = sl_metrics_source_new(r);
+  sl_metrics_set_t *s = sl_metrics_set_new();
+  sl_metrics_set_value(s, sl_metrics_set_family(s, SL_METRIC_GAUGE, "sluice_rows_total", "h"), NULL, 0, 1);
+  sl_metrics_set_value(s, sl_metrics_set_family(s, SL_METRIC_GAUGE, "mine", "h"), NULL, 0, 2);
+  char clash[64] = "";
+  is_int(sl_metrics_source_publish(a, s, clash, sizeof clash), 1, "one family clashes with the registry's");
+  is_str(clash, "sluice_rows_total", "and its name is reported");
+  sl_metrics_set_t *t = sl_metrics_set_new();
+  sl_metrics_set_histogram(t, sl_metrics_set_family(t, SL_METRIC_HISTOGRAM, "mine_again", "h"), NULL, 0, NULL,
+                           (uint64_t[]){1}, 0, 1);
+  sl_metrics_set_value(t, sl_metrics_set_family(t, SL_METRIC_GAUGE, "mine", "h"), NULL, 0, 3);
+  sl_metrics_set_value(t, sl_metrics_set_family(t, SL_METRIC_GAUGE, "theirs", "h"), NULL, 0, 4);
+  clash[0] = '\0';
+  is_int(sl_metrics_source_publish(b, t, clash, sizeof clash), 1, "another source's family name clashes");
+  is_str(clash, "mine", "and is named");
+  render_is(r,
+            "# HELP sluice_rows_total h\n# TYPE sluice_rows_total counter\nsluice_rows_total 0\n"
+            "# HELP mine h\n# TYPE mine gauge\nmine 2\n"
+            "# HELP mine_again h\n# TYPE mine_again histogram\nmine_again_bucket{le=\"+Inf\"} 1\n"
+            "mine_again_sum 1\nmine_again_count 1\n"
+            "# HELP theirs h\n# TYPE theirs gauge\ntheirs 4\n",
+            "each name shows once: the registry's first, then the first source's");
+  sl_metrics_gauge(r, "theirs", "registered later");
+  char *got = render(r);
+  ok(got && !strstr(got, "theirs 4") && strstr(got, "theirs 0"),
+     "a registry family registered after a set was published wins over it");
+  free(got);
+  sl_metrics_source_free(a);
+  sl_metrics_source_free(b);
+  sl_metrics_free(r);
+}
+
+typedef struct {
+  sl_metrics_source_t *src;
+  atomic_int stop;
+  int published;
+} publisher_t;
+
+/* Publishes sets of 50 series, each with every series at the set's
+ * number, as fast as it can. */
+static void *publish_loop(void *arg) {
+  publisher_t *p = arg;
+  for (int n = 1; !atomic_load(&p->stop) || n < 100; n++) {
+    sl_metrics_set_t *s = sl_metrics_set_new();
+    int f = sl_metrics_set_family(s, SL_METRIC_GAUGE, "gen", "h");
+    for (int k = 0; k < 50; k++) {
+      char v[16];
+      snprintf(v, sizeof v, "%d", k);
+      sl_metrics_set_value(s, f, (sl_metric_label_t[]){{"k", v}}, 1, n);
+    }
+    sl_metrics_source_publish(p->src, s, NULL, 0);
+    p->published = n;
+  }
+  return NULL;
+}
+
+static void set_concurrent(void) {
+  sl_metrics_t *r = sl_metrics_new();
+  publisher_t p = {.src = sl_metrics_source_new(r)};
+  pthread_t t;
+  pthread_create(&t, NULL, publish_loop, &p);
+  int torn = 0, scrapes = 0;
+  for (; scrapes < 2000; scrapes++) {
+    char *got = render(r);
+    int lines = 0;
+    long first = -1;
+    for (const char *q = got; q && (q = strstr(q, "gen{k=\"")); q++) {
+      long v = strtol(strchr(q, ' ') + 1, NULL, 10);
+      if (first < 0) first = v;
+      if (v != first) torn++;
+      lines++;
+    }
+    if (lines != 0 && lines != 50) torn++;
+    free(got);
+  }
+  atomic_store(&p.stop, 1);
+  pthread_join(t, NULL);
+  is_int(torn, 0, "%d scrapes during %d publications each saw one whole set", scrapes, p.published);
+  sl_metrics_source_free(p.src);
+  sl_metrics_free(r);
+}
+
 int main(void) {
   counter();
   gauge();
@@ -470,5 +628,8 @@ int main(void) {
   conflicts();
   concurrent_updates();
   concurrent_children();
+  set_samples();
+  set_clashes();
+  set_concurrent();
   return tap_done();
 }
