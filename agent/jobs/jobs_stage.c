@@ -576,14 +576,17 @@ static void publish(job_rt_t *rt) {
 
 /* A partition with records still to read is not idle, however long since
  * its last record: it is behind (a slow fetch, a backlog), and its records
- * would be late if the others moved the watermark past them. */
+ * would be late if the others moved the watermark past them.  Nor is one
+ * whose end offset is not known yet (no fetch answered since it was
+ * assigned): it may hold a backlog. */
 static void touch_lagging(job_rt_t *rt, uint64_t now) {
   for (size_t i = 0; i < rt->n_parts; i++) {
     part_t *p = &rt->parts[i];
+    if (!p->assigned) continue;
     int64_t low, high;
-    if (!p->assigned || sl_kafka_consumer_offsets(rt->consumer, p->topic, p->partition, &low, &high)) continue;
-    int64_t at = p->next_offset >= 0 ? p->next_offset : p->committed >= 0 ? p->committed : low;
-    if (high > at) sl_job_touch_partition(rt->job, (int)i, (int64_t)now);
+    bool known = !sl_kafka_consumer_offsets(rt->consumer, p->topic, p->partition, &low, &high);
+    int64_t at = known ? (p->next_offset >= 0 ? p->next_offset : p->committed >= 0 ? p->committed : low) : 0;
+    if (!known || high > at) sl_job_touch_partition(rt->job, (int)i, (int64_t)now);
   }
 }
 

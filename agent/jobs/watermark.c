@@ -86,15 +86,21 @@ static bool is_idle(const sl_watermark_t *wm, const sl_watermark_part_t *p, int6
 }
 
 int64_t sl_watermark_get(sl_watermark_t *wm, int64_t now_ms) {
-  bool any = false;
+  bool any = false, assigned = false;
   int64_t low = INT64_MAX;
   for (size_t i = 0; i < wm->n_parts; i++) {
     const sl_watermark_part_t *p = &wm->parts[i];
-    if (!p->assigned || is_idle(wm, p, now_ms)) continue;
+    if (!p->assigned) continue;
+    assigned = true;
+    if (is_idle(wm, p, now_ms)) continue;
     any = true;
     if (p->wm < low) low = p->wm;
   }
-  if (any && low > wm->current) wm->current = low;
+  /* Every partition quiet (and none behind: the caller touches those): the
+   * stream has gone quiet, and its last windows close on the processing
+   * clock once it passes their end + lateness + idle_timeout. */
+  if (!any && assigned) low = sat_sub(sat_sub(now_ms, wm->idle_timeout_ms), wm->lateness_ms);
+  if (low != INT64_MAX && low > wm->current) wm->current = low;
   /* Windows ending at or before it are closed now: for every partition
    * assigned, its records of those windows are late from here on. */
   for (size_t i = 0; i < wm->n_parts; i++)

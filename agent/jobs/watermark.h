@@ -8,8 +8,11 @@
  * every partition has moved past its end plus the lateness; it never goes
  * backwards.  A partition that has had no record for idle_timeout (on the
  * caller's processing clock) stops holding it back until its next record,
- * so that a quiet partition does not stall every window; when all are idle
- * the watermark stays where it is.
+ * so that a quiet partition does not stall every window.  A partition with
+ * records still unread is never idle (the caller touches it).  When all are
+ * idle the stream has gone quiet, and the watermark follows the processing
+ * clock: now - idle_timeout - lateness, so the last windows close once the
+ * clock passes their end + lateness + idle_timeout.
  *
  * Across a restart and a rebalance: each partition has a floor, the
  * watermark up to which its records' windows are done (emitted before a
@@ -82,8 +85,9 @@ void sl_watermark_revoke(sl_watermark_t *wm, int partition);
 int sl_watermark_observe(sl_watermark_t *wm, int partition, int64_t event_ms, int64_t now_ms);
 
 /* The job's watermark at now_ms (SL_WATERMARK_NONE before any): the lowest
- * watermark of the assigned partitions that are not idle, or the previous
- * value if that is higher or no partition is active.  Windows that end at
+ * watermark of the assigned partitions that are not idle; when every
+ * assigned partition is idle, now_ms - idle_timeout - lateness; the
+ * previous value if that is higher or no partition is assigned.  Windows that end at
  * or before it are complete; every assigned partition's floor is raised to
  * it. */
 int64_t sl_watermark_get(sl_watermark_t *wm, int64_t now_ms);

@@ -90,9 +90,30 @@ static void idle(void) {
   sl_watermark_observe(&wm, 1, 350, 1400);
   is_int(sl_watermark_get(&wm, 1400), 350, "and decides it when it is the slowest: 350");
 
-  is_int(sl_watermark_get(&wm, 100000), 350, "all idle: the watermark stays");
+  sl_watermark_observe(&wm, 0, 500, 1500);
+  is_int(sl_watermark_get(&wm, 2399), 350, "partition 0 active: it holds the watermark");
+  is_int(sl_watermark_get(&wm, 2500), 1500 - 0,
+         "all idle from 2400: the quiet stream follows the clock, now - idle_timeout - lateness = 1500");
+  ok(sl_watermark_is_late(&wm, 0, &tum, 1499), "so its last windows closed (a record at 1499 is late)");
+  is_int(sl_watermark_get(&wm, 100000), 99000, "and it keeps following the clock while all are quiet");
   sl_watermark_observe(&wm, 0, 500, 100001);
-  is_int(sl_watermark_get(&wm, 100001), 500, "one active partition alone decides");
+  is_int(sl_watermark_get(&wm, 100001), 99000, "an old record on a partition coming back does not pull it back");
+  sl_watermark_observe(&wm, 1, 200000, 100002);
+  sl_watermark_observe(&wm, 0, 150000, 100002);
+  is_int(sl_watermark_get(&wm, 100002), 150000, "records ahead of it take over again: the slowest active, 150000");
+  sl_watermark_close(&wm);
+
+  /* With lateness, a window [s, e) of a quiet stream closes at e + lateness + idle_timeout. */
+  sl_watermark_init(&wm, 2000, 5000);
+  sl_watermark_assign(&wm, 0, NONE, 0);
+  sl_watermark_observe(&wm, 0, 59000, 59000);
+  sl_window_spec_t minute = {.type = SL_WINDOW_TUMBLING, .size_ms = 60000};
+  is_int(sl_watermark_get(&wm, 64000), 57000, "quiet for 5 s less 1 ms: the last record's watermark");
+  ok(!sl_watermark_is_late(&wm, 0, &minute, 59000), "the minute [0, 60 s) is open");
+  is_int(sl_watermark_get(&wm, 66999), 59999, "at 60 + 2 + 5 s less 1 ms: 59999");
+  ok(!sl_watermark_is_late(&wm, 0, &minute, 59000), "still open");
+  is_int(sl_watermark_get(&wm, 67000), 60000, "at end + lateness + idle_timeout: 60000");
+  ok(sl_watermark_is_late(&wm, 0, &minute, 59000), "the minute is closed");
   sl_watermark_close(&wm);
 
   /* A partition assigned with no record yet goes idle from its assignment. */
@@ -203,8 +224,12 @@ static void monotonic(void) {
         }
       }
       int64_t low = INT64_MAX;
-      for (int i = 0; i < P; i++)
+      bool any_assigned = false;
+      for (int i = 0; i < P; i++) {
+        any_assigned |= assigned[i];
         if (assigned[i] && !(idle_to && seen[i] + idle_to <= now) && pwm[i] < low) low = pwm[i];
+      }
+      if (low == INT64_MAX && any_assigned) low = now - idle_to - lateness; /* all quiet: the clock */
       if (low != INT64_MAX && low > model) model = low;
       int64_t got = sl_watermark_get(&wm, now);
       if (got != model) bad++;

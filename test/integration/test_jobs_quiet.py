@@ -1,0 +1,165 @@
+"""Idleness that never drops data, and the last window of a quiet stream.
+
+1. A lagging partition holds the watermark: partition 0 of a topic holds a
+   backlog of old records that the job can only fetch slowly (1 KiB per
+   fetch, every broker answer delayed past idle_timeout), while partition 1
+   has a few records far ahead in event time, read at once.  Between
+   fetches partition 0 is silent for longer than idle_timeout, but it has
+   records unread (its consumer lag), so it never counts as idle: no record
+   of it is late, and every window equals the count the test computes.
+2. A stream that stops: the last window is emitted once the wall clock
+   passes its end + allowed_lateness + idle_timeout, not before, and
+   within a few ticks after."""
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+from harness import SRCDIR, Broker, Sluice, Tap, tempdir, wait_for
+
+sys.path.insert(0, os.path.join(SRCDIR, "test", "integration", "kafka"))
+from kafkatest import ForwardClient, event_time  # noqa: E402
+
+t = Tap()
+tmp = tempdir("sluice-jobs-quiet-")
+
+
+def kcat_produce(bootstrap, topic, partition, records):
+    p = subprocess.run(["kcat", "-P", "-b", bootstrap, "-t", topic, "-p", str(partition)],
+                       input="".join(json.dumps(r) + "\n" for r in records).encode(), capture_output=True,
+                       timeout=30)
+    assert p.returncode == 0, p.stderr
+
+
+def read_rows(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def job_metric(s, name, job):
+    return s.metric(f'{name}{{job="{job}"}}')
+
+
+# ---- 1. a lagging partition is not idle ---------------------------------------------
+broker = Broker()
+broker._cmd("topic backlog 2")
+T0 = 1_700_000_000_000
+OLD = [{"ts": T0 + i * 100, "p": 0, "i": i} for i in range(150)]        # 15 s of event time
+AHEAD = [{"ts": T0 + 600_000 + i, "p": 1, "i": i} for i in range(10)]   # 10 minutes ahead
+kcat_produce(broker.bootstrap, "backlog", 0, OLD)
+kcat_produce(broker.bootstrap, "backlog", 1, AHEAD)
+broker.rtt(1200)  # every answer, fetches included, comes 1.2 s late: longer than idle_timeout
+
+rows_path = os.path.join(tmp, "lag-rows.jsonl")
+s = Sluice(f"""
+[http]
+listen = "127.0.0.1:0"
+[kafka]
+brokers = "{broker.bootstrap}"
+[kafka.properties]
+"reconnect.backoff.max.ms" = "500"
+
+[[job]]
+name = "lagging"
+topics = ["backlog"]
+group_by = ["p"]
+time = {{ field = "ts", format = "epoch_ms" }}
+window = {{ type = "tumbling", size = "5s" }}
+allowed_lateness = "0s"
+idle_timeout = "500ms"
+aggregates = {{ n = "count()" }}
+sinks = ["rows"]
+properties = {{ "max.partition.fetch.bytes" = "1024" }}
+
+[[sink]]
+name = "rows"
+plugin = "file"
+path = "{rows_path}"
+""")
+n_all = len(OLD) + len(AHEAD)
+wait_for(lambda: job_metric(s, "sluice_job_records_total", "lagging") >= n_all, 120,
+         "the job to read the backlog")
+late = job_metric(s, "sluice_job_records_late_total", "lagging")
+t.eq(late, 0.0, "no record of the lagging partition is late, though it was silent past idle_timeout between fetches")
+fetches = s.metric('sluice_kafka_consumed_total')
+want = {}
+for r in OLD:
+    start = r["ts"] // 5000 * 5000
+    want[start] = want.get(start, 0) + 1
+# The backlog's windows close once partition 1 (far ahead) decides alone,
+# after partition 0 has been read out and gone idle.
+wait_for(lambda: len([r for r in read_rows(rows_path) if r["p"] == 0]) >= len(want), 30,
+         "the backlog's windows")
+got = {}
+for r in read_rows(rows_path):
+    if r["p"] == 0:
+        start = int(time.mktime(time.strptime(r["window_start"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone) * 1000
+        got[start] = got.get(start, 0) + r["n"]
+t.eq(got, want, "every window of the lagging partition counts all of its records")
+t.eq(s.stop(), 0, "sluice stops cleanly")
+broker.rtt(0)
+
+# ---- 2. the last window of a quiet stream -----------------------------------------------
+broker._cmd("topic quiet 2")
+rows_path = os.path.join(tmp, "quiet-rows.jsonl")
+SIZE_S, LATENESS_S, IDLE_S = 2, 1, 2
+s = Sluice(f"""
+[http]
+listen = "127.0.0.1:0"
+[input.forward]
+listen = "127.0.0.1:0"
+[kafka]
+brokers = "{broker.bootstrap}"
+[[route]]
+match = "q.**"
+topic = "quiet"
+key = "svc"
+
+[[job]]
+name = "quiet"
+topics = ["quiet"]
+group_by = ["svc"]
+window = {{ type = "tumbling", size = "{SIZE_S}s" }}
+allowed_lateness = "{LATENESS_S}s"
+idle_timeout = "{IDLE_S}s"
+aggregates = {{ n = "count()" }}
+sinks = ["rows"]
+
+[[sink]]
+name = "rows"
+plugin = "file"
+path = "{rows_path}"
+""")
+wait_for(lambda: s.metric('sluice_job_assigned_partitions{job="quiet"}') == 2, 30, "the job's assignment")
+c = ForwardClient(s.port)
+now = time.time()
+sec = int(now)
+recs = [(event_time(sec, i * 1000), {"svc": ["a", "b"][i % 2], "i": i}) for i in range(40)]
+c.send_packed("q.app", recs, chunk="q1")
+c.wait_ack("q1")
+last_end = math.ceil((sec + 0.001) / SIZE_S) * SIZE_S  # the window of the records ends here (s)
+bound = last_end + LATENESS_S + IDLE_S
+
+
+def last_rows():
+    return [r for r in read_rows(rows_path) if r["window_end"].startswith(
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(last_end)))]
+
+
+wait_for(lambda: len(last_rows()) == 2, bound - time.time() + 15, "the last window's rows")
+arrived = time.time()
+rows = last_rows()
+t.eq(sorted((r["svc"], r["n"]) for r in rows), [("a", 20), ("b", 20)],
+     "the last window of the stream is emitted with all of its records")
+t.ok(arrived >= bound, f"not before its end + allowed_lateness + idle_timeout "
+     f"({arrived - bound:+.2f} s from that bound)")
+t.ok(arrived <= bound + 3, f"and within 3 s of it ({arrived - bound:.2f} s after)")
+t.eq(job_metric(s, "sluice_job_records_late_total", "quiet"), 0.0, "no record was late")
+c.close()
+t.eq(s.stop(), 0, "sluice stops cleanly")
+broker.stop()
+t.done()
