@@ -10,7 +10,10 @@
  *                removing it);
  *   fatal_match  rows whose JSON contains this text get FATAL (row_done),
  *                the others of the write are written;
- *   hang         writes never complete; destroy completes them CANCELED.
+ *   hang         writes never complete; destroy completes them CANCELED;
+ *   stall        while this file exists, writes wait unanswered (a slow
+ *                sink that blocks; checked every STALL_POLL_MS), then are
+ *                carried out as the other options say.
  *
  * Writes are completed from a host timer (never from inside write), in the
  * order they came.  Runs on the jobs loop; sees only the SDK header and
@@ -40,6 +43,7 @@
 #ifndef FLAKY_ABI_MAJOR
 #define FLAKY_ABI_MAJOR SLUICE_SINK_ABI_MAJOR
 #endif
+#define STALL_POLL_MS 20
 
 typedef struct {
   char *path; /* owned by the host, like the other strings */
@@ -47,6 +51,7 @@ typedef struct {
   char *fatal_match;
   bool hang;
   char *control;
+  char *stall;
 } flaky_conf_t;
 
 static const sluice_opt_t flaky_opts[] = {
@@ -75,6 +80,10 @@ static const sluice_opt_t flaky_opts[] = {
      .type = SLUICE_OPT_STRING,
      .offset = offsetof(flaky_conf_t, control),
      .help = "While this file exists, every write fails with a retryable error."},
+    {.name = "stall",
+     .type = SLUICE_OPT_STRING,
+     .offset = offsetof(flaky_conf_t, stall),
+     .help = "While this file exists, writes wait without an answer (a sink that blocks)."},
     {0},
 };
 
@@ -90,7 +99,7 @@ typedef struct {
   const sluice_host_t *host; /* borrowed until destroyed */
   sluice_ctx_t *ctx;
   int fd;
-  char *path, *fatal_match, *control; /* owned copies */
+  char *path, *fatal_match, *control, *stall; /* owned copies */
   bool hang;
   int64_t fail_left;
   sluice_timer_t *timer;
@@ -121,7 +130,7 @@ static int flaky_create(const sluice_host_t *host, sluice_ctx_t *ctx, const void
   f->hang = conf->hang;
   f->fail_left = conf->fail_first;
   if (!(f->path = strdup(conf->path)) || (conf->fatal_match && !(f->fatal_match = strdup(conf->fatal_match))) ||
-      (conf->control && !(f->control = strdup(conf->control))))
+      (conf->control && !(f->control = strdup(conf->control))) || (conf->stall && !(f->stall = strdup(conf->stall))))
     goto nomem;
   f->fd = open(conf->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (f->fd < 0) {
@@ -130,9 +139,9 @@ static int flaky_create(const sluice_host_t *host, sluice_ctx_t *ctx, const void
   }
   if (!(f->timer = host->timer_new(ctx, on_timer, f))) goto nomem;
   f->m_failed = host->counter(ctx, "sluice_sink_flaky_failed_writes_total", "Writes flaky failed on purpose.");
-  host->log(ctx, SLUICE_LOG_INFO, "writing to %s (fail_first %lld%s%s%s%s)", f->path, (long long)f->fail_left,
+  host->log(ctx, SLUICE_LOG_INFO, "writing to %s (fail_first %lld%s%s%s%s%s%s)", f->path, (long long)f->fail_left,
             f->hang ? ", hang" : "", f->control ? ", control " : "", f->control ? f->control : "",
-            f->fatal_match ? ", fatal_match set" : "");
+            f->fatal_match ? ", fatal_match set" : "", f->stall ? ", stall " : "", f->stall ? f->stall : "");
   *self = f;
   return 0;
 nomem:
@@ -143,6 +152,7 @@ fail:
     free(f->path);
     free(f->fatal_match);
     free(f->control);
+    free(f->stall);
     free(f);
   }
   return -1;
@@ -246,6 +256,11 @@ static void cancel_all(flaky_t *f) {
 static void on_timer(void *arg) {
   flaky_t *f = arg;
   f->timer_armed = false;
+  if (f->head && !f->closing && f->stall && access(f->stall, F_OK) == 0) {
+    f->timer_armed = true; /* look again later; the writes wait */
+    f->host->timer_start(f->timer, STALL_POLL_MS);
+    return;
+  }
   while (f->head && !f->closing && !f->hang) {
     op_t *op = f->head;
     f->head = op->next;
@@ -290,6 +305,7 @@ static void release(flaky_t *f) {
   free(f->path);
   free(f->fatal_match);
   free(f->control);
+  free(f->stall);
   free(f);
   host->destroyed(ctx);
 }
