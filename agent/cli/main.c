@@ -42,8 +42,12 @@ static const char usage_main[] =
 static const char usage_run[] =
     "usage: sluice run -c FILE\n"
     "\n"
-    "Runs the daemon in the foreground until SIGINT or SIGTERM, which drain and stop it.\n"
-    "Logs go to stderr.\n"
+    "Runs the daemon in the foreground until SIGINT or SIGTERM, which drain and stop it\n"
+    "(a second one stops it at once, exit code 1).  SIGHUP reloads FILE: [log], the routes\n"
+    "and shutdown_timeout apply live; other changes are logged as needing a restart; an\n"
+    "invalid file is refused and the running config kept.  Logs go to stderr (under\n"
+    "journald: with <N> priorities, without timestamps).  Under systemd (Type=notify) it\n"
+    "reports READY=1, STATUS= lines and watchdog pings.\n"
     "\n"
     "  -c, --config FILE   config file (TOML)\n"
     "  -h, --help          this help\n"
@@ -107,6 +111,7 @@ static int cmd_run(int argc, char **argv) {
   const char *file = NULL;
   int r = parse_config_args(argc, argv, usage_run, &file, NULL);
   if (r) return r;
+  sl_log_set_journal(sl_log_stderr_is_journal());
   sl_config_t *cfg = sl_cli_load_config(file);
   if (!cfg) return EXIT_CONFIG;
   sl_log_set_level((sl_log_level_t)cfg->log.level);

@@ -268,8 +268,8 @@ static void reload(daemon_t *d) {
     sl_log_set_json(next->log.format == 1);
   }
   d->shutdown_timeout_ns = next->shutdown_timeout_ns;
-  sl_log(SL_LOG_INFO, "agent", "reloaded %s: %zu settings applied, %zu need a restart", d->cfg->file, plan.applied,
-         plan.restart);
+  sl_log(SL_LOG_INFO, "agent", "reloaded %s: changes applied: %zu, needing a restart: %zu", d->cfg->file,
+         plan.applied, plan.restart);
   /* Every stage hears of it (a stage applies what it can; the ingest swaps
    * its routes); `next` lives until the last one is done. */
   d->next = next;
