@@ -1,7 +1,8 @@
 /* The log module as an operator reads it: text lines escape control
  * characters (a client's tag cannot forge a line), JSON lines escape for
- * JSON, one line per call, the level threshold, and rate-limited lines
- * that report how many were suppressed. */
+ * JSON (with its time, level, component and message), one line per call,
+ * the level threshold, journald's priority prefixes without timestamps,
+ * and rate-limited lines. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,16 @@ int main(void) {
   ok(strstr(out, "\"msg\":\"tag a\\u000ab\\u0009dropped \\\"x\\\" \\\\\"}") != NULL, "JSON: newline, tab, quote, backslash escaped: %s",
      out);
   ok(strstr(out, "\"level\":\"warn\",\"component\":\"forward\"") != NULL, "JSON: level and component fields");
+  ok(strncmp(out, "{\"time\":\"20", 11) == 0 && strstr(out, "Z\",\"level\""), "JSON: the time first, in UTC: %s", out);
+  sl_log_set_journal(true);
+  out = capture(quoted_json);
+  ok(strncmp(out, "<4>{\"level\":\"warn\"", 20) == 0, "JSON under journald: <4> and no time: %s", out);
   sl_log_set_json(false);
+  out = capture(forged_text);
+  ok(strncmp(out, "<4>warn  forward: tag app\\n", 27) == 0, "text under journald: <4>, no timestamp: %s", out);
+  out = capture(levels);
+  ok(strncmp(out, "<6>info  t: info line\n", 22) == 0, "info is <6>: %s", out);
+  sl_log_set_journal(false);
 
   out = capture(levels);
   ok(strstr(out, "info line") && !strstr(out, "debug line"), "lines above the threshold are not written");

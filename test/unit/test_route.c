@@ -1,5 +1,6 @@
 /* Routes: first match wins, topic templates, field paths, key text. */
 #include <msgpack.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -90,6 +91,39 @@ int main(void) {
   ok(sl_route_find(routes, 3, "other", 5) == &routes[2], "catch-all");
   ok(sl_route_find(routes, 2, "other", 5) == NULL, "no match");
   for (int i = 0; i < 3; i++) sl_route_free(&routes[i]);
+
+  /* A route table (what a reload swaps in) is a copy: it matches and
+   * renders like its source after the source is gone. */
+  sl_route_t src[2];
+  memset(src, 0, sizeof src);
+  src[0].match_text = strdup("app.**");
+  src[0].topic_text = strdup("logs.${tag_parts[1]}");
+  src[0].key_text = strdup("http.host");
+  src[1].match_text = strdup("**");
+  src[1].topic_text = strdup("other");
+  for (int i = 0; i < 2; i++) {
+    sl_tag_pattern_compile(src[i].match_text, &src[i].match, err, sizeof err);
+    sl_topic_tmpl_compile(src[i].topic_text, &src[i].topic, err, sizeof err);
+  }
+  sl_field_path_parse(src[0].key_text, &src[0].key);
+  sl_route_table_t *table = NULL;
+  is_int(sl_route_table_new(src, 2, &table), 0, "a route table is made from the config's routes");
+  for (int i = 0; i < 2; i++) sl_route_free(&src[i]);
+  ok(table && table->n == 2 && table->refs == 1 && !table->handles[0] && !table->handles[1],
+     "two routes, one reference, no handles yet");
+  const sl_route_t *hit = sl_route_find(table->routes, table->n, "app.web", 7);
+  ok(hit == &table->routes[0] && hit->key.n == 2, "the copy matches and keeps its key path");
+  sl_buf_t topic = {0};
+  const char *why = NULL;
+  is_int(sl_topic_tmpl_render(hit->topic, "app.web", 7, &rec, &topic, &why), 0, "the copy's template renders");
+  ok(topic.len == 8 && memcmp(topic.data, "logs.web", 8) == 0, "to logs.web");
+  sl_buf_free(&topic);
+  ok(sl_route_find(table->routes, table->n, "x", 1) == &table->routes[1], "the catch-all copied too");
+  sl_route_table_ref(table);
+  sl_route_table_unref(table);
+  is_int((int)table->refs, 1, "a held reference keeps the table");
+  sl_route_table_unref(table);
+  sl_route_table_unref(NULL);
 
   sl_field_path_t p;
   is_int(sl_field_path_parse("http.host", &p), 0, "field path parses");
