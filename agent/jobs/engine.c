@@ -65,6 +65,12 @@ int sl_job_new(const sl_job_conf_t *c, sl_job_t **out, sl_job_error_t *err) {
     r = fail(err, "window", field, NULL, "%s", why);
     goto fail;
   }
+  if (c->late_policy == 2 && j->spec.type == SL_WINDOW_SESSION) {
+    r = fail(err, "late_policy", &c->late_policy, NULL,
+             "\"update\" re-emits closed tumbling and hopping windows; a session job cannot use it");
+    goto fail;
+  }
+  j->update_ms = c->late_policy == 2 ? c->max_lateness_update_ns / MS : 0;
   if (!(j->name = strdup(c->name ? c->name : ""))) goto fail;
   j->processing = c->time == 1;
   j->time_format = c->time_format;
@@ -147,6 +153,11 @@ int sl_job_new(const sl_job_conf_t *c, sl_job_t **out, sl_job_error_t *err) {
     off += sl_agg_state_size(&j->aggs[i]);
   }
   j->partial_size = SL_PARTIAL_HDR + off;
+  if (!(j->tmp = aligned_alloc(SL_AGG_STATE_ALIGN, (j->partial_size + SL_AGG_STATE_ALIGN - 1) &
+                                                       ~(size_t)(SL_AGG_STATE_ALIGN - 1)))) {
+    r = SL_ENOMEM;
+    goto fail;
+  }
   *out = j;
   return 0;
 fail:
@@ -155,6 +166,11 @@ fail:
 }
 
 const char *sl_job_name(const sl_job_t *job) { return job->name; }
+
+void sl_job_late_window(const sl_job_t *job, int64_t *start, int64_t *end) {
+  *start = job->late_window.start;
+  *end = job->late_window.end;
+}
 
 /* ---- partials and group tables -------------------------------------------- */
 
@@ -351,6 +367,9 @@ void sl_job_free(sl_job_t *j) {
   if (!j) return;
   for (size_t i = 0; i < j->n_wins; i++) window_free(j, j->wins[i]);
   free(j->wins);
+  for (size_t i = 0; i < j->n_kept; i++) window_free(j, j->kept[i]);
+  free(j->kept);
+  free(j->tmp);
   table_free(j, &j->sess_keys);
   for (size_t i = 0; i < j->n_emissions; i++) free(j->emissions[i].offsets.off);
   free(j->emissions);
@@ -393,16 +412,21 @@ void sl_job_touch_partition(sl_job_t *j, int partition, int64_t now_ms) {
 static bool group_has_partials(const sl_group_t *g) { return g->partials != NULL; }
 static bool group_has_sessions(const sl_group_t *g) { return g->sessions.n > 0; }
 
-void sl_job_revoke(sl_job_t *j, int partition) {
-  sl_watermark_revoke(&j->wm, partition);
-  for (size_t i = 0; i < j->n_wins; i++) {
-    sl_gtable_t *t = &j->wins[i]->groups;
+static void revoke_windows(sl_job_t *j, sl_win_t **wins, size_t n, int partition) {
+  for (size_t i = 0; i < n; i++) {
+    sl_gtable_t *t = &wins[i]->groups;
     for (sl_group_t *g = t->head; g; g = g->next) partials_drop(j, &g->partials, partition);
-    offsets_clear(&j->wins[i]->offsets, partition);
+    offsets_clear(&wins[i]->offsets, partition);
     j->n_cells -= t->n;
     table_filter(j, t, group_has_partials);
     j->n_cells += t->n;
   }
+}
+
+void sl_job_revoke(sl_job_t *j, int partition) {
+  sl_watermark_revoke(&j->wm, partition);
+  revoke_windows(j, j->wins, j->n_wins, partition);
+  revoke_windows(j, j->kept, j->n_kept, partition);
   for (sl_group_t *g = j->sess_keys.head; g; g = g->next)
     for (size_t i = 0; i < g->sessions.n; i++) {
       sl_partial_t *head = g->sessions.items[i].agg;
@@ -468,29 +492,62 @@ static void note_offset(sl_partial_t *p, int64_t offset) {
   if (offset >= 0 && (p->first_offset < 0 || offset < p->first_offset)) p->first_offset = offset;
 }
 
+/* The kept (closed) window starting at `start`, or NULL. */
+static sl_win_t *kept_find(const sl_job_t *j, int64_t start) {
+  size_t lo = 0, hi = j->n_kept;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (j->kept[mid]->w.start < start)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < j->n_kept && j->kept[lo]->w.start == start ? j->kept[lo] : NULL;
+}
+
+/* Updates the record's cell (its group key in j->keybuf) of window w.
+ * Returns the cell's group, NULL when max_keys refused a new key (*r = 0)
+ * or out of memory (*r = SL_ENOMEM, or update_partial's error). */
+static sl_group_t *feed_cell(sl_job_t *j, sl_win_t *w, int partition, int64_t offset, const msgpack_object *record,
+                             int64_t t, int *r) {
+  bool dropped;
+  size_t before = w->groups.n;
+  sl_group_t *g = table_get(j, &w->groups, j->keybuf.data, j->keybuf.len, &dropped);
+  *r = 0;
+  if (dropped) {
+    j->stats.keys_dropped++;
+    return NULL;
+  }
+  *r = SL_ENOMEM;
+  if (!g) return NULL;
+  j->n_cells += w->groups.n - before;
+  sl_partial_t *p = partial_get(j, &g->partials, partition);
+  if (!p || offsets_note(&w->offsets, partition, offset)) return NULL;
+  note_offset(p, offset);
+  *r = update_partial(j, p, record, t);
+  return *r ? NULL : g;
+}
+
+/* Feeds the record to each of its windows that is open (ending after the
+ * partition's floor) or, with late_policy = "update", kept; *updated counts
+ * the kept windows it updated. */
 static int feed_windows(sl_job_t *j, int partition, int64_t offset, const msgpack_object *record, int64_t t,
-                        int64_t floor) {
+                        int64_t floor, size_t *updated) {
   sl_window_t ws[SL_WINDOW_MAX_OVERLAP];
   size_t n = sl_window_assign(&j->spec, t, ws, SL_WINDOW_MAX_OVERLAP);
   if (n > SL_WINDOW_MAX_OVERLAP) n = SL_WINDOW_MAX_OVERLAP;
   for (size_t i = 0; i < n; i++) {
-    if (ws[i].end <= floor) continue; /* emitted already: a hop this record is late for */
-    sl_win_t *w = window_get(j, &ws[i]);
+    bool closed = ws[i].end <= floor; /* emitted already: a window this record is late for */
+    sl_win_t *w = closed ? kept_find(j, ws[i].start) : window_get(j, &ws[i]);
+    if (!w && closed) continue;
     if (!w) return SL_ENOMEM;
-    bool dropped;
-    size_t before = w->groups.n;
-    sl_group_t *g = table_get(j, &w->groups, j->keybuf.data, j->keybuf.len, &dropped);
-    if (dropped) {
-      j->stats.keys_dropped++;
-      continue;
-    }
-    if (!g) return SL_ENOMEM;
-    j->n_cells += w->groups.n - before;
-    sl_partial_t *p = partial_get(j, &g->partials, partition);
-    if (!p || offsets_note(&w->offsets, partition, offset)) return SL_ENOMEM;
-    note_offset(p, offset);
-    int r = update_partial(j, p, record, t);
+    int r;
+    sl_group_t *g = feed_cell(j, w, partition, offset, record, t, &r);
     if (r) return r;
+    if (g && closed) {
+      g->dirty = w->dirty = true;
+      (*updated)++;
+    }
   }
   return 0;
 }
@@ -552,14 +609,29 @@ int sl_job_feed(sl_job_t *j, int partition, int64_t offset, const msgpack_object
     j->stats.filtered++;
     return 0;
   }
-  if (sl_window_last_end(&j->spec, t) <= floor) {
-    j->stats.late++;
-    return SL_JOB_LATE;
+  int64_t last_end = sl_window_last_end(&j->spec, t);
+  bool late = last_end <= floor;
+  if (late) {
+    j->late_window = (sl_window_t){.start = j->spec.type == SL_WINDOW_SESSION ? t : last_end - j->spec.size_ms,
+                                   .end = last_end};
+    if (!j->n_kept) {
+      j->stats.late++;
+      return SL_JOB_LATE;
+    }
   }
   int r = build_key(j, record);
   if (r) return r;
   if (j->spec.type == SL_WINDOW_SESSION) return feed_session(j, partition, offset, record, t);
-  return feed_windows(j, partition, offset, record, t, floor);
+  size_t updated = 0;
+  r = feed_windows(j, partition, offset, record, t, floor, &updated);
+  if (r) return r;
+  if (updated) {
+    j->stats.late_updates++;
+  } else if (late) {
+    j->stats.late++;
+    return SL_JOB_LATE;
+  }
+  return 0;
 }
 
 /* ---- closing ---------------------------------------------------------------- */
@@ -638,12 +710,89 @@ static void emit(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, sl_part
   partials_free(j, partials);
 }
 
+/* The row of a cell merged into j->tmp, its partials left as they are (an
+ * early row, or a kept window's); counted in *count. */
+static void merged_row(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, const sl_partial_t *partials,
+                       uint64_t *count, sl_job_row_cb on_row, void *arg) {
+  if (!partials) return;
+  int r = 0;
+  for (size_t i = 0; i < j->n_aggs; i++) sl_agg_init(&j->aggs[i], state_of(j, j->tmp, i));
+  for (const sl_partial_t *p = partials; p && !r; p = p->next)
+    for (size_t i = 0; i < j->n_aggs && !r; i++)
+      r = sl_agg_merge(&j->aggs[i], state_of(j, j->tmp, i), state_of(j, p, i));
+  if (r)
+    j->stats.rows_failed++;
+  else {
+    (*count)++;
+    row_out(j, w, g, j->tmp, on_row, arg);
+  }
+  for (size_t i = 0; i < j->n_aggs; i++) sl_agg_free(&j->aggs[i], state_of(j, j->tmp, i));
+}
+
+/* ---- kept windows (late_policy = "update") ------------------------------------ */
+
+/* Whether the watermark has passed the window's end + max_lateness_update. */
+static bool update_expired(const sl_job_t *j, const sl_win_t *w, int64_t wm) {
+  int64_t until;
+  if (__builtin_add_overflow(w->w.end, j->update_ms, &until)) until = INT64_MAX;
+  return until <= wm;
+}
+
+/* A closed window joins the kept ones (windows close in order of start);
+ * false when out of memory: it is then closed for good. */
+static bool kept_push(sl_job_t *j, sl_win_t *w) {
+  if (j->n_kept == j->cap_kept) {
+    size_t cap = j->cap_kept ? j->cap_kept * 2 : 8;
+    sl_win_t **a = realloc(j->kept, cap * sizeof *a);
+    if (!a) return false;
+    j->kept = a;
+    j->cap_kept = cap;
+  }
+  j->kept[j->n_kept++] = w;
+  return true;
+}
+
+/* Emits again the rows late records changed, in the running emission. */
+static void emit_updates(sl_job_t *j, sl_job_row_cb on_row, void *arg) {
+  for (size_t k = 0; k < j->n_kept; k++) {
+    sl_win_t *w = j->kept[k];
+    if (!w->dirty) continue;
+    sl_emission_t *e = emission(j, &w->w, INT64_MAX);
+    if (e && offsets_merge(&e->offsets, &w->offsets)) j->ckpt_broken = true;
+    for (sl_group_t *g = w->groups.head; g; g = g->next) {
+      if (g->dirty) merged_row(j, &w->w, g, g->partials, &j->stats.rows_emitted, on_row, arg);
+      g->dirty = false;
+    }
+    w->dirty = false;
+  }
+}
+
+/* Frees the kept windows no late record may update any more. */
+static void purge_kept(sl_job_t *j, int64_t wm) {
+  size_t done = 0;
+  while (done < j->n_kept && update_expired(j, j->kept[done], wm)) {
+    j->n_cells -= j->kept[done]->groups.n;
+    window_free(j, j->kept[done++]);
+  }
+  memmove(j->kept, j->kept + done, (j->n_kept - done) * sizeof *j->kept);
+  j->n_kept -= done;
+}
+
 static void close_windows(sl_job_t *j, int64_t wm, sl_job_row_cb on_row, void *arg) {
+  if (j->n_kept) {
+    emit_updates(j, on_row, arg);
+    purge_kept(j, wm);
+  }
   size_t done = 0;
   while (done < j->n_wins && j->wins[done]->w.end <= wm) {
     sl_win_t *w = j->wins[done++];
     sl_emission_t *e = emission(j, &w->w, INT64_MAX);
     if (e && offsets_merge(&e->offsets, &w->offsets)) j->ckpt_broken = true;
+    if (j->update_ms && !update_expired(j, w, wm) && kept_push(j, w)) {
+      for (const sl_group_t *g = w->groups.head; g; g = g->next)
+        merged_row(j, &w->w, g, g->partials, &j->stats.rows_emitted, on_row, arg);
+      continue;
+    }
     for (sl_group_t *g = w->groups.head; g; g = g->next) {
       emit(j, &w->w, g, g->partials, on_row, arg);
       g->partials = NULL;
@@ -703,33 +852,13 @@ uint64_t sl_job_finish(sl_job_t *j, sl_job_row_cb on_row, void *arg) { return cl
 
 /* ---- early rows --------------------------------------------------------------- */
 
-/* The row of a cell as it stands, its partials left as they are. */
-static void peek_cell(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, const sl_partial_t *partials,
-                      sl_partial_t *tmp, sl_job_row_cb on_row, void *arg) {
-  if (!partials) return;
-  int r = 0;
-  for (size_t i = 0; i < j->n_aggs; i++) sl_agg_init(&j->aggs[i], state_of(j, tmp, i));
-  for (const sl_partial_t *p = partials; p && !r; p = p->next)
-    for (size_t i = 0; i < j->n_aggs && !r; i++) r = sl_agg_merge(&j->aggs[i], state_of(j, tmp, i), state_of(j, p, i));
-  if (r)
-    j->stats.rows_failed++;
-  else {
-    j->stats.early_rows++;
-    row_out(j, w, g, tmp, on_row, arg);
-  }
-  for (size_t i = 0; i < j->n_aggs; i++) sl_agg_free(&j->aggs[i], state_of(j, tmp, i));
-}
-
 int sl_job_peek(sl_job_t *j, sl_job_row_cb on_row, void *arg) {
-  sl_partial_t *tmp = aligned_alloc(SL_AGG_STATE_ALIGN, (j->partial_size + 7) & ~(size_t)7);
-  if (!tmp) return SL_ENOMEM;
   for (size_t w = 0; w < j->n_wins; w++)
     for (const sl_group_t *g = j->wins[w]->groups.head; g; g = g->next)
-      peek_cell(j, &j->wins[w]->w, g, g->partials, tmp, on_row, arg);
+      merged_row(j, &j->wins[w]->w, g, g->partials, &j->stats.early_rows, on_row, arg);
   for (const sl_group_t *g = j->sess_keys.head; g; g = g->next)
     for (size_t i = 0; i < g->sessions.n; i++)
-      peek_cell(j, &g->sessions.items[i].w, g, g->sessions.items[i].agg, tmp, on_row, arg);
-  free(tmp);
+      merged_row(j, &g->sessions.items[i].w, g, g->sessions.items[i].agg, &j->stats.early_rows, on_row, arg);
   return 0;
 }
 
@@ -753,6 +882,8 @@ void sl_job_confirm(sl_job_t *j, uint64_t seq) {
 static int64_t checkpoint_wm(const sl_job_t *j) {
   int64_t w = j->wm.current;
   if (w == SL_WATERMARK_NONE) return w;
+  /* Kept windows may still change: a restart must rebuild them. */
+  if (j->n_kept && j->kept[0]->w.end <= w) w = j->kept[0]->w.end - 1;
   for (size_t i = 0; i < j->n_emissions; i++)
     if (!j->emissions[i].confirmed && j->emissions[i].min_end <= w) w = j->emissions[i].min_end - 1;
   for (const sl_group_t *g = j->sess_keys.head; g; g = g->next)
@@ -796,6 +927,7 @@ int sl_job_checkpoint(sl_job_t *j, int64_t *wms, int64_t *offsets, size_t n) {
     wms[k] = p->ckpt;
   }
   for (size_t i = 0; i < j->n_wins; i++) offsets_lower(&j->wins[i]->offsets, offsets, n);
+  for (size_t i = 0; i < j->n_kept; i++) offsets_lower(&j->kept[i]->offsets, offsets, n);
   for (const sl_group_t *g = j->sess_keys.head; g; g = g->next)
     for (size_t i = 0; i < g->sessions.n; i++)
       for (const sl_partial_t *p = g->sessions.items[i].agg; p; p = p->next) {
@@ -828,27 +960,32 @@ int sl_job_checkpoint(sl_job_t *j, int64_t *wms, int64_t *offsets, size_t n) {
   return 0;
 }
 
+static uint64_t partials_bytes(const sl_job_t *j, const sl_partial_t *p) {
+  uint64_t bytes = 0;
+  for (; p; p = p->next) {
+    bytes += SL_PARTIAL_HDR;
+    for (size_t i = 0; i < j->n_aggs; i++) bytes += sl_agg_bytes(&j->aggs[i], state_of(j, p, i));
+  }
+  return bytes;
+}
+
+static uint64_t table_bytes(const sl_job_t *j, const sl_gtable_t *t) {
+  uint64_t bytes = 0;
+  for (const sl_group_t *g = t->head; g; g = g->next) {
+    bytes += sizeof *g + g->key_len + partials_bytes(j, g->partials);
+    for (size_t s = 0; s < g->sessions.n; s++) bytes += partials_bytes(j, g->sessions.items[s].agg);
+  }
+  return bytes;
+}
+
 void sl_job_stats(const sl_job_t *j, sl_job_stats_t *out) {
   *out = j->stats;
   out->open_windows = j->spec.type == SL_WINDOW_SESSION ? j->n_cells : j->n_wins;
   out->state_keys = j->n_cells;
   out->emissions = j->n_emissions;
   out->watermark = j->processing ? j->proc_wm : j->wm.current;
-  uint64_t bytes = 0;
-  const sl_partial_t *lists[1];
-  for (size_t w = 0; w <= j->n_wins; w++) {
-    const sl_gtable_t *t = w < j->n_wins ? &j->wins[w]->groups : &j->sess_keys;
-    for (const sl_group_t *g = t->head; g; g = g->next) {
-      bytes += sizeof *g + g->key_len;
-      size_t ns = g->sessions.n;
-      for (size_t s = 0; s <= ns; s++) {
-        lists[0] = s < ns ? g->sessions.items[s].agg : g->partials;
-        for (const sl_partial_t *p = lists[0]; p; p = p->next) {
-          bytes += SL_PARTIAL_HDR;
-          for (size_t i = 0; i < j->n_aggs; i++) bytes += sl_agg_bytes(&j->aggs[i], state_of(j, p, i));
-        }
-      }
-    }
-  }
+  uint64_t bytes = table_bytes(j, &j->sess_keys);
+  for (size_t w = 0; w < j->n_wins; w++) bytes += table_bytes(j, &j->wins[w]->groups);
+  for (size_t w = 0; w < j->n_kept; w++) bytes += table_bytes(j, &j->kept[w]->groups);
   out->state_bytes = bytes;
 }

@@ -59,6 +59,11 @@ void sl_job_revoke(sl_job_t *job, int partition);
 /* sl_job_feed's answer for a late record (counted in `late`, not kept). */
 #define SL_JOB_LATE 1
 
+/* The window the record sl_job_feed last answered SL_JOB_LATE for missed:
+ * its window (the last one for hopping windows; [t, t + gap) for
+ * sessions), in ms. */
+void sl_job_late_window(const sl_job_t *job, int64_t *start, int64_t *end);
+
 /* The job's reader is holding its partitions back (backpressure): none of
  * them counts as idle for the time being (sl_watermark_touch). */
 void sl_job_touch(sl_job_t *job, int64_t now_ms);
@@ -139,7 +144,8 @@ int sl_job_row_to_msgpack(const sl_job_row_t *row, sl_buf_t *out);
 typedef struct {
   uint64_t records_in;   /* every record fed */
   uint64_t filtered;     /* rejected by `where` */
-  uint64_t late;         /* every window already emitted */
+  uint64_t late;         /* every window already emitted (and none kept to update) */
+  uint64_t late_updates; /* late records that updated a kept window (late_policy = "update") */
   uint64_t bad_time;     /* time_field missing or unreadable */
   uint64_t keys_dropped; /* window updates refused by max_keys */
   uint64_t rows_emitted;

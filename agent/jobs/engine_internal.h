@@ -30,6 +30,7 @@ typedef struct sl_group {
   sl_partial_t *partials;
   sl_session_set_t sessions;
   uint32_t key_len;
+  bool dirty; /* a kept window's group updated by a late record since its last row */
   char key[]; /* the msgpack array of the key values */
 } sl_group_t;
 
@@ -51,6 +52,7 @@ typedef struct {
   sl_window_t w;
   sl_gtable_t groups;
   sl_offsets_t offsets;
+  bool dirty; /* kept: a late record updated it since its last rows */
 } sl_win_t;
 
 /* The windows one sl_job_advance closed, remembered until the checkpoint
@@ -89,6 +91,15 @@ struct sl_job {
 
   sl_win_t **wins; /* tumbling, hopping: open windows by start */
   size_t n_wins, cap_wins;
+  /* late_policy = "update": closed windows by start, kept (with their
+   * partials) until the watermark passes their end + update_ms, so that a
+   * late record can update one and its row be emitted again.  For the
+   * checkpoint they count as open: a restart rebuilds them. */
+  int64_t update_ms; /* 0: closed windows are freed */
+  sl_win_t **kept;
+  size_t n_kept, cap_kept;
+  sl_partial_t *tmp; /* scratch cell for rows merged without consuming the partials */
+  sl_window_t late_window; /* the last window the last late record missed */
   sl_gtable_t sess_keys; /* sessions */
   int64_t sess_next_end; /* no session closes before this watermark */
   uint64_t n_cells;

@@ -81,6 +81,15 @@ static const sl_opt_t job_opts[] = {
      .offset = offsetof(sl_job_conf_t, format), .help = "How the topics' values are written (a route's `format`)."},
     {.name = "late_sink", .type = SL_OPT_STRING, .offset = offsetof(sl_job_conf_t, late_sink),
      .help = "A `[[sink]]` that receives late records (as JSON), besides counting them."},
+    {.name = "late_policy", .type = SL_OPT_ENUM, .def = "\"sink\"", .choices = "sink|drop|update",
+     .offset = offsetof(sl_job_conf_t, late_policy),
+     .help = "What a record too late for its window does: `sink` (to `late_sink`, or dropped and counted without "
+             "one), `drop` (counted only), `update` (updates its closed window, if it closed no more than "
+             "`max_lateness_update` ago, and re-emits that window's row under the same id; later ones as `sink`)."},
+    {.name = "max_lateness_update", .type = SL_OPT_DURATION, .def = "\"10m\"", .unit = "duration", .min = MS,
+     .max = 7 * 24 * 3600 * 1000 * (int64_t)MS, .offset = offsetof(sl_job_conf_t, max_lateness_update_ns),
+     .help = "With `late_policy = \"update\"`: how long after a window closed (by the watermark) a late record "
+             "still updates it; closed windows' state is kept that long."},
     {.name = "commit_interval", .type = SL_OPT_DURATION, .def = "\"1s\"", .unit = "duration", .min = 10 * MS,
      .max = 3600 * 1000 * (int64_t)MS, .offset = offsetof(sl_job_conf_t, commit_interval_ns),
      .help = "How often the job commits its safe offsets (and checkpoint watermark) to Kafka."},
@@ -112,6 +121,10 @@ static void job_finish(void *conf, sl_bind_ctx_t *ctx) {
       sl_bind_error(ctx, NULL, "out of memory");
       return;
     }
+  }
+  if (j->late_policy == 1 && j->late_sink) {
+    sl_bind_error(ctx, &j->late_policy, "late_policy = \"drop\" leaves late_sink unused: remove one of them");
+    return;
   }
   sl_job_t *job = NULL;
   sl_job_error_t err;

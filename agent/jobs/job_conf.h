@@ -42,6 +42,8 @@ typedef struct {
   int64_t emit_every_ns;     /* emit = { every }; 0: final rows only */
   int format;                /* 0 json, 1 msgpack */
   char *late_sink;           /* owned or NULL */
+  int late_policy;           /* 0 sink, 1 drop, 2 update */
+  int64_t max_lateness_update_ns;
   int64_t commit_interval_ns;
   sl_kv_list_t properties;   /* [job.properties] */
 } sl_job_conf_t;

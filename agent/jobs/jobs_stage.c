@@ -67,7 +67,9 @@ enum {
   M_RECORDS,
   M_FILTERED,
   M_LATE,
+  M_LATE_UPDATED,
   M_KEYS_DROPPED,
+  M_MAX_KEYS,
   M_ROWS,
   M_EARLY_ROWS,
   M_ROWS_FAILED,
@@ -94,7 +96,11 @@ static const sl_metric_desc_t job_metric_descs[N_METRICS] = {
     [M_RECORDS] = COUNTER("sluice_job_records_total", "Records the job read from Kafka."),
     [M_FILTERED] = COUNTER("sluice_job_records_filtered_total", "Records the job's `where` rejected."),
     [M_LATE] = COUNTER("sluice_job_records_late_total",
-                "Records too late for every window they belong to (not aggregated)."),
+                "Records too late for every window they belong to (not aggregated; to late_sink when set)."),
+    [M_LATE_UPDATED] = COUNTER("sluice_job_records_late_updated_total",
+                        "Late records that updated a closed window, whose row was emitted again "
+                        "(late_policy = \"update\")."),
+    [M_MAX_KEYS] = GAUGE("sluice_job_max_keys", "The job's max_keys: group keys a window may hold."),
     [M_KEYS_DROPPED] = COUNTER("sluice_job_keys_dropped_total",
                         "Window updates refused because the window had max_keys group keys."),
     [M_ROWS] = COUNTER("sluice_job_rows_total", "Final result rows the job emitted."),
@@ -367,7 +373,9 @@ static void late_add(job_rt_t *rt, const sl_kafka_record_t *rec, const msgpack_o
   char where[320]; /* a Kafka topic name is at most 249 bytes */
   int n = snprintf(where, sizeof where, "%s/%" PRId32 "/%" PRId64, rec->topic, rec->partition, rec->offset);
   uint64_t id = XXH3_64bits(where, n < (int)sizeof where ? (size_t)n : sizeof where - 1);
-  batch_add(rt->late, json, len, mp, mp_len, id, rt->conf->name, 0, 0);
+  int64_t start, end;
+  sl_job_late_window(rt->job, &start, &end);
+  batch_add(rt->late, json, len, mp, mp_len, id, rt->conf->name, start, end);
 }
 
 static void on_records(void *arg, const sl_kafka_record_t *recs, size_t n) {
@@ -556,6 +564,7 @@ static void publish(job_rt_t *rt) {
   sl_metric_add(rt->m[M_RECORDS], s.records_in - o->records_in);
   sl_metric_add(rt->m[M_FILTERED], s.filtered - o->filtered);
   sl_metric_add(rt->m[M_LATE], s.late - o->late);
+  sl_metric_add(rt->m[M_LATE_UPDATED], s.late_updates - o->late_updates);
   sl_metric_add(rt->m[M_KEYS_DROPPED], s.keys_dropped - o->keys_dropped);
   if (s.keys_dropped > o->keys_dropped)
     sl_log_rl(SL_LOG_WARN, "jobs", "job %s: %" PRIu64 " window updates dropped: a window has max_keys (%" PRId64
@@ -674,6 +683,7 @@ static int job_start(jobs_stage_t *st, job_rt_t *rt) {
   sl_metrics_t *m = st->env.metrics;
   const char *values[] = {c->name, NULL};
   for (int i = 0; i < N_METRICS; i++) rt->m[i] = sl_metric_child(sl_metrics_family(m, &job_metric_descs[i]), values);
+  sl_gauge_set(rt->m[M_MAX_KEYS], (double)c->max_keys);
   sl_metric_family_t *bad = sl_metrics_family(
       m, &(sl_metric_desc_t){.type = SL_METRIC_COUNTER,
                              .name = "sluice_job_records_bad_total",
