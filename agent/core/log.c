@@ -124,13 +124,19 @@ static void write_line(sl_log_level_t level, const char *component, const char *
   (void)w;
 }
 
-void sl_log_write(sl_log_level_t level, const char *component, const char *fmt, ...) {
+static void write_va(sl_log_level_t level, const char *component, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void write_va(sl_log_level_t level, const char *component, const char *fmt, va_list ap) {
   char msg[2048];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  write_line(level, component, msg);
+}
+
+void sl_log_write(sl_log_level_t level, const char *component, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  write_va(level, component, fmt, ap);
   va_end(ap);
-  write_line(level, component, msg);
 }
 
 static uint64_t now_ms(void) {
@@ -181,12 +187,10 @@ void sl_log_site_write(sl_log_site_t *site, sl_log_level_t level, const char *co
     return;
   }
   if (suppressed > 0) write_suppressed(level, component, (uint64_t)suppressed, NULL);
-  char msg[2048];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  write_va(level, component, fmt, ap);
   va_end(ap);
-  write_line(level, component, msg);
 }
 
 void sl_log_flush_suppressed(void) {
