@@ -28,14 +28,18 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 
 import es_double
 import redis_server
 from es_double import EsDouble
-from harness import Broker, Sluice, Tap, sluice_cat, tempdir, wait_for
+from harness import SRCDIR, Broker, Sluice, Tap, sluice_cat, tempdir, wait_for
 from job_reference import index_rows, mismatches, reference, rfc3339
 from redis_server import REDIS_CLI, RedisServer
+
+sys.path.insert(0, os.path.join(SRCDIR, "test", "integration", "kafka"))
+from kafkatest import sluice_config  # noqa: E402
 
 t = Tap()
 if not redis_server.available():
@@ -131,13 +135,7 @@ broker._cmd("topic logs 1")  # one partition: every record moves the watermark
 ref_path = os.path.join(tmp, "rows.jsonl")
 RETRY = 'initial_backoff = "50ms"\nmax_backoff = "400ms"'
 
-sluice = Sluice(f"""
-[http]
-listen = "127.0.0.1:0"
-[input.forward]
-listen = "127.0.0.1:0"
-[kafka]
-brokers = "{broker.bootstrap}"
+sluice = Sluice(sluice_config(broker.bootstrap, f"""
 [[route]]
 match = "**"
 topic = "logs"
@@ -182,7 +180,7 @@ index = "pvc-%Y.%m.%d"
 operation = "create"
 request_timeout = "1s"
 {RETRY}
-""")
+"""))
 
 JOB = {"kind": "tumbling", "size": 1000, "lateness": 0, "keys": ["page"], "where": lambda r: True,
        "aggs": {"n": ("count", None), "s": ("sum", "lat"), "top": ("max", "lat")}}

@@ -37,7 +37,7 @@ if not os.path.exists(os.path.join(PLUGIN_DIR, "flaky.so")):
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "kafka"))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "forward"))
 from fwdlib import rss_kib  # noqa: E402
-from kafkatest import ForwardClient  # noqa: E402
+from kafkatest import ForwardClient, sluice_config  # noqa: E402
 
 tmp = tempdir("sluice-fault-slow-")
 BASE = 1_700_000_000_000
@@ -55,17 +55,7 @@ open(stall, "w").close()
 
 broker = Broker()
 broker._cmd("topic slow 1")  # one partition: every record moves the watermark
-ingest = Sluice(f"""
-[http]
-listen = "127.0.0.1:0"
-[input.forward]
-listen = "127.0.0.1:0"
-[kafka]
-brokers = "{broker.bootstrap}"
-[[route]]
-match = "**"
-topic = "slow"
-""")
+ingest = Sluice(sluice_config(broker.bootstrap, '[[route]]\nmatch = "**"\ntopic = "slow"\n'))
 jobs = Sluice(f"""plugin_dirs = ["{PLUGIN_DIR}"]
 shutdown_timeout = "5s"
 [http]
