@@ -210,6 +210,14 @@ static void bind_opt(sl_bind_ctx_t *ctx, const sl_opt_t *o, const sl_toml_value_
   case SL_OPT_TABLE:
     if (v->type == SL_TOML_TABLE && o->sub) bind_section(ctx, o->sub, v, field, path);
     break;
+  case SL_OPT_FLOAT_LIST: {
+    sl_float_list_t *l = field;
+    size_t n = list_len(v);
+    if (!n || !(l->items = calloc(n, sizeof *l->items))) break;
+    for (size_t i = 0; i < n; i++)
+      if (list_item(v, i)->type == SL_TOML_FLOAT) l->items[l->n++] = list_item(v, i)->u.f;
+    break;
+  }
   }
 }
 
@@ -305,6 +313,12 @@ static void unbind_opt(const sl_opt_t *o, char *conf) {
   case SL_OPT_TABLE:
     if (o->sub) sl_schema_unbind(o->sub, field);
     break;
+  case SL_OPT_FLOAT_LIST: {
+    sl_float_list_t *l = field;
+    free(l->items);
+    *l = (sl_float_list_t){0};
+    break;
+  }
   case SL_OPT_ENUM:
     if (o->sub) sl_schema_unbind(o->sub, conf + o->sub_offset);
     break;

@@ -115,6 +115,7 @@ static const char *expected_text(const sl_opt_t *o) {
   case SL_OPT_ENUM: return o->sub ? "a string or a table" : "a string";
   case SL_OPT_MAP: return "a table of strings, numbers and booleans";
   case SL_OPT_TABLE: return "a table";
+  case SL_OPT_FLOAT_LIST: return "a number or an array of numbers";
   }
   return "?";
 }
@@ -273,6 +274,22 @@ static void check_value(vctx_t *c, const sl_opt_t *o, const char *path, sl_toml_
     if (v->type != SL_TOML_TABLE) goto wrong_type;
     validate_table(c, o->sub, v, path);
     return;
+  case SL_OPT_FLOAT_LIST: {
+    size_t n = v->type == SL_TOML_ARRAY ? v->u.arr.len : 1;
+    if (v->type == SL_TOML_TABLE) goto wrong_type;
+    for (size_t i = 0; i < n; i++) {
+      sl_toml_value_t *x = v->type == SL_TOML_ARRAY ? v->u.arr.items[i] : v;
+      if (x->type == SL_TOML_INTEGER) {
+        x->type = SL_TOML_FLOAT;
+        x->u.f = (double)x->u.i;
+      }
+      if (x->type != SL_TOML_FLOAT)
+        VERR(c, x, "%s: expected a number, got %s", path, sl_toml_type_name(x->type));
+      else if (!isfinite(x->u.f))
+        VERR(c, x, "%s: must be a finite number", path);
+    }
+    return;
+  }
   }
   return;
 wrong_type:
@@ -605,6 +622,7 @@ static const char *type_doc(const sl_opt_t *o) {
   case SL_OPT_ENUM: return o->sub ? "enum or inline table" : "enum";
   case SL_OPT_MAP: return "table";
   case SL_OPT_TABLE: return "inline table";
+  case SL_OPT_FLOAT_LIST: return "number or array of numbers";
   }
   return "?";
 }

@@ -26,6 +26,7 @@ typedef enum {
   SL_OPT_ENUM,        /* a string from `choices`; with `sub`, or a table of that schema */
   SL_OPT_MAP,         /* a table of scalar values under free-form keys */
   SL_OPT_TABLE,       /* a (usually inline) table with its own schema: `sub` */
+  SL_OPT_FLOAT_LIST,  /* one number or an array of numbers */
 } sl_opt_type_t;
 
 enum {
@@ -67,6 +68,7 @@ typedef struct sl_bind_ctx sl_bind_ctx_t;
  *                               with `sub`, a table sets it to the number
  *                               of choices and binds at `sub_offset`
  *   MAP                         sl_kv_list_t
+ *   FLOAT_LIST                  sl_float_list_t
  *   TABLE                       a struct bound with `sub` (its own offsets) */
 typedef struct {
   const char *name;
@@ -132,6 +134,11 @@ typedef struct {
   sl_addr_t *items; /* owned */
   size_t n;
 } sl_addr_list_t;
+
+typedef struct {
+  double *items; /* owned */
+  size_t n;
+} sl_float_list_t;
 
 /* One entry of a MAP option: the key and the value's text ("true", "5",
  * "lz4"), with its position for later errors. */

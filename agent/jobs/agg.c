@@ -592,6 +592,10 @@ void sl_agg_result(const sl_agg_spec_t *spec, const sl_agg_state_t *st, sl_agg_r
   }
 }
 
+const sl_dds_t *sl_agg_sketch(const sl_agg_spec_t *spec, const sl_agg_state_t *st) {
+  return spec->fn == SL_AGG_PERCENTILE ? &((const pct_t *)st)->dds : NULL;
+}
+
 uint64_t sl_agg_skipped(const sl_agg_spec_t *spec, const sl_agg_state_t *st) {
   (void)spec;
   return ((const hdr_t *)st)->skipped;

@@ -61,6 +61,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jobs/ddsketch.h"
+
 typedef enum {
   SL_AGG_COUNT_ALL = 1, /* count() */
   SL_AGG_COUNT,         /* count(f) */
@@ -148,6 +150,10 @@ typedef struct {
 } sl_agg_result_t;
 
 void sl_agg_result(const sl_agg_spec_t *spec, const sl_agg_state_t *st, sl_agg_result_t *out);
+
+/* The DDSketch of a percentile state (borrowed: valid until the state's
+ * next update, merge or free); NULL for the other functions. */
+const sl_dds_t *sl_agg_sketch(const sl_agg_spec_t *spec, const sl_agg_state_t *st);
 
 /* Values skipped for their type (non-numeric for sum, avg, min, max and
  * percentile; always 0 for the others). */

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -251,6 +252,31 @@ int sl_dds_quantile(const sl_dds_t *s, double q, double *out) {
   if (v > s->max) v = s->max;
   *out = v;
   return 0;
+}
+
+/* gamma^i: the upper bound of bucket i's magnitudes. */
+static double bucket_bound(const sl_dds_t *s, int32_t i) { return exp(i / s->inv_ln_gamma); }
+
+size_t sl_dds_bins(const sl_dds_t *s, sl_dds_bin_t *out, size_t max) {
+  size_t n = 0;
+  const uint64_t *nc = counts(&s->neg);
+  const int32_t *nk = keys(&s->neg);
+  for (uint32_t i = s->neg.n; i-- > 0; n++) {
+    bool absorbs = i == 0 && s->neg.n == s->max_bins;
+    if (n < max)
+      out[n] = (sl_dds_bin_t){-bucket_bound(s, nk[i]), absorbs ? 0 : -bucket_bound(s, nk[i] - 1), nc[i]};
+  }
+  if (s->zero) {
+    if (n < max) out[n] = (sl_dds_bin_t){0, 0, s->zero};
+    n++;
+  }
+  const uint64_t *pc = counts(&s->pos);
+  const int32_t *pk = keys(&s->pos);
+  for (uint32_t i = 0; i < s->pos.n; i++, n++) {
+    bool absorbs = i == 0 && s->pos.n == s->max_bins;
+    if (n < max) out[n] = (sl_dds_bin_t){absorbs ? 0 : bucket_bound(s, pk[i] - 1), bucket_bound(s, pk[i]), pc[i]};
+  }
+  return n;
 }
 
 size_t sl_dds_buckets(const sl_dds_t *s) {

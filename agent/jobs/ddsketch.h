@@ -80,6 +80,20 @@ static inline uint64_t sl_dds_count(const sl_dds_t *s) {
   return s->count;
 }
 
+/* One non-empty bucket as a range of values (sl_dds_bins). */
+typedef struct {
+  double lower, upper;
+  uint64_t count;
+} sl_dds_bin_t;
+
+/* The sketch's non-empty buckets in ascending order of value, the zero
+ * count as [0, 0] between the negative and the positive ones: a bucket
+ * holds count values v with lower < v <= upper (negative ones: lower <= v
+ * < upper).  A store at its bound of buckets has its lowest-magnitude
+ * bucket hold everything nearer zero too: that bound is then 0.  Writes at
+ * most max into out and returns how many there are. */
+size_t sl_dds_bins(const sl_dds_t *s, sl_dds_bin_t *out, size_t max);
+
 /* Non-empty buckets (both stores), and heap bytes owned. */
 size_t sl_dds_buckets(const sl_dds_t *s);
 size_t sl_dds_heap_bytes(const sl_dds_t *s);

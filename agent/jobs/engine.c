@@ -103,7 +103,7 @@ int sl_job_new(const sl_job_conf_t *c, sl_job_t **out, sl_job_error_t *err) {
   }
   if (!(j->aggs = calloc(na, sizeof *j->aggs)) || !(j->agg_paths = calloc(na, sizeof *j->agg_paths)) ||
       !(j->agg_names = calloc(na, sizeof(char *))) || !(j->agg_off = calloc(na, sizeof *j->agg_off)) ||
-      !(j->results = calloc(na, sizeof *j->results)))
+      !(j->results = calloc(na, sizeof *j->results)) || !(j->sketches = calloc(na, sizeof *j->sketches)))
     goto fail;
   j->n_aggs = na;
   for (size_t i = 0; i < nk; i++) {
@@ -391,6 +391,7 @@ void sl_job_free(sl_job_t *j) {
   free(j->agg_names);
   free(j->agg_off);
   free(j->results);
+  free(j->sketches);
   sl_buf_free(&j->keybuf);
   sl_buf_free(&j->scratch);
   msgpack_unpacked_destroy(&j->unp);
@@ -638,7 +639,7 @@ int sl_job_feed(sl_job_t *j, int partition, int64_t offset, const msgpack_object
 
 /* Calls on_row with the row of group g in window w, from its merged
  * partial m. */
-static void row_out(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, const sl_partial_t *m,
+static void row_out(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, const sl_partial_t *m, bool early,
                     sl_job_row_cb on_row, void *arg) {
   size_t off = 0;
   uint8_t le[8];
@@ -650,7 +651,10 @@ static void row_out(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, cons
     j->stats.rows_failed++;
     return;
   }
-  for (size_t i = 0; i < j->n_aggs; i++) sl_agg_result(&j->aggs[i], state_of(j, m, i), &j->results[i]);
+  for (size_t i = 0; i < j->n_aggs; i++) {
+    sl_agg_result(&j->aggs[i], state_of(j, m, i), &j->results[i]);
+    j->sketches[i] = sl_agg_sketch(&j->aggs[i], state_of(j, m, i));
+  }
   sl_job_row_t row = {
       .job = j->name,
       .id = XXH3_64bits(j->scratch.data, j->scratch.len),
@@ -662,6 +666,8 @@ static void row_out(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, cons
       .n_aggs = j->n_aggs,
       .agg_names = (const char *const *)j->agg_names,
       .agg_values = j->results,
+      .agg_sketches = j->sketches,
+      .early = early,
   };
   on_row(&row, arg);
 }
@@ -705,7 +711,7 @@ static void emit(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, sl_part
     j->stats.rows_failed++;
   else {
     j->stats.rows_emitted++;
-    row_out(j, w, g, dst, on_row, arg);
+    row_out(j, w, g, dst, false, on_row, arg);
   }
   partials_free(j, partials);
 }
@@ -713,7 +719,7 @@ static void emit(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, sl_part
 /* The row of a cell merged into j->tmp, its partials left as they are (an
  * early row, or a kept window's); counted in *count. */
 static void merged_row(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, const sl_partial_t *partials,
-                       uint64_t *count, sl_job_row_cb on_row, void *arg) {
+                       bool early, uint64_t *count, sl_job_row_cb on_row, void *arg) {
   if (!partials) return;
   int r = 0;
   for (size_t i = 0; i < j->n_aggs; i++) sl_agg_init(&j->aggs[i], state_of(j, j->tmp, i));
@@ -724,7 +730,7 @@ static void merged_row(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, c
     j->stats.rows_failed++;
   else {
     (*count)++;
-    row_out(j, w, g, j->tmp, on_row, arg);
+    row_out(j, w, g, j->tmp, early, on_row, arg);
   }
   for (size_t i = 0; i < j->n_aggs; i++) sl_agg_free(&j->aggs[i], state_of(j, j->tmp, i));
 }
@@ -760,7 +766,7 @@ static void emit_updates(sl_job_t *j, sl_job_row_cb on_row, void *arg) {
     sl_emission_t *e = emission(j, &w->w, INT64_MAX);
     if (e && offsets_merge(&e->offsets, &w->offsets)) j->ckpt_broken = true;
     for (sl_group_t *g = w->groups.head; g; g = g->next) {
-      if (g->dirty) merged_row(j, &w->w, g, g->partials, &j->stats.rows_emitted, on_row, arg);
+      if (g->dirty) merged_row(j, &w->w, g, g->partials, false, &j->stats.rows_emitted, on_row, arg);
       g->dirty = false;
     }
     w->dirty = false;
@@ -790,7 +796,7 @@ static void close_windows(sl_job_t *j, int64_t wm, sl_job_row_cb on_row, void *a
     if (e && offsets_merge(&e->offsets, &w->offsets)) j->ckpt_broken = true;
     if (j->update_ms && !update_expired(j, w, wm) && kept_push(j, w)) {
       for (const sl_group_t *g = w->groups.head; g; g = g->next)
-        merged_row(j, &w->w, g, g->partials, &j->stats.rows_emitted, on_row, arg);
+        merged_row(j, &w->w, g, g->partials, false, &j->stats.rows_emitted, on_row, arg);
       continue;
     }
     for (sl_group_t *g = w->groups.head; g; g = g->next) {
@@ -855,10 +861,10 @@ uint64_t sl_job_finish(sl_job_t *j, sl_job_row_cb on_row, void *arg) { return cl
 int sl_job_peek(sl_job_t *j, sl_job_row_cb on_row, void *arg) {
   for (size_t w = 0; w < j->n_wins; w++)
     for (const sl_group_t *g = j->wins[w]->groups.head; g; g = g->next)
-      merged_row(j, &j->wins[w]->w, g, g->partials, &j->stats.early_rows, on_row, arg);
+      merged_row(j, &j->wins[w]->w, g, g->partials, true, &j->stats.early_rows, on_row, arg);
   for (const sl_group_t *g = j->sess_keys.head; g; g = g->next)
     for (size_t i = 0; i < g->sessions.n; i++)
-      merged_row(j, &g->sessions.items[i].w, g, g->sessions.items[i].agg, &j->stats.early_rows, on_row, arg);
+      merged_row(j, &g->sessions.items[i].w, g, g->sessions.items[i].agg, true, &j->stats.early_rows, on_row, arg);
   return 0;
 }
 

@@ -23,6 +23,7 @@
 #define SL_ENGINE_H
 
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,6 +95,8 @@ typedef struct {
   size_t n_aggs;
   const char *const *agg_names;
   const sl_agg_result_t *agg_values;
+  const sl_dds_t *const *agg_sketches; /* per aggregate: a percentile's sketch, else NULL */
+  bool early;                          /* an open window's row (sl_job_peek) */
 } sl_job_row_t;
 
 typedef void (*sl_job_row_cb)(const sl_job_row_t *row, void *arg);
@@ -139,6 +142,12 @@ int sl_job_row_to_json(const sl_job_row_t *row, sl_buf_t *out);
 /* Appends the same fields as one msgpack map (strings for id and the
  * window bounds, as in the JSON).  0 or SL_ENOMEM (out restored). */
 int sl_job_row_to_msgpack(const sl_job_row_t *row, sl_buf_t *out);
+
+/* Appends a msgpack map of the row's percentile aggregates, each name to
+ * its sketch's bytes (bin, sl_dds_serialize), for sinks that export the
+ * distribution; nothing when the row has none.  0 or SL_ENOMEM (out
+ * restored). */
+int sl_job_row_sketches_to_msgpack(const sl_job_row_t *row, sl_buf_t *out);
 
 /* Counters for the metrics.  The first group only grows. */
 typedef struct {

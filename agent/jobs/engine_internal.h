@@ -85,6 +85,7 @@ struct sl_job {
   size_t *agg_off;
   size_t partial_size;
   sl_agg_result_t *results; /* of the row being emitted */
+  const sl_dds_t **sketches; /* and its percentiles' sketches */
 
   sl_watermark_t wm;
   int64_t proc_wm; /* processing time: now - lateness, never going back */

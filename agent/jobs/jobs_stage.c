@@ -305,10 +305,15 @@ static void on_row(const sl_job_row_t *row, void *arg) {
   if (!rt->building && !(rt->building = batch_new(rt))) goto fail;
   if (sl_job_row_to_json(row, scratch)) goto fail;
   size_t json_len = scratch->len;
-  if (sl_job_row_to_msgpack(row, scratch) ||
+  if (sl_job_row_to_msgpack(row, scratch)) goto fail;
+  size_t mp_len = scratch->len - json_len;
+  /* The percentiles' sketches follow the map (sink.h, sl_sink_row_set_shape). */
+  if (sl_job_row_sketches_to_msgpack(row, scratch) ||
       batch_add(rt->building, scratch->data, json_len, scratch->data + json_len, scratch->len - json_len, row->id,
                 rt->conf->name, row->window_start, row->window_end))
     goto fail;
+  sl_sink_row_set_shape(&rt->building->rows[rt->building->n - 1], mp_len, row->n_keys,
+                        row->early ? SLUICE_ROW_EARLY : SLUICE_ROW_FINAL);
   return;
 fail:
   sl_log_rl(SL_LOG_ERROR, "jobs", "job %s: cannot build a row: out of memory", rt->conf->name);
@@ -375,7 +380,8 @@ static void late_add(job_rt_t *rt, const sl_kafka_record_t *rec, const msgpack_o
   uint64_t id = XXH3_64bits(where, n < (int)sizeof where ? (size_t)n : sizeof where - 1);
   int64_t start, end;
   sl_job_late_window(rt->job, &start, &end);
-  batch_add(rt->late, json, len, mp, mp_len, id, rt->conf->name, start, end);
+  if (!batch_add(rt->late, json, len, mp, mp_len, id, rt->conf->name, start, end))
+    sl_sink_row_set_shape(&rt->late->rows[rt->late->n - 1], mp_len, 0, SLUICE_ROW_LATE);
 }
 
 static void on_records(void *arg, const sl_kafka_record_t *recs, size_t n) {

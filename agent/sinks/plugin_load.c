@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,10 +77,21 @@ static sl_opt_type_t core_type(sluice_opt_type_t t, bool *ok) {
   case SLUICE_OPT_SIZE: return SL_OPT_SIZE;
   case SLUICE_OPT_ENUM: return SL_OPT_ENUM;
   case SLUICE_OPT_STRING_LIST: return SL_OPT_STRING_LIST;
+  case SLUICE_OPT_MAP: return SL_OPT_MAP;
+  case SLUICE_OPT_FLOAT_LIST: return SL_OPT_FLOAT_LIST;
   }
   *ok = false;
   return SL_OPT_STRING;
 }
+
+/* The binder fills the SDK's structs as the core's: they must agree. */
+_Static_assert(sizeof(sluice_str_list_t) == sizeof(sl_str_list_t), "str list layout");
+_Static_assert(sizeof(sluice_kv_t) == sizeof(sl_kv_t) && offsetof(sluice_kv_t, value) == offsetof(sl_kv_t, value) &&
+                   offsetof(sluice_kv_t, line) == offsetof(sl_kv_t, line) &&
+                   offsetof(sluice_kv_t, col) == offsetof(sl_kv_t, col),
+               "kv layout");
+_Static_assert(sizeof(sluice_kv_list_t) == sizeof(sl_kv_list_t), "kv list layout");
+_Static_assert(sizeof(sluice_float_list_t) == sizeof(sl_float_list_t), "float list layout");
 
 /* The bytes an option of type t fills in the options struct (sink.h). */
 static size_t field_size(sluice_opt_type_t t) {
@@ -92,6 +104,8 @@ static size_t field_size(sluice_opt_type_t t) {
   case SLUICE_OPT_SIZE: return sizeof(uint64_t);
   case SLUICE_OPT_ENUM: return sizeof(int);
   case SLUICE_OPT_STRING_LIST: return sizeof(sluice_str_list_t);
+  case SLUICE_OPT_MAP: return sizeof(sluice_kv_list_t);
+  case SLUICE_OPT_FLOAT_LIST: return sizeof(sluice_float_list_t);
   }
   return 1;
 }

@@ -18,16 +18,28 @@ struct sluice_row {
   size_t json_len;
   const char *msgpack;
   size_t msgpack_len;
+  /* Right after the map (at msgpack + msgpack_len): the percentile
+   * aggregates' sketches, a msgpack map of name to sl_dds_serialize bytes
+   * (sl_job_row_sketches_to_msgpack); 0: none. */
+  size_t sketches_len;
   uint64_t id;
   char id_hex[17];
   const char *job;
   int64_t window_start, window_end; /* ms; 0 for a late record */
-  void *fields; /* the host's: msgpack_map unpacked on first use; freed by sl_sink_row_clear */
+  uint32_t n_keys; /* group-key fields, after id, job, window_start, window_end */
+  uint8_t kind;    /* sluice_row_kind_t: final, early, a late record */
+  void *fields;   /* the host's: msgpack_map unpacked on first use; freed by sl_sink_row_clear */
+  void *sketches; /* the host's: sketches decoded on first use; freed by sl_sink_row_clear */
 };
 typedef struct sluice_row sl_sink_row_t;
 
 /* Fills id and id_hex. */
 void sl_sink_row_set_id(sl_sink_row_t *r, uint64_t id);
+
+/* What the jobs stage knows of a row besides its bytes: the map is the
+ * first msgpack_len bytes of its msgpack, the sketches the rest; how many
+ * group keys it has, and its kind. */
+void sl_sink_row_set_shape(sl_sink_row_t *r, size_t msgpack_len, size_t n_keys, sluice_row_kind_t kind);
 
 /* Frees what the host cached in the row (its unpacked fields). */
 void sl_sink_row_clear(sl_sink_row_t *r);

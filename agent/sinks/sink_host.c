@@ -16,6 +16,7 @@
 #include "sinks/sink_host.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <msgpack.h>
 #include <stdarg.h>
@@ -26,6 +27,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "jobs/ddsketch.h"
 #include "kafka/kafka_producer.h"
 #include "sinks/sink_conf.h"
 
@@ -96,6 +98,28 @@ static sl_opt_t *combined_opts(const sl_plugin_t *p) {
   return all;
 }
 
+/* The plugin's own check (ABI 1.1).  A message that starts with one of
+ * the table's keys and ": " is reported at that key. */
+static int plugin_check(const sl_plugin_t *pl, const void *conf, const sl_toml_value_t *table, const char *file,
+                        sl_diag_t *tmp) {
+  char err[512] = "";
+  if (pl->d->abi_minor < 1 || !pl->d->check || !pl->d->check(conf, err, sizeof err)) return 0;
+  if (!err[0]) snprintf(err, sizeof err, "the plugin's check failed");
+  size_t k = strcspn(err, ": ");
+  const sl_toml_value_t *at = table;
+  if (err[k] == ':' && err[k + 1] == ' ' && k < 128) {
+    char key[128];
+    memcpy(key, err, k);
+    key[k] = '\0';
+    const sl_toml_value_t *v = sl_toml_get(table, key);
+    if (v) at = v;
+    sl_diag_add(tmp, file, at->line, at->col, "%s", err);
+  } else {
+    sl_diag_add(tmp, file, at->line, at->col, "top level: %s", err);
+  }
+  return SL_ECONFIG;
+}
+
 static int prepare(sl_toml_value_t *table, const char *file, sl_diag_t *tmp, prepared_t *p) {
   if (sl_schema_validate(&sl_sink_section, table, file, tmp) ||
       sl_schema_bind(&sl_sink_section, table, &p->base, file, tmp))
@@ -112,7 +136,7 @@ static int prepare(sl_toml_value_t *table, const char *file, sl_diag_t *tmp, pre
   if (!(p->conf = calloc(1, p->plugin->section.size ? p->plugin->section.size : 1))) return SL_ENOMEM;
   p->bound = true;
   if (sl_schema_bind(&p->plugin->section, table, p->conf, file, tmp)) return SL_ECONFIG;
-  return 0;
+  return plugin_check(p->plugin, p->conf, table, file, tmp);
 }
 
 static void unprepare(prepared_t *p) {
@@ -206,6 +230,8 @@ typedef struct sl_sink {
   bool closing, destroy_called, destroyed, closed;
   sl_ratelimit_t plugin_rl, drop_rl; /* per sink, so that one sink's lines do not hide another's */
   struct sluice_metric *plugin_metrics;
+  sl_metrics_source_t *source; /* the plugin's published metric set; made on first use */
+  char clash_logged[128];      /* the family set_publish last said it left out */
   struct delivery *deliveries; /* records out with the producer */
   bool up; /* the last plugin write succeeded (counted in sinks_down when not) */
   void (*on_closed)(void *arg);
@@ -817,6 +843,7 @@ void sl_sink_free(sl_sink_t *s_) {
     free(s->plugin_conf);
   }
   free_plugin_metrics(s);
+  sl_metrics_source_free(s->source);
   free(s->name);
   free(s->dead_letter_topic);
   free(s);
@@ -932,11 +959,23 @@ static const msgpack_object *row_map(const sluice_row_t *r_) {
   return &((msgpack_unpacked *)r->fields)->data;
 }
 
+static void sketches_free(void *list);
+
 void sl_sink_row_clear(sl_sink_row_t *r) {
+  sketches_free(r->sketches);
+  r->sketches = NULL;
   if (!r->fields) return;
   msgpack_unpacked_destroy(r->fields);
   free(r->fields);
   r->fields = NULL;
+}
+
+void sl_sink_row_set_shape(sl_sink_row_t *r, size_t msgpack_len, size_t n_keys, sluice_row_kind_t kind) {
+  size_t total = r->msgpack_len + r->sketches_len; /* so that it may be called again */
+  r->sketches_len = total - msgpack_len;
+  r->msgpack_len = msgpack_len;
+  r->n_keys = (uint32_t)n_keys;
+  r->kind = (uint8_t)kind;
 }
 
 void sl_sink_row_set_id(sl_sink_row_t *r, uint64_t id) {
@@ -1041,6 +1080,8 @@ static void h_write_done(sluice_write_t *w, sluice_status_t status, const char *
 static void h_destroyed(sluice_ctx_t *ctx) {
   sl_sink_t_ *s = SINK(ctx);
   s->destroyed = true;
+  sl_metrics_source_free(s->source); /* its series leave with it */
+  s->source = NULL;
   maybe_closed(s);
 }
 
@@ -1063,6 +1104,140 @@ static int h_kafka_produce(sluice_ctx_t *ctx, const char *topic, const void *key
   free(dl);
   return r == SL_EQUEUEFULL ? SLUICE_RETRY : SLUICE_FATAL;
 }
+
+/* ---- ABI 1.1: row shapes, sketches, metric sets ---------------------------------- */
+
+static sluice_row_kind_t h_row_kind(const sluice_row_t *r) { return (sluice_row_kind_t)r->kind; }
+
+static size_t h_row_nkeys(const sluice_row_t *r) { return r->n_keys; }
+
+/* A sketch of a row, decoded on first use and kept in the row (freed by
+ * sl_sink_row_clear), so that its bins live as long as the row. */
+typedef struct sketch_entry {
+  struct sketch_entry *next;
+  char *name;
+  sluice_sketch_t sk;
+  sluice_bin_t *bins;
+} sketch_entry_t;
+
+static void sketches_free(void *list) {
+  for (sketch_entry_t *e = list, *next; e; e = next) {
+    next = e->next;
+    free(e->name);
+    free(e->bins);
+    free(e);
+  }
+}
+
+/* The sketch bytes of the row's aggregate `name`, or NULL. */
+static const char *find_sketch(const sluice_row_t *r, const char *name, size_t *len) {
+  if (!r->sketches_len || !r->msgpack) return NULL;
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  size_t off = 0, n = strlen(name);
+  const char *found = NULL;
+  if (msgpack_unpack_next(&u, r->msgpack + r->msgpack_len, r->sketches_len, &off) == MSGPACK_UNPACK_SUCCESS &&
+      u.data.type == MSGPACK_OBJECT_MAP)
+    for (uint32_t i = 0; i < u.data.via.map.size && !found; i++) {
+      const msgpack_object_kv *kv = &u.data.via.map.ptr[i];
+      if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == n && !memcmp(kv->key.via.str.ptr, name, n) &&
+          kv->val.type == MSGPACK_OBJECT_BIN) {
+        /* The bytes point into the row's buffer, not the unpacked zone. */
+        found = kv->val.via.bin.ptr;
+        *len = kv->val.via.bin.size;
+      }
+    }
+  msgpack_unpacked_destroy(&u);
+  return found;
+}
+
+static sketch_entry_t *decode_sketch(const char *name, const char *bytes, size_t len) {
+  sl_dds_t d;
+  size_t used;
+  sketch_entry_t *e = NULL;
+  if (sl_dds_deserialize(&d, bytes, len, &used)) return NULL;
+  size_t n = sl_dds_bins(&d, NULL, 0);
+  sl_dds_bin_t *bins = malloc((n ? n : 1) * sizeof *bins);
+  if (bins && (e = calloc(1, sizeof *e)) && (e->name = strdup(name)) &&
+      (e->bins = malloc((n ? n : 1) * sizeof *e->bins))) {
+    sl_dds_bins(&d, bins, n);
+    for (size_t i = 0; i < n; i++) e->bins[i] = (sluice_bin_t){bins[i].lower, bins[i].upper, bins[i].count};
+    e->sk = (sluice_sketch_t){.relative_accuracy = d.alpha, .count = sl_dds_count(&d), .min = d.min, .max = d.max,
+                              .n_bins = n, .bins = e->bins};
+  } else if (e) {
+    sketches_free(e);
+    e = NULL;
+  }
+  free(bins);
+  sl_dds_free(&d);
+  return e;
+}
+
+static bool h_row_sketch(const sluice_row_t *r_, const char *name, sluice_sketch_t *out) {
+  sluice_row_t *r = (sluice_row_t *)r_;
+  sketch_entry_t *e = r->sketches;
+  while (e && strcmp(e->name, name)) e = e->next;
+  if (!e) {
+    size_t len = 0;
+    const char *bytes = find_sketch(r, name, &len);
+    if (!bytes || !(e = decode_sketch(name, bytes, len))) return false;
+    e->next = r->sketches;
+    r->sketches = e;
+  }
+  if (!e->sk.count) return false;
+  *out = e->sk;
+  return true;
+}
+
+/* The SDK's sets and labels are the registry's. */
+_Static_assert(sizeof(sluice_label_t) == sizeof(sl_metric_label_t) &&
+                   offsetof(sluice_label_t, value) == offsetof(sl_metric_label_t, value),
+               "label layout");
+#define MSET(set) ((sl_metrics_set_t *)(set))
+
+static sluice_metric_set_t *h_set_new(sluice_ctx_t *ctx) {
+  (void)ctx;
+  return (sluice_metric_set_t *)sl_metrics_set_new();
+}
+
+static int h_set_family(sluice_metric_set_t *set, sluice_metric_type_t type, const char *name, const char *help) {
+  static const sl_metric_type_t types[] = {SL_METRIC_COUNTER, SL_METRIC_GAUGE, SL_METRIC_HISTOGRAM};
+  if (!set || (unsigned)type > SLUICE_METRIC_HISTOGRAM) return -EINVAL;
+  return sl_metrics_set_family(MSET(set), types[type], name, help);
+}
+
+static int h_set_value(sluice_metric_set_t *set, int family, const sluice_label_t *labels, size_t n, double v) {
+  if (!set) return -EINVAL;
+  return sl_metrics_set_value(MSET(set), family, (const sl_metric_label_t *)labels, n, v);
+}
+
+static int h_set_histogram(sluice_metric_set_t *set, int family, const sluice_label_t *labels, size_t n,
+                           const double *bounds, const uint64_t *cumulative, size_t n_bounds, double sum) {
+  if (!set) return -EINVAL;
+  return sl_metrics_set_histogram(MSET(set), family, (const sl_metric_label_t *)labels, n, bounds, cumulative,
+                                  n_bounds, sum);
+}
+
+static int h_set_publish(sluice_ctx_t *ctx, sluice_metric_set_t *set) {
+  sl_sink_t_ *s = SINK(ctx);
+  if (!s->source && !(s->source = sl_metrics_source_new(s->env.metrics))) {
+    sl_metrics_set_free(MSET(set));
+    sl_log_rl(SL_LOG_ERROR, s->component, "cannot publish metrics: out of memory");
+    return 0;
+  }
+  char clash[128] = "";
+  int left_out = sl_metrics_source_publish(s->source, MSET(set), clash, sizeof clash);
+  if (left_out && strcmp(clash, s->clash_logged)) {
+    snprintf(s->clash_logged, sizeof s->clash_logged, "%s", clash);
+    sl_log_write(SL_LOG_WARN, s->component,
+                 "%d metric families left out of /metrics, %s first: the agent or another sink exposes that "
+                 "name already",
+                 left_out, clash);
+  }
+  return left_out;
+}
+
+static void h_set_free(sluice_metric_set_t *set) { sl_metrics_set_free(MSET(set)); }
 
 static const sluice_host_t host_api = {
     .abi_major = SLUICE_SINK_ABI_MAJOR,
@@ -1090,4 +1265,13 @@ static const sluice_host_t host_api = {
     .write_done = h_write_done,
     .destroyed = h_destroyed,
     .kafka_produce = h_kafka_produce,
+    .row_kind = h_row_kind,
+    .row_nkeys = h_row_nkeys,
+    .row_sketch = h_row_sketch,
+    .set_new = h_set_new,
+    .set_family = h_set_family,
+    .set_value = h_set_value,
+    .set_histogram = h_set_histogram,
+    .set_publish = h_set_publish,
+    .set_free = h_set_free,
 };

@@ -6,7 +6,9 @@
  * lognormal and signed data with zeros, the bucket bound and its collapse,
  * and both byte formats, including corrupt input.  Seeds are fixed. */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "core/error.h"
@@ -546,6 +548,43 @@ static void test_mutations(void) {
   sl_dds_free(&d);
 }
 
+/* The bins a sink reads (sl_dds_bins): ascending, counts summing to the
+ * count, each value inside its bin; a store at its bound reaches down to
+ * 0. */
+static void test_dds_bins(void) {
+  sl_dds_t s;
+  sl_dds_init(&s, 0.01, 2048);
+  static const double v[] = {-1000, -1, -1, 0, 1e-3, 2, 2, 3.5, 1e9};
+  for (size_t i = 0; i < sizeof v / sizeof *v; i++) sl_dds_add(&s, v[i]);
+  sl_dds_bin_t b[16];
+  size_t n = sl_dds_bins(&s, b, 16);
+  is_int(n, 7, "7 bins: 2 negative, zero, 4 positive");
+  is_int(sl_dds_bins(&s, b, 2), 7, "asked for fewer, it still says how many");
+  uint64_t total = 0;
+  bool ascending = true, inside = true;
+  for (size_t i = 0; i < n; i++) {
+    total += b[i].count;
+    ascending &= b[i].lower <= b[i].upper && (!i || b[i - 1].upper <= b[i].lower);
+  }
+  for (size_t k = 0; k < sizeof v / sizeof *v; k++) {
+    bool in = false;
+    for (size_t i = 0; i < n && !in; i++)
+      in = v[k] == 0 ? b[i].lower == 0 && b[i].upper == 0
+           : v[k] > 0 ? v[k] > b[i].lower && v[k] <= b[i].upper * (1 + 1e-12)
+                      : v[k] >= b[i].lower * (1 + 1e-12) && v[k] < b[i].upper;
+    inside &= in;
+  }
+  ok(total == s.count && ascending, "ascending bins, counts summing to %" PRIu64, s.count);
+  ok(inside, "every value inside its bin");
+  sl_dds_free(&s);
+
+  sl_dds_init(&s, 0.01, 4);
+  for (int i = 1; i <= 100; i++) sl_dds_add(&s, i);
+  n = sl_dds_bins(&s, b, 16);
+  ok(n == 4 && b[0].lower == 0 && b[1].lower > 0, "a store at its bound: the lowest bin reaches down to 0");
+  sl_dds_free(&s);
+}
+
 int main(void) {
   test_hll_accuracy();
   test_hll_merge();
@@ -555,6 +594,7 @@ int main(void) {
   test_dds_edges();
   test_dds_collapse();
   test_dds_format();
+  test_dds_bins();
   test_mutations();
   return tap_done();
 }

@@ -19,6 +19,7 @@
  * after).  Backoffs are measured in loop time (uv_now), loosely.  Every
  * wait is for an event under a deadline; the loop is closed at the end. */
 #include <inttypes.h>
+#include <math.h>
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,6 +35,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "jobs/ddsketch.h"
 #include "sinks/plugin_load.h"
 #include "sinks/sink_host.h"
 #include "sl_build.h"
@@ -1356,6 +1358,237 @@ static void test_close(void) {
   is_int(fk.bad_calls, 0, "nothing called on a plugin instance after its destroy");
 }
 
+/* ---- ABI 1.1 ------------------------------------------------------------------------------ */
+
+/* A 1.1 plugin: MAP and FLOAT_LIST options and a check that refuses
+ * bounds out of order; and a 1.0 plugin whose check field is set but must
+ * not be read. */
+typedef struct {
+  sluice_kv_list_t labels;
+  sluice_float_list_t bounds;
+} typed11_conf_t;
+
+static struct {
+  const sluice_host_t *host;
+  int checks, old_checks;
+  char labels[128];
+  double bounds[8];
+  size_t n_bounds;
+} t11;
+
+static int t11_check(const void *conf_, char *err, size_t errlen) {
+  const typed11_conf_t *c = conf_;
+  t11.checks++;
+  for (size_t i = 1; i < c->bounds.n; i++)
+    if (!(c->bounds.items[i - 1] < c->bounds.items[i])) {
+      snprintf(err, errlen, "bounds: %g is not above %g", c->bounds.items[i], c->bounds.items[i - 1]);
+      return 1;
+    }
+  return 0;
+}
+
+static int old_check(const void *conf, char *err, size_t errlen) {
+  (void)conf, (void)err, (void)errlen;
+  t11.old_checks++;
+  return 1;
+}
+
+static int t11_create(const sluice_host_t *host, sluice_ctx_t *ctx, const void *conf_, void *loop, void **self,
+                      char *err, size_t errlen) {
+  (void)loop, (void)err, (void)errlen;
+  const typed11_conf_t *c = conf_;
+  t11.host = host;
+  t11.labels[0] = '\0';
+  for (size_t i = 0; c && i < c->labels.n; i++) {
+    size_t at = strlen(t11.labels);
+    snprintf(t11.labels + at, sizeof t11.labels - at, "%s%s=%s", i ? "," : "", c->labels.items[i].key,
+             c->labels.items[i].value);
+  }
+  t11.n_bounds = c ? c->bounds.n : 0;
+  for (size_t i = 0; i < t11.n_bounds && i < 8; i++) t11.bounds[i] = c->bounds.items[i];
+  *self = ctx;
+  return 0;
+}
+
+static int t11_write(void *self, sluice_write_t *w, const sluice_row_t *const *rows, size_t n) {
+  (void)self, (void)w, (void)rows, (void)n;
+  return 1;
+}
+
+static void t11_destroy(void *self) { t11.host->destroyed(self); }
+
+static const sluice_opt_t t11_opts[] = {
+    {.name = "labels", .type = SLUICE_OPT_MAP, .offset = offsetof(typed11_conf_t, labels), .help = "l"},
+    {.name = "bounds", .type = SLUICE_OPT_FLOAT_LIST, .def = "[0.5, 1]", .offset = offsetof(typed11_conf_t, bounds),
+     .help = "b"},
+    {0},
+};
+
+static const sluice_sink_plugin_t t11_plugin = {
+    SLUICE_SINK_PLUGIN_HEADER, .name = "typed11", .version = "1", .options = t11_opts,
+    .conf_size = sizeof(typed11_conf_t), .create = t11_create, .write = t11_write, .destroy = t11_destroy,
+    .check = t11_check};
+
+static const sluice_sink_plugin_t old_plugin = {
+    .abi_major = 1, .abi_minor = 0, .name = "old10", .version = "1", .create = t11_create, .write = t11_write,
+    .destroy = t11_destroy, .check = old_check};
+
+static void test_abi_1_1_options(void) {
+  char err[512] = "";
+  is_int(sl_plugin_register(&t11_plugin, err, sizeof err), 0, "a 1.1 plugin with MAP and FLOAT_LIST options registers%s%s",
+         *err ? ": " : "", err);
+  is_int(sl_plugin_register(&old_plugin, err, sizeof err), 0, "a 1.0 plugin still registers%s%s", *err ? ": " : "",
+         err);
+  reset();
+  sl_sink_t *s = make_ok("[[sink]]\nname = \"t11\"\nplugin = \"typed11\"\nlabels = { env = \"prod\", n = 3 }\n"
+                         "bounds = [1, 2.5, 10]\n");
+  is_str(t11.labels, "env=prod,n=3", "a MAP option binds its keys and values' text");
+  ok(t11.n_bounds == 3 && t11.bounds[0] == 1 && t11.bounds[1] == 2.5 && t11.bounds[2] == 10,
+     "a FLOAT_LIST binds integers and floats as doubles");
+  ok(t11.checks >= 1, "the plugin's check ran");
+  if (s) close_sink(s);
+  s = make_ok("[[sink]]\nname = \"t11b\"\nplugin = \"typed11\"\nbounds = 4\n");
+  ok(t11.n_bounds == 1 && t11.bounds[0] == 4, "a FLOAT_LIST given one number");
+  if (s) close_sink(s);
+  expect_error("[[sink]]\nname = \"t11\"\nplugin = \"typed11\"\nbounds = [1, \"2\"]\n",
+               "t.toml:4:14: sink[0].bounds: expected a number, got string", "a FLOAT_LIST with a string");
+  expect_error("[[sink]]\nname = \"t11\"\nplugin = \"typed11\"\nlabels = { a = [1] }\n",
+               "t.toml:4:16: sink[0].labels.a: expected a string, number or boolean, got array",
+               "a MAP with an array value");
+  expect_error("[[sink]]\nname = \"t11\"\nplugin = \"typed11\"\nbounds = [1, 5, 3]\n",
+               "t.toml:4:10: sink[0].bounds: 3 is not above 5", "the plugin's check, reported at its key");
+  int before = t11.old_checks;
+  s = make_ok("[[sink]]\nname = \"old\"\nplugin = \"old10\"\n");
+  ok(s != NULL && t11.old_checks == before, "a 1.0 plugin's descriptor is read only as far as 1.0: no check");
+  if (s) close_sink(s);
+}
+
+static bool rendered_has(const char *needle) {
+  sl_buf_t b = {0};
+  bool found = sl_metrics_render(metrics, &b) == 0 && sl_buf_putc(&b, '\0') == 0 && strstr(b.data, needle);
+  sl_buf_free(&b);
+  return found;
+}
+
+static void test_abi_1_1_host(void) {
+  reset();
+  sl_sink_t *s = make_ok("[[sink]]\nname = \"sets\"\nplugin = \"fake\"\n");
+  fake_t *f1 = fk.last;
+  sl_sink_t *s2 = make_ok("[[sink]]\nname = \"sets2\"\nplugin = \"fake\"\n");
+  if (!s || !s2) return;
+  fake_t *f2 = fk.last;
+  const sluice_host_t *h = fk.host;
+
+  /* A row as the jobs stage makes it: the map, then the sketches. */
+  sl_dds_t d;
+  sl_dds_init(&d, SL_DDS_DEFAULT_ALPHA, SL_DDS_DEFAULT_MAX_BINS);
+  static const double values[] = {-40, -3, 0, 0, 1, 2, 2, 2.5, 100, 1000, 1000.5};
+  size_t nv = sizeof values / sizeof *values;
+  for (size_t i = 0; i < nv; i++) sl_dds_add(&d, values[i]);
+  sl_buf_t sk = {0};
+  sl_dds_serialize(&d, &sk);
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 6);
+  pack_str(&pk, "id"), pack_str(&pk, "000000000000002a");
+  pack_str(&pk, "job"), pack_str(&pk, "j1");
+  pack_str(&pk, "window_start"), pack_str(&pk, "2023-11-14T22:13:20.000Z");
+  pack_str(&pk, "window_end"), pack_str(&pk, "2023-11-14T22:14:20.000Z");
+  pack_str(&pk, "page"), pack_str(&pk, "/cart");
+  pack_str(&pk, "p99"), msgpack_pack_double(&pk, 1000);
+  size_t map_len = sb.size;
+  msgpack_pack_map(&pk, 1);
+  pack_str(&pk, "p99"), msgpack_pack_bin(&pk, sk.len), msgpack_pack_bin_body(&pk, sk.data, sk.len);
+  sl_sink_row_t row = {.json = "{}", .json_len = 2, .msgpack = sb.data, .msgpack_len = sb.size, .job = "j1",
+                       .window_start = 1700000000000, .window_end = 1700000060000};
+  sl_sink_row_set_shape(&row, map_len, 1, SLUICE_ROW_FINAL);
+  size_t len;
+  ok(h->row_msgpack(&row, &len) == sb.data && len == map_len, "row_msgpack: the map alone, not the sketches after it");
+  is_int((int)h->row_nfields(&row), 6, "row_nfields: the map's");
+  is_int((int)h->row_nkeys(&row), 1, "row_nkeys");
+  is_int(h->row_kind(&row), SLUICE_ROW_FINAL, "row_kind: a final row");
+  sl_sink_row_set_shape(&row, map_len, 1, SLUICE_ROW_EARLY);
+  is_int(h->row_kind(&row), SLUICE_ROW_EARLY, "row_kind: an early row");
+  sl_sink_row_t late = {.json = "{}", .json_len = 2, .job = "j1", .window_start = 1, .window_end = 2};
+  sl_sink_row_set_shape(&late, 0, 0, SLUICE_ROW_LATE);
+  is_int(h->row_kind(&late), SLUICE_ROW_LATE, "row_kind: a late record, with the window it missed");
+
+  sluice_sketch_t sketch;
+  ok(h->row_sketch(&row, "p99", &sketch), "row_sketch of a percentile field");
+  is_int((long long)sketch.count, (long long)nv, "its count");
+  ok(sketch.min == -40 && sketch.max == 1000.5 && sketch.relative_accuracy == 0.01, "its exact min, max and accuracy");
+  uint64_t total = 0;
+  bool ascending = true, holds = true;
+  for (size_t i = 0; i < sketch.n_bins; i++) {
+    const sluice_bin_t *b = &sketch.bins[i];
+    total += b->count;
+    if (i && !(sketch.bins[i - 1].upper <= b->lower)) ascending = false;
+    if (!(b->lower <= b->upper)) ascending = false;
+  }
+  for (size_t k = 0; k < nv; k++) { /* each value lies in a bin, within 1 % of the bin's middle */
+    bool in = false;
+    for (size_t i = 0; i < sketch.n_bins && !in; i++) {
+      const sluice_bin_t *b = &sketch.bins[i];
+      double mid = b->lower == b->upper ? 0 : 2 * b->lower * b->upper / (b->lower + b->upper);
+      in = values[k] >= b->lower && values[k] <= b->upper && fabs(mid - values[k]) <= 0.01 * fabs(values[k]) + 1e-12;
+    }
+    if (!in) {
+      holds = false;
+      printf("# %g is in no bin\n", values[k]);
+    }
+  }
+  ok(total == nv && ascending, "bins ascending, their counts summing to the count (%zu bins)", sketch.n_bins);
+  ok(holds, "every value lies in a bin, within the accuracy of its middle");
+  const sluice_bin_t *first = sketch.bins;
+  ok(h->row_sketch(&row, "p99", &sketch) && sketch.bins == first, "asked again: the same bins, decoded once");
+  ok(!h->row_sketch(&row, "page", &sketch) && !h->row_sketch(&late, "p99", &sketch),
+     "no sketch for another field or a row without sketches");
+  sl_sink_row_clear(&row);
+  ok(h->row_sketch(&row, "p99", &sketch) && sketch.count == nv, "after sl_sink_row_clear, decoded again");
+  sl_sink_row_clear(&row);
+  msgpack_sbuffer_destroy(&sb);
+  sl_buf_free(&sk);
+  sl_dds_free(&d);
+
+  /* Metric sets, published by two sinks. */
+  sluice_ctx_t *ctx1 = f1->ctx;
+  sluice_metric_set_t *set = h->set_new(ctx1);
+  int fam = h->set_family(set, SLUICE_METRIC_GAUGE, "pv_requests", "Requests of the newest window.");
+  ok(fam >= 0, "set_family");
+  is_int(h->set_family(set, SLUICE_METRIC_GAUGE, "pv requests", "h") < 0, 1, "set_family refuses a bad name");
+  sluice_label_t l[] = {{"page", "/cart"}, {"env", "pr\"od"}};
+  is_int(h->set_value(set, fam, l, 2, 12), 0, "set_value");
+  is_int(h->set_value(set, fam, l, 2, 13) < 0, 1, "set_value refuses the same labels twice");
+  int hf = h->set_family(set, SLUICE_METRIC_HISTOGRAM, "pv_latency", "Latency.");
+  is_int(h->set_histogram(set, hf, l, 1, (const double[]){10}, (const uint64_t[]){2, 3}, 1, 41), 0, "set_histogram");
+  is_int(h->set_publish(ctx1, set), 0, "set_publish: nothing left out");
+  ok(rendered_has("pv_requests{page=\"/cart\",env=\"pr\\\"od\"} 12\n") &&
+         rendered_has("pv_latency_bucket{page=\"/cart\",le=\"10\"} 2\npv_latency_bucket{page=\"/cart\",le=\"+Inf\"} 3\n"),
+     "the published series are on /metrics, as given (no sink label)");
+  capture_start();
+  sluice_metric_set_t *other = h->set_new(f2->ctx);
+  h->set_value(other, h->set_family(other, SLUICE_METRIC_GAUGE, "pv_requests", "h"), NULL, 0, 1);
+  h->set_value(other, h->set_family(other, SLUICE_METRIC_GAUGE, "sluice_sink_up", "h"), NULL, 0, 1);
+  int left = h->set_publish(f2->ctx, other);
+  const char *log = capture_end();
+  is_int(left, 2, "another sink's families of names taken are left out");
+  ok(strstr(log, "2 metric families left out of /metrics, pv_requests first") != NULL, "and logged: %s", log);
+  ok(!rendered_has("pv_requests 1\n"), "... and not rendered");
+  sluice_metric_set_t *next = h->set_new(ctx1);
+  h->set_value(next, h->set_family(next, SLUICE_METRIC_GAUGE, "pv_requests", "h"), (sluice_label_t[]){{"page", "/x"}},
+               1, 5);
+  h->set_publish(ctx1, next);
+  ok(rendered_has("pv_requests{page=\"/x\"} 5\n") && !rendered_has("page=\"/cart\""),
+     "a new set replaces the sink's old one: the old series are gone");
+  sluice_metric_set_t *unused = h->set_new(ctx1);
+  h->set_free(unused);
+  close_sink(s);
+  ok(!rendered_has("pv_requests"), "a destroyed sink's series leave /metrics");
+  close_sink(s2);
+}
+
 int main(void) {
   sl_log_set_level(SL_LOG_ERROR); /* retries and drops are expected */
   setenv("SLUICE_PLUGIN_PATH", "/tmp/sluice-test-a:/tmp/sluice-test-b", 1);
@@ -1374,6 +1607,8 @@ int main(void) {
   test_refused();
   test_dead_letter_without_producer();
   test_host_functions();
+  test_abi_1_1_options();
+  test_abi_1_1_host();
   test_flush();
   test_close();
 

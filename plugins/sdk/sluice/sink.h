@@ -18,6 +18,11 @@
  * minor version than its own.  A plugin built for an older minor version
  * works: it simply does not use what came later.
  *
+ * What each minor version added:
+ *   1.1  option types MAP and FLOAT_LIST; the descriptor's check; the host's
+ *        row_kind, row_nkeys, row_sketch (a percentile's distribution) and
+ *        metric sets (series that change at run time on /metrics).
+ *
  * Threads.  create is called at start, before the jobs thread's event loop
  * (a libuv loop, given to create) runs: handles made there on that loop
  * are safe.  Every other callback of the descriptor is called on the jobs
@@ -45,7 +50,7 @@ extern "C" {
 #endif
 
 #define SLUICE_SINK_ABI_MAJOR 1
-#define SLUICE_SINK_ABI_MINOR 0
+#define SLUICE_SINK_ABI_MINOR 1
 
 /* The name of the descriptor symbol every plugin exports. */
 #define SLUICE_SINK_SYMBOL "sluice_sink_plugin"
@@ -72,7 +77,9 @@ typedef enum {
  *   DURATION     int64_t nanoseconds ("500ms", "10s"; min/max in ns)
  *   SIZE         uint64_t bytes     ("64KiB" or an integer)
  *   ENUM         int: the index of the value in `choices` ("a|b|c")
- *   STRING_LIST  sluice_str_list_t  (one string or an array of them) */
+ *   STRING_LIST  sluice_str_list_t  (one string or an array of them)
+ *   MAP          sluice_kv_list_t   (a table of strings, numbers and booleans; ABI 1.1)
+ *   FLOAT_LIST   sluice_float_list_t (one number or an array of them; ABI 1.1) */
 typedef enum {
   SLUICE_OPT_STRING = 1,
   SLUICE_OPT_INT,
@@ -82,6 +89,8 @@ typedef enum {
   SLUICE_OPT_SIZE,
   SLUICE_OPT_ENUM,
   SLUICE_OPT_STRING_LIST,
+  SLUICE_OPT_MAP,        /* ABI 1.1 */
+  SLUICE_OPT_FLOAT_LIST, /* ABI 1.1 */
 } sluice_opt_type_t;
 
 #define SLUICE_OPT_REQUIRED 1u /* the key must be written */
@@ -103,6 +112,24 @@ typedef struct {
   size_t n;
 } sluice_str_list_t;
 
+/* One entry of a MAP option: its key, and its value as text ("prod",
+ * "5", "true"), with where it was written. */
+typedef struct {
+  char *key;
+  char *value;
+  int line, col;
+} sluice_kv_t;
+
+typedef struct {
+  sluice_kv_t *items;
+  size_t n;
+} sluice_kv_list_t;
+
+typedef struct {
+  double *items;
+  size_t n;
+} sluice_float_list_t;
+
 /* ---- rows ---------------------------------------------------------------------- */
 
 /* One result row of a job: the job's name, its window, its group-key fields
@@ -110,9 +137,10 @@ typedef struct {
  * window start and group key, so that a row written again overwrites
  * itself: use it as the key or document id).  Opaque: read it with the
  * host's row functions.  A sink that is a job's late_sink also gets late
- * records as rows: their window bounds are 0, their fields the record's
- * own (no id, job or window fields among them), and their id a hash of
- * where the record was read (topic, partition, offset). */
+ * records as rows: their window bounds those of the window the record
+ * missed, their fields the record's own (no id, job or window fields among
+ * them), their id a hash of where the record was read (topic, partition,
+ * offset), and their row_kind SLUICE_ROW_LATE (ABI 1.1). */
 typedef struct sluice_row sluice_row_t;
 
 typedef enum {
@@ -132,6 +160,54 @@ typedef struct {
   const char *s; /* STRING: not NUL-terminated; len bytes */
   size_t len;
 } sluice_value_t;
+
+/* Where a row comes from (row_kind, ABI 1.1). */
+typedef enum {
+  SLUICE_ROW_FINAL = 0, /* a window that closed */
+  SLUICE_ROW_EARLY,     /* an open window as it stands (emit = { every = ... }); its final row, with the
+                           same id, comes when the window closes */
+  SLUICE_ROW_LATE,      /* a late record sent to a late_sink (its own fields, no group keys) */
+} sluice_row_kind_t;
+
+/* A percentile aggregate's distribution (row_sketch, ABI 1.1): the
+ * DDSketch's non-empty buckets, ascending.  A bucket holds `count` values
+ * v with lower < v <= upper (upper <= 0: lower <= v < upper; the zero
+ * bucket: lower = upper = 0), and every one of them is within
+ * relative_accuracy * |v| of the bucket's middle, 2 lower upper / (lower +
+ * upper).  The lowest positive (and negative) bucket of a sketch that
+ * reached its bound of buckets also holds the values below it: its lower
+ * bound is then 0. */
+typedef struct {
+  double lower, upper;
+  uint64_t count;
+} sluice_bin_t;
+
+typedef struct {
+  double relative_accuracy; /* 0.01 */
+  uint64_t count;           /* values; the sum of the bins' counts */
+  double min, max;          /* exact */
+  size_t n_bins;
+  const sluice_bin_t *bins; /* valid as long as the row */
+} sluice_sketch_t;
+
+/* Metric sets (ABI 1.1): series a plugin publishes on the agent's /metrics
+ * as a whole, replacing the set it published before, for series that come
+ * and go at run time (a row's group keys as labels).  Build a set with
+ * set_family and set_value / set_histogram, then set_publish it: scrapes
+ * (on another thread) see the previous set or this one, never a mix, and
+ * the plugin needs no lock of its own. */
+typedef struct sluice_metric_set sluice_metric_set_t;
+
+typedef enum {
+  SLUICE_METRIC_COUNTER = 0,
+  SLUICE_METRIC_GAUGE,
+  SLUICE_METRIC_HISTOGRAM,
+} sluice_metric_type_t;
+
+typedef struct {
+  const char *name;  /* [a-zA-Z_][a-zA-Z0-9_]*, not starting with "__" */
+  const char *value; /* any text; escaped, and bytes that are not UTF-8 replaced, by the host */
+} sluice_label_t;
 
 /* ---- the host ------------------------------------------------------------------ */
 
@@ -209,6 +285,46 @@ typedef struct sluice_host {
                        size_t value_len, const char *const *header_names, const char *const *header_values,
                        size_t n_headers, void (*done)(void *arg, sluice_status_t status, const char *message),
                        void *arg);
+
+  /* ---- ABI 1.1: read abi_minor before calling these ---- */
+
+  /* A final row, an early one, or a late record (sluice_row_kind_t). */
+  sluice_row_kind_t (*row_kind)(const sluice_row_t *row);
+  /* How many of the row's fields are group keys: those after the four
+   * fixed ones (id, job, window_start, window_end); the aggregates follow
+   * them.  0 for a late record. */
+  size_t (*row_nkeys)(const sluice_row_t *row);
+  /* The distribution behind the row's percentile aggregate `name`: true
+   * with *out filled, false when the row has no percentile field of that
+   * name (another aggregate, a late record) or the sketch holds no value.
+   * Two percentile fields of one field path carry the same sketch. */
+  bool (*row_sketch)(const sluice_row_t *row, const char *name, sluice_sketch_t *out);
+
+  /* Metric sets.  set_new: an empty set, NULL when out of memory.
+   * set_family: the set's family `name` of that type (added now, or the
+   * one added before; name and help copied), its index >= 0, or < 0: a
+   * name Prometheus refuses ([a-zA-Z_:][a-zA-Z0-9_:]*), no help, or a name
+   * another family of the set (or its _bucket, _sum, _count) uses.
+   * set_value (counter, gauge) and set_histogram add one series: labels
+   * [0..n_labels) (copied), for a histogram bounds[0..n_bounds) finite and
+   * ascending, cumulative[0..n_bounds] the values at or below each bound,
+   * then in all (that is, le="+Inf" and the count), and the sum.  They
+   * return 0, or < 0 with the set unchanged: a label name refused (or
+   * "le" in a histogram, or one name twice), malformed bounds or counts,
+   * the same labels already in the family (in any order), out of memory.
+   * set_publish takes the set (NULL: show nothing) and shows it instead of
+   * what this sink published before; it returns how many families it left
+   * out because their names are the agent's own or another sink's (each
+   * is logged).  set_free frees a set that was not published.  The sink's
+   * published series leave /metrics when it is destroyed.  No sink label
+   * is added: the names and labels are the plugin's. */
+  sluice_metric_set_t *(*set_new)(sluice_ctx_t *ctx);
+  int (*set_family)(sluice_metric_set_t *set, sluice_metric_type_t type, const char *name, const char *help);
+  int (*set_value)(sluice_metric_set_t *set, int family, const sluice_label_t *labels, size_t n_labels, double v);
+  int (*set_histogram)(sluice_metric_set_t *set, int family, const sluice_label_t *labels, size_t n_labels,
+                       const double *bounds, const uint64_t *cumulative, size_t n_bounds, double sum);
+  int (*set_publish)(sluice_ctx_t *ctx, sluice_metric_set_t *set);
+  void (*set_free)(sluice_metric_set_t *set);
 } sluice_host_t;
 
 /* ---- the descriptor -------------------------------------------------------------- */
@@ -245,6 +361,17 @@ typedef struct {
    * holds and calls host->destroyed(ctx) (possibly from inside destroy).
    * Called once; nothing else is called after it. */
   void (*destroy)(void *self);
+
+  /* ---- ABI 1.1 ---- */
+
+  /* Checks what the option table cannot: options that go together,
+   * values of a form of the plugin's own (a template, a name).  Called
+   * with the bound options by `sluice check` and before create; returns 0,
+   * or non-zero with a message in err ("buckets: 5 is not above 10"),
+   * reported at the [[sink]] table (a message that starts with an option's
+   * name and ": " is shown as that key's).  Pure: no I/O, no host.  May be
+   * NULL. */
+  int (*check)(const void *conf, char *err, size_t errlen);
 } sluice_sink_plugin_t;
 
 #define SLUICE_SINK_PLUGIN_HEADER .abi_major = SLUICE_SINK_ABI_MAJOR, .abi_minor = SLUICE_SINK_ABI_MINOR
