@@ -406,6 +406,12 @@ int sl_job_assign(sl_job_t *j, int partition, int64_t initial_wm, int64_t now_ms
 }
 
 void sl_job_touch(sl_job_t *j, int64_t now_ms) { sl_watermark_touch(&j->wm, now_ms); }
+int64_t sl_job_drift(const sl_job_t *j, int partition, int64_t now_ms) {
+  return j->processing ? 0 : sl_watermark_drift(&j->wm, partition, now_ms);
+}
+size_t sl_job_idle_partitions(const sl_job_t *j, int64_t now_ms) {
+  return j->processing ? 0 : sl_watermark_idle_count(&j->wm, now_ms);
+}
 void sl_job_touch_partition(sl_job_t *j, int partition, int64_t now_ms) {
   sl_watermark_touch_one(&j->wm, partition, now_ms);
 }

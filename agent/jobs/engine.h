@@ -68,6 +68,12 @@ void sl_job_late_window(const sl_job_t *job, int64_t *start, int64_t *end);
 /* The job's reader is holding its partitions back (backpressure): none of
  * them counts as idle for the time being (sl_watermark_touch). */
 void sl_job_touch(sl_job_t *job, int64_t now_ms);
+/* How far the partition's event-time watermark is ahead of the slowest
+ * active partition's (sl_watermark_drift), in ms. */
+int64_t sl_job_drift(const sl_job_t *job, int partition, int64_t now_ms);
+/* Assigned partitions idle at now_ms. */
+size_t sl_job_idle_partitions(const sl_job_t *job, int64_t now_ms);
+
 /* One partition has records not read yet: it does not count as idle. */
 void sl_job_touch_partition(sl_job_t *job, int partition, int64_t now_ms);
 

@@ -98,6 +98,10 @@ static const sl_opt_t job_opts[] = {
              "`\"auto.offset.reset\" = \"latest\"`, `\"session.timeout.ms\"`)."},
     {.name = "group_id", .type = SL_OPT_STRING, .offset = offsetof(sl_job_conf_t, group_id),
      .help = "Kafka consumer group (default `sluice-<name>`)."},
+    {.name = "max_watermark_drift", .type = SL_OPT_DURATION, .def = "\"0s\"", .unit = "duration",
+     .offset = offsetof(sl_job_conf_t, max_watermark_drift_ns),
+     .help = "A partition whose event-time watermark runs this far ahead of the slowest active partition is not "
+             "read until the others are within half of it, so that its windows do not pile up (0: no limit)."},
     {.name = "idle_timeout", .type = SL_OPT_DURATION, .def = "\"30s\"", .unit = "duration",
      .offset = offsetof(sl_job_conf_t, idle_timeout_ns),
      .help = "A partition without records for this long stops holding the watermark back."},

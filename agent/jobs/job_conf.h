@@ -44,6 +44,7 @@ typedef struct {
   char *late_sink;           /* owned or NULL */
   int late_policy;           /* 0 sink, 1 drop, 2 update */
   int64_t max_lateness_update_ns;
+  int64_t max_watermark_drift_ns; /* 0: no limit */
   int64_t commit_interval_ns;
   sl_kv_list_t properties;   /* [job.properties] */
 } sl_job_conf_t;

@@ -42,6 +42,7 @@ typedef struct {
   int64_t committed_wm; /* and its checkpoint watermark */
   int64_t commit_off;   /* in the commit in flight; -1: not in it */
   int64_t commit_wm;    /* and its watermark */
+  bool drift_paused;    /* fetching paused: too far ahead of the slowest partition */
 } part_t;
 
 /* The rows of one emission (or early rows, or late records) on their way
@@ -83,6 +84,8 @@ enum {
   M_STATE_BYTES,
   M_ASSIGNED,
   M_PAUSED,
+  M_PAUSED_PARTS,
+  M_IDLE_PARTS,
   N_METRICS
 };
 
@@ -123,6 +126,10 @@ static const sl_metric_desc_t job_metric_descs[N_METRICS] = {
     [M_ASSIGNED] = GAUGE("sluice_job_assigned_partitions", "Partitions assigned to this instance."),
     [M_PAUSED] = GAUGE("sluice_job_paused",
                   "1 while the job stops reading because its sinks are behind."),
+    [M_PAUSED_PARTS] = GAUGE("sluice_job_paused_partitions",
+                        "Partitions not read for now: their watermark is max_watermark_drift ahead of the slowest."),
+    [M_IDLE_PARTS] = GAUGE("sluice_job_idle_partitions",
+                      "Partitions idle: nothing for idle_timeout and nothing left to read."),
 };
 
 struct job_rt {
@@ -235,6 +242,9 @@ static void batch_done(batch_t *b) {
   if (rt->paused && rt->n_batches < RESUME_BATCHES && !rt->stopping) {
     rt->paused = false;
     sl_kafka_consumer_resume(rt->consumer);
+    for (size_t i = 0; i < rt->n_parts; i++) /* that resumed these too */
+      if (rt->parts[i].drift_paused)
+        sl_kafka_consumer_pause_partition(rt->consumer, rt->parts[i].topic, rt->parts[i].partition, true);
     sl_gauge_set(rt->m[M_PAUSED], 0);
   }
 }
@@ -455,6 +465,7 @@ static void on_assign(void *arg, const sl_kafka_partition_t *parts, size_t n) {
              rt->conf->name, parts[i].topic, parts[i].partition, why);
     part_t *p = &rt->parts[pid];
     p->assigned = true;
+    p->drift_paused = false;
     p->next_offset = -1;
     p->committed = parts[i].offset >= 0 ? parts[i].offset : -1;
     p->committed_wm = wm;
@@ -605,6 +616,30 @@ static void touch_lagging(job_rt_t *rt, uint64_t now) {
   }
 }
 
+/* max_watermark_drift: a partition whose watermark runs that far ahead of
+ * the slowest active one is not fetched until the others have caught up to
+ * half of it, so its windows do not pile up in memory meanwhile.  Paused,
+ * it keeps records unread, so it is never idle and holds its place. */
+static void limit_drift(job_rt_t *rt, uint64_t now) {
+  int64_t max = rt->conf->max_watermark_drift_ns / NS_PER_MS;
+  size_t paused = 0;
+  for (size_t i = 0; i < rt->n_parts; i++) {
+    part_t *p = &rt->parts[i];
+    if (!p->assigned) continue;
+    int64_t d = max ? sl_job_drift(rt->job, (int)i, (int64_t)now) : 0;
+    bool pause = p->drift_paused ? d > max / 2 : d > max;
+    if (pause != p->drift_paused &&
+        !sl_kafka_consumer_pause_partition(rt->consumer, p->topic, p->partition, pause)) {
+      p->drift_paused = pause;
+      sl_log(SL_LOG_INFO, "jobs", "job %s: partition %s/%" PRId32 " %s: %" PRId64 " ms ahead of the slowest",
+             rt->conf->name, p->topic, p->partition, pause ? "paused" : "resumed", d);
+    }
+    paused += p->drift_paused;
+  }
+  sl_gauge_set(rt->m[M_PAUSED_PARTS], (double)paused);
+  sl_gauge_set(rt->m[M_IDLE_PARTS], (double)sl_job_idle_partitions(rt->job, (int64_t)now));
+}
+
 static void on_tick(uv_timer_t *t) {
   job_rt_t *rt = t->data;
   uint64_t now = clock_ms(rt->st);
@@ -612,6 +647,7 @@ static void on_tick(uv_timer_t *t) {
     sl_job_touch(rt->job, (int64_t)now);
   else if (rt->consumer)
     touch_lagging(rt, now);
+  if (rt->consumer && !rt->consumer_closed && !rt->stopping) limit_drift(rt, now);
   if (!rt->stopping) advance(rt, now);
   uint64_t every = (uint64_t)(rt->conf->emit_every_ns / NS_PER_MS);
   if (every && !rt->stopping && now - rt->last_early >= every) {

@@ -108,6 +108,23 @@ int64_t sl_watermark_get(sl_watermark_t *wm, int64_t now_ms) {
   return wm->current;
 }
 
+int64_t sl_watermark_drift(const sl_watermark_t *wm, int partition, int64_t now_ms) {
+  const sl_watermark_part_t *p = part(wm, partition);
+  if (!p || p->wm == SL_WATERMARK_NONE || is_idle(wm, p, now_ms)) return 0;
+  int64_t low = p->wm;
+  for (size_t i = 0; i < wm->n_parts; i++) {
+    const sl_watermark_part_t *q = &wm->parts[i];
+    if (q->assigned && q->wm != SL_WATERMARK_NONE && !is_idle(wm, q, now_ms) && q->wm < low) low = q->wm;
+  }
+  return sat_sub(p->wm, low);
+}
+
+size_t sl_watermark_idle_count(const sl_watermark_t *wm, int64_t now_ms) {
+  size_t n = 0;
+  for (size_t i = 0; i < wm->n_parts; i++) n += wm->parts[i].assigned && is_idle(wm, &wm->parts[i], now_ms);
+  return n;
+}
+
 int64_t sl_watermark_next_idle(const sl_watermark_t *wm) {
   int64_t next = INT64_MAX;
   if (!wm->idle_timeout_ms) return next;

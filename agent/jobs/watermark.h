@@ -106,6 +106,15 @@ void sl_watermark_touch_one(sl_watermark_t *wm, int partition, int64_t now_ms);
  * record.  INT64_MAX when none will. */
 int64_t sl_watermark_next_idle(const sl_watermark_t *wm);
 
+/* How far the partition's watermark is ahead of the slowest active
+ * partition's at now_ms (0 when it is the slowest, idle, or has none yet;
+ * partitions without a record yet do not count): what
+ * max_watermark_drift bounds. */
+int64_t sl_watermark_drift(const sl_watermark_t *wm, int partition, int64_t now_ms);
+
+/* Assigned partitions idle at now_ms. */
+size_t sl_watermark_idle_count(const sl_watermark_t *wm, int64_t now_ms);
+
 /* What a record of the partition is judged against: its floor, the higher
  * of the watermark it was assigned (windows emitted before a restart) and
  * the job's watermark at each sl_watermark_get since (windows this job

@@ -605,6 +605,19 @@ void sl_kafka_consumer_resume(sl_kafka_consumer_t *c) {
   pause_resume(c, false);
 }
 
+int sl_kafka_consumer_pause_partition(sl_kafka_consumer_t *c, const char *topic, int32_t partition, bool pause) {
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+  if (!l) return -1;
+  rd_kafka_topic_partition_list_add(l, topic, partition);
+  rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(c->rk, l) : rd_kafka_resume_partitions(c->rk, l);
+  if (!err && l->elems[0].err) err = l->elems[0].err;
+  rd_kafka_topic_partition_list_destroy(l);
+  if (err)
+    sl_log(SL_LOG_ERROR, "kafka", "consumer (group %s): %s %s/%" PRId32 ": %s", c->group_id,
+           pause ? "pause" : "resume", topic, partition, rd_kafka_err2str(err));
+  return err ? -1 : 0;
+}
+
 size_t sl_kafka_consumer_assigned(const sl_kafka_consumer_t *c) {
   return c->assigned;
 }

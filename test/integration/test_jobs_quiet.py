@@ -7,7 +7,11 @@
    fetches partition 0 is silent for longer than idle_timeout, but it has
    records unread (its consumer lag), so it never counts as idle: no record
    of it is late, and every window equals the count the test computes.
-2. A stream that stops: the last window is emitted once the wall clock
+2. A partition far ahead is paused: with max_watermark_drift, a partition
+   whose records run far ahead in event time is not fetched while the
+   slow one catches up (sluice_job_paused_partitions shows it), then
+   resumed; every record is aggregated, none late.
+3. A stream that stops: the last window is emitted once the wall clock
    passes its end + allowed_lateness + idle_timeout, not before, and
    within a few ticks after."""
 import json
@@ -101,9 +105,58 @@ for r in read_rows(rows_path):
         got[start] = got.get(start, 0) + r["n"]
 t.eq(got, want, "every window of the lagging partition counts all of its records")
 t.eq(s.stop(), 0, "sluice stops cleanly")
+
+# ---- 2. a partition far ahead is paused ----------------------------------------------
+broker._cmd("topic drift 2")
+SLOW = [{"ts": T0 + i * 100, "p": 0, "i": i} for i in range(150)]       # 15 s of event time
+FAST = [{"ts": T0 + i * 1000, "p": 1, "i": i} for i in range(150)]      # 150 s in as many records
+kcat_produce(broker.bootstrap, "drift", 0, SLOW)
+kcat_produce(broker.bootstrap, "drift", 1, FAST)
+rows_path = os.path.join(tmp, "drift-rows.jsonl")
+s = Sluice(f"""
+[http]
+listen = "127.0.0.1:0"
+[kafka]
+brokers = "{broker.bootstrap}"
+[kafka.properties]
+"reconnect.backoff.max.ms" = "500"
+
+[[job]]
+name = "drift"
+topics = ["drift"]
+group_by = ["p"]
+time = {{ field = "ts", format = "epoch_ms" }}
+window = {{ type = "tumbling", size = "5s" }}
+allowed_lateness = "0s"
+idle_timeout = "2s"
+max_watermark_drift = "5s"
+aggregates = {{ n = "count()" }}
+sinks = ["rows"]
+properties = {{ "max.partition.fetch.bytes" = "1024" }}
+
+[[sink]]
+name = "rows"
+plugin = "file"
+path = "{rows_path}"
+""")
+most_paused = [0.0]
+
+
+def read_all():
+    most_paused[0] = max(most_paused[0], s.metric('sluice_job_paused_partitions{job="drift"}'))
+    return s.metric('sluice_job_records_total{job="drift"}') >= len(SLOW) + len(FAST)
+
+
+wait_for(read_all, 120, "the job to read both partitions")
+t.eq(most_paused[0], 1.0, "the partition running ahead was paused while the slow one caught up")
+t.ok(s.log.seen(r"job drift: partition drift/1 paused: \d+ ms ahead of the slowest", 1) and
+     s.log.seen(r"job drift: partition drift/1 resumed", 10), "its pause and resume are logged")
+t.eq(s.metric('sluice_job_records_late_total{job="drift"}'), 0.0, "no record of either partition is late")
+wait_for(lambda: s.metric('sluice_job_paused_partitions{job="drift"}') == 0, 30, "the resume")
+t.eq(s.stop(), 0, "sluice stops cleanly")
 broker.rtt(0)
 
-# ---- 2. the last window of a quiet stream -----------------------------------------------
+# ---- 3. the last window of a quiet stream -----------------------------------------------
 broker._cmd("topic quiet 2")
 rows_path = os.path.join(tmp, "quiet-rows.jsonl")
 SIZE_S, LATENESS_S, IDLE_S = 2, 1, 2

@@ -137,6 +137,29 @@ static void idle(void) {
   sl_watermark_close(&wm);
 }
 
+static void drift(void) {
+  sl_watermark_t wm;
+  sl_watermark_init(&wm, 1000, 500);
+  sl_watermark_assign(&wm, 0, NONE, 0);
+  sl_watermark_assign(&wm, 1, NONE, 0);
+  sl_watermark_assign(&wm, 2, NONE, 0);
+  sl_watermark_observe(&wm, 0, 10000, 0);
+  is_int(sl_watermark_drift(&wm, 0, 0), 0, "drift: alone with a record, partition 0 is not ahead of anyone");
+  sl_watermark_observe(&wm, 1, 4000, 0);
+  is_int(sl_watermark_drift(&wm, 0, 0), 6000, "6 s ahead of partition 1 (partition 2 has no record: not counted)");
+  is_int(sl_watermark_drift(&wm, 1, 0), 0, "the slowest is 0 ahead");
+  is_int(sl_watermark_drift(&wm, 2, 0), 0, "and one without a record too");
+  is_int(sl_watermark_drift(&wm, 7, 0), 0, "an unknown partition is 0 ahead");
+  sl_watermark_observe(&wm, 0, 12000, 400);
+  sl_watermark_observe(&wm, 2, 12000, 400);
+  is_int(sl_watermark_idle_count(&wm, 400), 0, "none idle at 400 ms");
+  is_int(sl_watermark_idle_count(&wm, 500), 1, "partition 1 (last record at 0) idle at 500 ms");
+  is_int(sl_watermark_drift(&wm, 0, 500), 0, "an idle slow partition does not count: no drift");
+  sl_watermark_touch_one(&wm, 1, 500);
+  is_int(sl_watermark_drift(&wm, 0, 500), 8000, "touched (records unread), it counts again: 8 s");
+  sl_watermark_close(&wm);
+}
+
 static void rebalance(void) {
   sl_watermark_t wm;
   sl_watermark_init(&wm, 0, 0);
@@ -452,6 +475,7 @@ int main(void) {
   min_over_partitions();
   lateness();
   idle();
+  drift();
   rebalance();
   monotonic();
   restart();
