@@ -181,7 +181,7 @@ t.ok(list(opts) == ["path", "fail_first", "fatal_match", "hang", "control"]
 t.ok(f"\nfile 1.0.0 (ABI 1.1) {BUILD_PLUGINS}/file.so" in r.stdout, "the file plugin of the build tree is listed too",
      r.stdout)
 t.ok(f"{PLUGIN_DIR}/flaky_nosym.so is not a sluice sink plugin: it has no sluice_sink_plugin symbol" in r.stderr
-     and f"{PLUGIN_DIR}/flaky_abi99.so: built for sink plugin ABI 99.0, this sluice has 1.0" in r.stderr,
+     and f"{PLUGIN_DIR}/flaky_abi99.so: built for sink plugin ABI 99.0, this sluice has 1.1" in r.stderr,
      "the broken files are reported with the reason", r.stderr)
 t.ok("flaky_nosym" not in r.stdout and "flaky_abi99" not in r.stdout, "and are not listed as plugins", r.stdout)
 
