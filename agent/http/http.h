@@ -1,7 +1,13 @@
-/* The operator's HTTP endpoint: GET /metrics (Prometheus text), /healthz
- * (the process is up) and /readyz (every stage started, none stopping).  A
- * deliberately small HTTP/1.0-style server: one request per connection.
- * Runs as a stage of the daemon.  Loop thread only. */
+/* The operator's HTTP endpoint: GET (or HEAD) /metrics (Prometheus text
+ * 0.0.4: the registry and the process's own figures), /healthz (the
+ * process is up), /readyz (every stage started, none stopping, every sink
+ * up, and with [kafka] some broker reachable; 503 with the reason
+ * otherwise) and /api/v1/status (JSON, http_status.h).  HTTP/1.1 with
+ * keep-alive, requests read by Node's http_parser under limits
+ * (http_request.h); other paths 404, other methods 405.  Counted in
+ * sluice_http_requests_total{handler,code} and
+ * sluice_http_connections_dropped_total{reason}.  Runs as a stage of the
+ * daemon.  Loop thread only. */
 #ifndef SL_HTTP_H
 #define SL_HTTP_H
 

@@ -84,6 +84,9 @@ enum {
   M_STATE_BYTES,
   M_ASSIGNED,
   M_PAUSED,
+  M_WINDOWS,
+  M_REBALANCES,
+  M_LAST_COMMIT,
   M_PAUSED_PARTS,
   M_IDLE_PARTS,
   N_METRICS
@@ -124,6 +127,14 @@ static const sl_metric_desc_t job_metric_descs[N_METRICS] = {
     [M_STATE_KEYS] = GAUGE("sluice_job_state_keys", "(window, group key) cells held."),
     [M_STATE_BYTES] = GAUGE("sluice_job_state_bytes", "Bytes of partial aggregates held."),
     [M_ASSIGNED] = GAUGE("sluice_job_assigned_partitions", "Partitions assigned to this instance."),
+    [M_WINDOWS] = COUNTER("sluice_job_windows_emitted_total",
+                   "Windows (or sessions) closed with rows, each counted once whatever its rows."),
+    [M_REBALANCES] = COUNTER("sluice_job_rebalances_total",
+                      "Assignments and revocations of the job's consumer-group partitions."),
+    [M_LAST_COMMIT] = GAUGE("sluice_job_last_commit_timestamp_seconds",
+                       "When the job's committed offsets were last up to date (Unix time): a commit Kafka stored, "
+                       "or a commit round with every record read already committed. Its age grows while "
+                       "records wait in open windows or for the sinks."),
     [M_PAUSED] = GAUGE("sluice_job_paused",
                   "1 while the job stops reading because its sinks are behind."),
     [M_PAUSED_PARTS] = GAUGE("sluice_job_paused_partitions",
@@ -176,6 +187,10 @@ struct jobs_stage {
   void *on_closed_arg;
   bool stopping;
   uint64_t wall_offset_ms; /* Unix time - uv_now at start */
+  /* Per assigned partition: committed and end offsets and lag, a set that
+   * loses a partition's series when it is revoked (metrics.h). */
+  sl_metrics_source_t *offsets;
+  uint64_t offsets_published; /* clock_ms */
 };
 
 static void commit(job_rt_t *rt);
@@ -344,8 +359,26 @@ static void send_built(job_rt_t *rt, uint64_t seq) {
   batch_send(rt, b, rt->sinks, rt->n_sinks);
 }
 
+/* The rows of a window come one after another (sl_job_advance): a window
+ * is counted at its first row. */
+typedef struct {
+  job_rt_t *rt;
+  bool any;
+  int64_t start, end;
+} window_count_t;
+
+static void on_final_row(const sl_job_row_t *row, void *arg) {
+  window_count_t *w = arg;
+  if (!w->any || row->window_start != w->start || row->window_end != w->end) {
+    *w = (window_count_t){w->rt, true, row->window_start, row->window_end};
+    sl_metric_inc(w->rt->m[M_WINDOWS]);
+  }
+  on_row(row, w->rt);
+}
+
 static void advance(job_rt_t *rt, uint64_t now) {
-  send_built(rt, sl_job_advance(rt->job, (int64_t)now, on_row, rt));
+  window_count_t w = {.rt = rt};
+  send_built(rt, sl_job_advance(rt->job, (int64_t)now, on_final_row, &w));
 }
 
 /* ---- records ------------------------------------------------------------------ */
@@ -449,6 +482,7 @@ static void publish_assigned(job_rt_t *rt) {
 static void on_assign(void *arg, const sl_kafka_partition_t *parts, size_t n) {
   job_rt_t *rt = arg;
   uint64_t now = clock_ms(rt->st);
+  sl_metric_inc(rt->m[M_REBALANCES]);
   for (size_t i = 0; i < n; i++) {
     int pid = part_id(rt, parts[i].topic, parts[i].partition);
     if (pid < 0) {
@@ -485,6 +519,7 @@ static void on_assign(void *arg, const sl_kafka_partition_t *parts, size_t n) {
 
 static void on_revoke(void *arg, const sl_kafka_partition_t *parts, size_t n, bool lost) {
   job_rt_t *rt = arg;
+  sl_metric_inc(rt->m[M_REBALANCES]);
   if (!lost) commit(rt);
   for (size_t i = 0; i < n; i++) {
     for (size_t k = 0; k < rt->n_parts; k++) {
@@ -506,10 +541,22 @@ static void on_fatal(void *arg, const char *reason) {
   rt->st->env.host.on_fatal(rt->st->env.host.arg, "jobs", what);
 }
 
+static void commit_current(job_rt_t *rt) {
+  sl_gauge_set(rt->m[M_LAST_COMMIT], (double)clock_ms(rt->st) / 1e3);
+}
+
+/* Every record read from an assigned partition is committed. */
+static bool all_committed(const job_rt_t *rt) {
+  for (size_t i = 0; i < rt->n_parts; i++)
+    if (rt->parts[i].assigned && rt->parts[i].next_offset > rt->parts[i].committed) return false;
+  return true;
+}
+
 static void on_committed(void *arg, int err) {
   job_rt_t *rt = arg;
   rt->commit_in_flight = false;
   if (!err) sl_metric_inc(rt->m[M_COMMITS]);
+  if (!err) commit_current(rt);
   for (size_t i = 0; i < rt->n_parts; i++) {
     part_t *p = &rt->parts[i];
     if (p->commit_off < 0) continue;
@@ -569,6 +616,7 @@ static void commit(job_rt_t *rt) {
   }
   for (size_t i = 0; i < rt->n_parts; i++) rt->parts[i].commit_off = -1;
   if (r) sl_log_rl(SL_LOG_WARN, "jobs", "job %s: cannot commit: %s", rt->conf->name, sl_strerror(r));
+  if (!n && !r && all_committed(rt)) commit_current(rt); /* nothing new: the commit is still current */
   if (rt->stopping) rt->final_done = true;
 }
 
@@ -598,6 +646,44 @@ static void publish(job_rt_t *rt) {
   sl_gauge_set(rt->m[M_STATE_KEYS], (double)s.state_keys);
   sl_gauge_set(rt->m[M_STATE_BYTES], (double)s.state_bytes);
   *o = s;
+}
+
+/* Adds each assigned partition's committed and end offsets and lag (the
+ * records after the last one read, or after the committed offset before
+ * any is read) to set, as far as they are known. */
+static void offsets_add(const job_rt_t *rt, sl_metrics_set_t *set, const int fam[3]) {
+  for (size_t i = 0; i < rt->n_parts; i++) {
+    const part_t *p = &rt->parts[i];
+    if (!p->assigned) continue;
+    char partition[16];
+    snprintf(partition, sizeof partition, "%" PRId32, p->partition);
+    sl_metric_label_t l[] = {{"job", rt->conf->name}, {"topic", p->topic}, {"partition", partition}};
+    if (p->committed >= 0) sl_metrics_set_value(set, fam[0], l, 3, (double)p->committed);
+    int64_t low, high;
+    if (sl_kafka_consumer_offsets(rt->consumer, p->topic, p->partition, &low, &high)) continue;
+    int64_t at = p->next_offset >= 0 ? p->next_offset : p->committed >= 0 ? p->committed : low;
+    sl_metrics_set_value(set, fam[1], l, 3, (double)high);
+    sl_metrics_set_value(set, fam[2], l, 3, high > at ? (double)(high - at) : 0);
+  }
+}
+
+/* Every job's partition offsets, as one set in place of the last. */
+static void publish_offsets(jobs_stage_t *st) {
+  sl_metrics_set_t *set = st->offsets ? sl_metrics_set_new() : NULL;
+  if (!set) return;
+  int fam[3] = {
+      sl_metrics_set_family(set, SL_METRIC_GAUGE, "sluice_job_committed_offset",
+                            "The consumer group's committed offset of an assigned partition (the next record a "
+                            "restart reads)."),
+      sl_metrics_set_family(set, SL_METRIC_GAUGE, "sluice_job_end_offset",
+                            "An assigned partition's end (high-water) offset, as the latest fetch told."),
+      sl_metrics_set_family(set, SL_METRIC_GAUGE, "sluice_job_consumer_lag",
+                            "Records of an assigned partition the job has not read yet (end offset minus the "
+                            "position)."),
+  };
+  for (size_t i = 0; fam[0] >= 0 && fam[1] >= 0 && fam[2] >= 0 && i < st->n_jobs; i++)
+    if (st->jobs[i].consumer && !st->jobs[i].consumer_closed) offsets_add(&st->jobs[i], set, fam);
+  sl_metrics_source_publish(st->offsets, set, NULL, 0);
 }
 
 /* A partition with records still to read is not idle, however long since
@@ -668,6 +754,11 @@ static void on_tick(uv_timer_t *t) {
   if (now - rt->last_publish >= PUBLISH_EVERY_MS || rt->stopping) {
     rt->last_publish = now;
     publish(rt);
+  }
+  jobs_stage_t *st = rt->st;
+  if (rt == st->jobs && now - st->offsets_published >= PUBLISH_EVERY_MS) { /* the first job's tick, for all */
+    st->offsets_published = now;
+    publish_offsets(st);
   }
 }
 
@@ -780,6 +871,7 @@ static int job_start(jobs_stage_t *st, job_rt_t *rt) {
 
 static int st_start(void *self) {
   jobs_stage_t *st = self;
+  st->offsets = sl_metrics_source_new(st->env.metrics); /* NULL (ENOMEM): no offset series */
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   uv_update_time(st->loop);
@@ -905,6 +997,7 @@ static void st_free(void *self) {
   }
   for (size_t i = 0; i < st->n_sinks; i++) sl_sink_free(st->sinks[i]);
   sl_kafka_producer_free(st->producer, 0);
+  sl_metrics_source_free(st->offsets);
   free(st->sinks);
   free(st->jobs);
   free(st);

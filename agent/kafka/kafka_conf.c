@@ -69,7 +69,8 @@ static const sl_opt_t kafka_opts[] = {
      .help = "librdkafka properties passed verbatim (security.protocol, sasl.*, ssl.*, compression.type, "
              "linger.ms, ...). They override the defaults: acks=all, enable.idempotence=true, "
              "compression.type=lz4, queue.buffering.max.messages=100000, queue.buffering.max.kbytes=262144, "
-             "message.timeout.ms=0 (never give up). `acks` other than all and `delivery.report.only.error = "
+             "message.timeout.ms=0 (never give up), statistics.interval.ms=5000 (read for "
+             "sluice_kafka_brokers_up, the producer queue gauges and /readyz; 0 turns them off). `acks` other than all and `delivery.report.only.error = "
              "true` are refused: acks to clients depend on them."},
     {0},
 };
@@ -141,4 +142,10 @@ rd_kafka_conf_t *sl_kafka_conf_build(const sl_kafka_conf_t *k, const char *const
     return NULL;
   }
   return conf;
+}
+
+bool sl_kafka_conf_stats_enabled(const rd_kafka_conf_t *conf) {
+  char v[32];
+  size_t n = sizeof v;
+  return rd_kafka_conf_get(conf, "statistics.interval.ms", v, &n) == RD_KAFKA_CONF_OK && strtol(v, NULL, 10) > 0;
 }

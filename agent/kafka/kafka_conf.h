@@ -31,4 +31,8 @@ struct rd_kafka_conf_s;
 struct rd_kafka_conf_s *sl_kafka_conf_build(const sl_kafka_conf_t *k, const char *const *defaults, const char *file,
                                             sl_diag_t *d);
 
+/* Whether a client made from conf emits statistics (statistics.interval.ms
+ * above 0), which kafka/kafka_stats.h reads. */
+bool sl_kafka_conf_stats_enabled(const struct rd_kafka_conf_s *conf);
+
 #endif

@@ -31,6 +31,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "kafka/kafka_stats.h"
 
 #define BATCH_MAX 1024 /* records per on_records call */
 #define OFFSET_LOOKUP_TIMEOUT_MS 30000
@@ -76,6 +77,7 @@ struct sl_kafka_consumer {
   void (*on_closed)(void *arg);
   void *on_closed_arg;
   uint64_t consumed_unflushed;
+  sl_kafka_stats_client_t *stats; /* NULL with statistics.interval.ms = 0 */
   struct {
     sl_metric_t *consumed, *commits, *commit_failed, *rebalances, *assigned;
   } m;
@@ -92,6 +94,8 @@ static const char *const consumer_defaults[] = {
      * at the default 100000 a job that drains its queue in 0.1 s waits
      * 0.9 s of every second. */
     "queued.min.messages", "1000000",
+    /* Read for sluice_kafka_brokers_up and /readyz (kafka_stats.h). */
+    "statistics.interval.ms", "5000",
     NULL,
 };
 /* clang-format on */
@@ -109,6 +113,13 @@ static void register_metrics(sl_kafka_consumer_t *c, sl_metrics_t *r) {
                          "Consumer-group rebalances (assignments and revocations) seen.");
   c->m.assigned = sl_metrics_gauge(r, "sluice_kafka_assigned_partitions",
                                    "Partitions assigned to this process's consumers.");
+}
+
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+  (void)rk;
+  sl_kafka_consumer_t *c = opaque;
+  sl_kafka_stats_report(c->stats, json, len);
+  return 0; /* librdkafka frees json */
 }
 
 static void flush_metrics(sl_kafka_consumer_t *c) {
@@ -509,6 +520,8 @@ int sl_kafka_consumer_new(uv_loop_t *loop, sl_kafka_bridge_t *bridge, sl_metrics
   }
   rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
   rd_kafka_conf_set_error_cb(conf, on_error);
+  bool stats = sl_kafka_conf_stats_enabled(conf);
+  if (stats) rd_kafka_conf_set_stats_cb(conf, on_stats);
   sl_kafka_bridge_prepare_conf(conf);
   rd_kafka_conf_set_opaque(conf, c);
   if (!(c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err))) {
@@ -516,6 +529,8 @@ int sl_kafka_consumer_new(uv_loop_t *loop, sl_kafka_bridge_t *bridge, sl_metrics
     sl_diag_add(d, file, 0, 0, "kafka: cannot create the consumer for group %s: %s", group_id, err);
     goto fail;
   }
+  /* Statistics are served on the loop, after this returns. */
+  if (stats) c->stats = sl_kafka_stats_join(metrics, rd_kafka_name(c->rk), false);
   rd_kafka_poll_set_consumer(c->rk);
   c->consumer_queue = rd_kafka_queue_get_consumer(c->rk);
   c->lookup_queue = rd_kafka_queue_new(c->rk);
@@ -703,6 +718,8 @@ void sl_kafka_consumer_free(sl_kafka_consumer_t *c) {
   sl_kafka_bridge_detach(c->consumer_attach);
   sl_kafka_bridge_detach(c->lookup_attach);
   sl_kafka_bridge_detach(c->close_attach);
+  sl_kafka_stats_leave(c->stats);
+  c->stats = NULL;
   while (c->assigns) unlink_assign(c, c->assigns);
   while (c->commits) {
     pending_commit_t *pc = c->commits;

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "kafka/kafka_stats.h"
 
 /* Topic handles by name: librdkafka looks a topic up by name (under a lock)
  * on every produce by name, so handles are kept here.  Bounded: templated
@@ -42,8 +43,10 @@ struct sl_kafka_producer {
    * per serve, so the hot path pays no atomic operation per record. */
   uint64_t produced_unflushed, delivered_unflushed;
   size_t inflight_published; /* this producer's share of the shared gauge */
+  sl_kafka_stats_client_t *stats; /* NULL with statistics.interval.ms = 0 */
   struct {
-    sl_metric_t *produced, *delivered, *failed, *rejected, *queue_full, *inflight;
+    sl_metric_t *produced, *delivered, *failed, *rejected, *queue_full, *inflight, *delivery_seconds;
+    sl_metric_family_t *errors; /* {topic, error} */
   } m;
 };
 
@@ -56,8 +59,21 @@ static const char *const producer_defaults[] = {
     "queue.buffering.max.kbytes", "262144",
     "message.timeout.ms", "0",
     "linger.ms", "5",
+    /* sluice_kafka_brokers_up, the producer queue gauges and /readyz's
+     * Kafka check come from these. */
+    "statistics.interval.ms", "5000",
     NULL,
 };
+
+/* Produce call to acknowledgement: linger.ms (5 ms) is the floor; seconds
+ * mean a broker that is slow or away. */
+static const double delivery_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+static const char *const error_labels[] = {"topic", "error", NULL};
+
+/* Topics are bounded by the routes (a templated topic's names are not):
+ * past this many (topic, error) pairs, failures are still counted in the
+ * unlabelled totals. */
+#define ERROR_SERIES_MAX 256
 
 static void register_metrics(sl_kafka_producer_t *p, sl_metrics_t *r) {
   p->m.produced = sl_metrics_counter(r, "sluice_kafka_produced_total", "Records handed to librdkafka.");
@@ -71,6 +87,25 @@ static void register_metrics(sl_kafka_producer_t *p, sl_metrics_t *r) {
   p->m.queue_full = sl_metrics_counter(r, "sluice_kafka_queue_full_total", "Times librdkafka's queue was full.");
   p->m.inflight = sl_metrics_gauge(r, "sluice_kafka_inflight_records",
                                    "Records produced and not yet acknowledged by Kafka.");
+  p->m.delivery_seconds = sl_metric_child(
+      sl_metrics_family(r, &(sl_metric_desc_t){.type = SL_METRIC_HISTOGRAM,
+                                               .name = "sluice_kafka_delivery_seconds",
+                                               .help = "Time from handing a record to librdkafka to Kafka's "
+                                                       "acknowledgement of it.",
+                                               .buckets = delivery_buckets,
+                                               .n_buckets = sizeof delivery_buckets / sizeof *delivery_buckets}),
+      NULL);
+  p->m.errors = sl_metrics_family(
+      r, &(sl_metric_desc_t){.type = SL_METRIC_COUNTER,
+                             .name = "sluice_kafka_produce_errors_total",
+                             .help = "Records Kafka failed for good or librdkafka refused, by topic and "
+                                     "librdkafka error name.",
+                             .labels = error_labels,
+                             .max_children = ERROR_SERIES_MAX});
+}
+
+static void count_error(sl_kafka_producer_t *p, const char *topic, rd_kafka_resp_err_t err) {
+  sl_metric_inc(sl_metric_child(p->m.errors, (const char *const[]){topic, rd_kafka_err2name(err)}));
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -80,10 +115,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   p->inflight_bytes -= m->len + m->key_len;
   if (m->err) {
     sl_metric_inc(p->m.failed);
+    count_error(p, rd_kafka_topic_name(m->rkt), m->err);
     sl_log_rl(SL_LOG_ERROR, "kafka", "record to topic %s failed: %s", rd_kafka_topic_name(m->rkt),
               rd_kafka_err2str(m->err));
   } else {
     p->delivered_unflushed++;
+    int64_t us = rd_kafka_message_latency(m);
+    if (us >= 0) sl_histogram_observe(p->m.delivery_seconds, (double)us / 1e6);
   }
   if (!p->closing) p->cbs.on_delivery(p->cbs.arg, m->_private, m->err ? SL_EKAFKA : 0);
 }
@@ -103,6 +141,13 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
   sl_log_rl(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ? SL_LOG_WARN
                                                                                             : SL_LOG_ERROR,
             "kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+  (void)rk;
+  sl_kafka_producer_t *p = opaque;
+  sl_kafka_stats_report(p->stats, json, len);
+  return 0; /* librdkafka frees json */
 }
 
 static void flush_metrics(sl_kafka_producer_t *p) {
@@ -152,6 +197,8 @@ int sl_kafka_producer_new(sl_kafka_bridge_t *bridge, sl_metrics_t *metrics, cons
   p->resume_bytes = (uint64_t)(k->resume_below * (double)max_kbytes * 1024);
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
   rd_kafka_conf_set_error_cb(conf, on_error);
+  bool stats = sl_kafka_conf_stats_enabled(conf);
+  if (stats) rd_kafka_conf_set_stats_cb(conf, on_stats);
   sl_kafka_bridge_prepare_conf(conf);
   rd_kafka_conf_set_opaque(conf, p);
   if (!(p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err))) {
@@ -159,6 +206,9 @@ int sl_kafka_producer_new(sl_kafka_bridge_t *bridge, sl_metrics_t *metrics, cons
     sl_diag_add(d, file, 0, 0, "kafka: cannot create the producer: %s", err);
     goto fail;
   }
+  /* Statistics come through the main queue, served on the loop once the
+   * queue is attached below: never before the client has joined. */
+  if (stats) p->stats = sl_kafka_stats_join(metrics, rd_kafka_name(p->rk), true);
   p->main_queue = rd_kafka_queue_get_main(p->rk);
   if (!(p->attach = sl_kafka_bridge_attach(bridge, p->rk, p->main_queue, serve, p))) {
     sl_diag_add(d, file, 0, 0, "kafka: out of memory");
@@ -220,6 +270,27 @@ int sl_kafka_producer_send_to(sl_kafka_producer_t *p, sl_kafka_topic_t *topic, c
                  msg_opaque);
 }
 
+/* What became of a produce call: counted, and its return value. */
+static int outcome(sl_kafka_producer_t *p, rd_kafka_resp_err_t err, const char *topic, size_t key_len,
+                   size_t value_len) {
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    p->inflight++;
+    p->inflight_bytes += value_len + key_len;
+    p->produced_unflushed++;
+    return 0;
+  }
+  if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+    sl_metric_inc(p->m.queue_full);
+    p->want_room = true;
+    return SL_EQUEUEFULL;
+  }
+  sl_metric_inc(p->m.rejected);
+  count_error(p, topic, err);
+  sl_log_rl(SL_LOG_ERROR, "kafka", "record of %zu bytes to topic %s refused: %s", value_len, topic,
+            rd_kafka_err2str(err));
+  return SL_EKAFKA;
+}
+
 static int produce(sl_kafka_producer_t *p, rd_kafka_topic_t *rkt, const char *topic, const void *key, size_t key_len,
                    const void *value, size_t value_len, int64_t timestamp_ms, const sl_kafka_header_t *header,
                    void *msg_opaque) {
@@ -243,21 +314,7 @@ static int produce(sl_kafka_producer_t *p, rd_kafka_topic_t *rkt, const char *to
   else
     err = SL_PRODUCE(RD_KAFKA_V_TOPIC(topic), );
 #undef SL_PRODUCE
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    p->inflight++;
-    p->inflight_bytes += value_len + key_len;
-    p->produced_unflushed++;
-    return 0;
-  }
-  if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-    sl_metric_inc(p->m.queue_full);
-    p->want_room = true;
-    return SL_EQUEUEFULL;
-  }
-  sl_metric_inc(p->m.rejected);
-  sl_log_rl(SL_LOG_ERROR, "kafka", "record of %zu bytes to topic %s refused: %s", value_len, topic,
-            rd_kafka_err2str(err));
-  return SL_EKAFKA;
+  return outcome(p, err, topic, key_len, value_len);
 }
 
 int sl_kafka_producer_send_headers(sl_kafka_producer_t *p, const char *topic, const void *key, size_t key_len,
@@ -274,22 +331,8 @@ int sl_kafka_producer_send_headers(sl_kafka_producer_t *p, const char *topic, co
       RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_KEY(key, key_len),
       RD_KAFKA_V_TIMESTAMP(timestamp_ms < 0 ? 0 : timestamp_ms), RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_OPAQUE(msg_opaque),
       RD_KAFKA_V_END);
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) { /* the message owns the headers now */
-    p->inflight++;
-    p->inflight_bytes += value_len + key_len;
-    p->produced_unflushed++;
-    return 0;
-  }
-  rd_kafka_headers_destroy(hs);
-  if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-    sl_metric_inc(p->m.queue_full);
-    p->want_room = true;
-    return SL_EQUEUEFULL;
-  }
-  sl_metric_inc(p->m.rejected);
-  sl_log_rl(SL_LOG_ERROR, "kafka", "record of %zu bytes to topic %s refused: %s", value_len, topic,
-            rd_kafka_err2str(err));
-  return SL_EKAFKA;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_headers_destroy(hs); /* else the message owns them */
+  return outcome(p, err, topic, key_len, value_len);
 }
 
 size_t sl_kafka_producer_inflight(const sl_kafka_producer_t *p) { return p->inflight; }
@@ -311,6 +354,8 @@ void sl_kafka_producer_free(sl_kafka_producer_t *p, int flush_ms) {
     sl_gauge_add(p->m.inflight, -(double)p->inflight_published);
   }
   sl_kafka_bridge_detach(p->attach);
+  sl_kafka_stats_leave(p->stats);
+  p->stats = NULL;
   if (p->main_queue) rd_kafka_queue_destroy(p->main_queue);
   if (p->rk) {
     if (flush_ms > 0) rd_kafka_flush(p->rk, flush_ms);

@@ -51,6 +51,19 @@ EXPECTED = {
     "sluice_print_records_total": "counter",
     "sluice_ingest_held_back_messages": "gauge",
     "sluice_ingest_abandoned_records_total": "counter",
+    "sluice_kafka_brokers_up": "gauge",
+    "sluice_kafka_producer_queue_messages": "gauge",
+    "sluice_kafka_producer_queue_bytes": "gauge",
+    "sluice_kafka_delivery_seconds": "histogram",
+    "sluice_kafka_produce_errors_total": "counter",
+    "sluice_http_requests_total": "counter",
+    "sluice_http_connections_dropped_total": "counter",
+    "sluice_process_resident_memory_bytes": "gauge",
+    "sluice_process_cpu_seconds_total": "counter",
+    "sluice_process_open_fds": "gauge",
+    "sluice_process_max_fds": "gauge",
+    "sluice_process_start_time_seconds": "gauge",
+    "sluice_build_info": "gauge",
 }
 REASONS = ["malformed_msgpack", "chunk_size_limit", "max_depth", "not_array", "bad_tag", "bad_mode",
            "bad_option", "bad_gzip", "decompression_size_limit", "invalid_event", "decoded_values_limit", "tag_size_limit"]
@@ -87,6 +100,8 @@ t.eq(m['sluice_forward_errors_total{reason="bad_mode"}'], 1.0, "the bad message 
 t.eq(m["sluice_forward_records_total"], 50.0, "records received counted")
 t.eq(m["sluice_kafka_produced_total"], 50.0, "records produced counted")
 t.eq(m["sluice_kafka_inflight_records"], 0.0, "nothing in flight once acked")
+t.eq(m["sluice_kafka_delivery_seconds_count"], 50.0, "each acknowledged record timed in the delivery histogram")
+t.eq(m['sluice_kafka_delivery_seconds_bucket{le="+Inf"}'], 50.0, "its +Inf bucket holds them all")
 t.eq(m["sluice_forward_acks_total"], 1.0, "one ack sent")
 t.eq(m["sluice_forward_connections"], 2.0, "two open connections")
 t.eq(m["sluice_kafka_missed_wakeups_total"], 0.0, "no Kafka wake-up was lost")
