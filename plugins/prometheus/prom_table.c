@@ -45,13 +45,22 @@ prom_table_t *prom_table_new(size_t max_series, bool window_mode, int64_t expire
   return t;
 }
 
-static void values_free(prom_series_t *e) {
-  for (size_t i = 0; i < e->n_values; i++) free(e->values[i].name);
-  for (size_t i = 0; i < e->n_hists; i++) {
-    free(e->hists[i].name);
-    free(e->hists[i].column);
-    free(e->hists[i].cumulative);
+void prom_parts_clear(sluice_label_t *labels, size_t n_labels, prom_value_t *values, size_t n_values,
+                      prom_hist_t *hists, size_t n_hists) {
+  for (size_t i = 0; i < n_labels; i++) {
+    free((char *)labels[i].name);
+    free((char *)labels[i].value);
   }
+  for (size_t i = 0; i < n_values; i++) free(values[i].name);
+  for (size_t i = 0; i < n_hists; i++) {
+    free(hists[i].name);
+    free(hists[i].column);
+    free(hists[i].cumulative);
+  }
+}
+
+static void values_free(prom_series_t *e) {
+  prom_parts_clear(NULL, 0, e->values, e->n_values, e->hists, e->n_hists);
   free(e->values);
   free(e->hists);
   free(e->job);
@@ -64,10 +73,7 @@ static void values_free(prom_series_t *e) {
 static void series_free(prom_series_t *e) {
   if (!e) return;
   values_free(e);
-  for (size_t i = 0; i < e->n_labels; i++) {
-    free((char *)e->labels[i].name);
-    free((char *)e->labels[i].value);
-  }
+  prom_parts_clear(e->labels, e->n_labels, NULL, 0, NULL, 0);
   free(e->labels);
   free(e->metric);
   free(e->key);

@@ -77,6 +77,11 @@ typedef enum {
   PROM_NOMEM,
 } prom_outcome_t;
 
+/* Frees the strings (and counts) the labels, values and histograms own,
+ * not the arrays themselves; any count may be 0. */
+void prom_parts_clear(sluice_label_t *labels, size_t n_labels, prom_value_t *values, size_t n_values,
+                      prom_hist_t *hists, size_t n_hists);
+
 typedef struct prom_table prom_table_t;
 
 /* NULL when out of memory.  expire_ms 0: never. */

@@ -279,16 +279,7 @@ typedef struct {
 } row_parts_t;
 
 static void row_parts_free(row_parts_t *p) {
-  for (size_t i = 0; i < p->n_labels; i++) {
-    free((char *)p->labels[i].name);
-    free((char *)p->labels[i].value);
-  }
-  for (size_t i = 0; i < p->n_values; i++) free(p->values[i].name);
-  for (size_t i = 0; i < p->n_hists; i++) {
-    free(p->hists[i].name);
-    free(p->hists[i].column);
-    free(p->hists[i].cumulative);
-  }
+  prom_parts_clear(p->labels, p->n_labels, p->values, p->n_values, p->hists, p->n_hists);
   free(p->metric);
 }
 

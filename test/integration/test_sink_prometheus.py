@@ -30,15 +30,17 @@ import os
 import random
 import re
 import shutil
-import struct
 import subprocess
+import sys
 
-import msgpack
 from fluent import sender as fluent_sender
 
-from harness import SLUICE, Broker, Sluice, Tap, tempdir, wait_for
+from harness import SLUICE, SRCDIR, Broker, Sluice, Tap, tempdir, wait_for
 from job_reference import parse_rfc3339
 import prometheus_server
+
+sys.path.insert(0, os.path.join(SRCDIR, "test", "integration", "kafka"))
+from kafkatest import event_time, sluice_config  # noqa: E402
 
 t = Tap()
 promtool = shutil.which("promtool")
@@ -69,14 +71,7 @@ records.append((BASE + 5500, {"page": "/tick", "method": "GET", "lat": 1, "ok": 
 
 ROWS = os.path.join(tmp, "rows.jsonl")
 HIST = 'histograms = { latency_p99 = "latency" }\nbucket_min = 1\nbucket_max = 10000\nmax_buckets = 500'
-CONFIG = f"""
-shutdown_timeout = "5s"
-[http]
-listen = "127.0.0.1:0"
-[input.forward]
-listen = "127.0.0.1:0"
-[kafka]
-brokers = "{{bootstrap}}"
+JOBS = f"""
 [[route]]
 match = "**"
 topic = "logs"
@@ -141,10 +136,6 @@ early = true
 """
 
 
-def event_time(ms):
-    return msgpack.ExtType(0, struct.pack(">II", ms // 1000, ms % 1000 * 1000000))
-
-
 def read_rows():
     if not os.path.exists(ROWS):
         return []
@@ -181,10 +172,10 @@ def scrape():
 
 broker = Broker()
 broker._cmd("topic logs 1")  # one partition: records in sending order, every one moves the watermark
-s = Sluice(CONFIG.replace("{bootstrap}", broker.bootstrap))
+s = Sluice(sluice_config(broker.bootstrap, JOBS))
 sender = fluent_sender.FluentSender("ev", host="127.0.0.1", port=s.port, nanosecond_precision=True, timeout=10)
 for ms, rec in records:
-    if not sender.emit_with_time("page", event_time(ms), rec):
+    if not sender.emit_with_time("page", event_time(ms // 1000, ms % 1000 * 1000000), rec):
         raise RuntimeError(f"fluent-logger could not send: {sender.last_error}")
 sender.close()
 
