@@ -492,17 +492,27 @@ static void on_assign(void *arg, const sl_kafka_partition_t *parts, size_t n) {
     }
     int64_t wm;
     const char *why = NULL;
-    if (sl_watermark_meta_parse(parts[i].metadata, parts[i].metadata_len, &wm, &why))
+    bool unread = sl_watermark_meta_parse(parts[i].metadata, parts[i].metadata_len, &wm, &why) != 0;
+    if (parts[i].offset >= 0 && wm == SL_WATERMARK_NONE) {
+      /* An offset without a checkpoint watermark: committed by another
+       * consumer, by a version before it, or its metadata expired with
+       * the broker's offsets.retention.minutes. */
+      wm = SL_WATERMARK_FROM_FIRST;
       sl_log(SL_LOG_WARN, "jobs",
-             "job %s: partition %s/%" PRId32 ": commit metadata not understood (%s): windows emitted before may be "
-             "emitted again",
+             "job %s: partition %s/%" PRId32 ": committed offset %" PRId64 " has %s: windows before the first "
+             "record's (its time - allowed_lateness) are taken as emitted",
+             rt->conf->name, parts[i].topic, parts[i].partition, parts[i].offset,
+             unread ? why : "no checkpoint watermark");
+    } else if (unread) {
+      sl_log(SL_LOG_WARN, "jobs", "job %s: partition %s/%" PRId32 ": commit metadata not understood (%s)",
              rt->conf->name, parts[i].topic, parts[i].partition, why);
+    }
     part_t *p = &rt->parts[pid];
     p->assigned = true;
     p->drift_paused = false;
     p->next_offset = -1;
     p->committed = parts[i].offset >= 0 ? parts[i].offset : -1;
-    p->committed_wm = wm;
+    p->committed_wm = wm == SL_WATERMARK_FROM_FIRST ? SL_WATERMARK_NONE : wm;
     p->commit_off = -1;
     int r = sl_job_assign(rt->job, pid, wm, (int64_t)now);
     if (r) sl_log(SL_LOG_ERROR, "jobs", "job %s: cannot assign partition %d: %s", rt->conf->name, pid, sl_strerror(r));
@@ -512,7 +522,7 @@ static void on_assign(void *arg, const sl_kafka_partition_t *parts, size_t n) {
     else
       sl_log(SL_LOG_INFO, "jobs", "job %s: partition %s/%" PRId32 " assigned at committed offset %" PRId64 "%s",
              rt->conf->name, parts[i].topic, parts[i].partition, p->committed,
-             wm == SL_WATERMARK_NONE ? "" : ", windows up to its checkpoint watermark emitted");
+             wm == SL_WATERMARK_FROM_FIRST ? "" : ", windows up to its checkpoint watermark emitted");
   }
   publish_assigned(rt);
 }

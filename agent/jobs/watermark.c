@@ -57,8 +57,10 @@ int sl_watermark_assign(sl_watermark_t *wm, int partition, int64_t initial, int6
     wm->parts = parts;
     wm->n_parts = n;
   }
+  bool from_first = initial == SL_WATERMARK_FROM_FIRST;
+  if (from_first) initial = SL_WATERMARK_NONE;
   wm->parts[id] = (sl_watermark_part_t){.wm = initial, .floor = initial, .last_seen = now_ms, .ckpt = initial,
-                                         .assigned = true};
+                                         .assigned = true, .from_first = from_first};
   /* Its records from the committed offset on may belong to windows this
    * job closed already (for its other partitions): the job's watermark
    * steps back to the partition's, so that those windows are rebuilt and
@@ -77,6 +79,11 @@ int sl_watermark_observe(sl_watermark_t *wm, int partition, int64_t event_ms, in
   if (!p) return SL_ERANGE;
   int64_t own = sat_sub(event_ms, wm->lateness_ms);
   if (own > p->wm) p->wm = own;
+  if (p->from_first) {
+    p->from_first = false;
+    if (own > p->floor) p->floor = own;
+    if (own > p->ckpt) p->ckpt = own;
+  }
   p->last_seen = now_ms;
   return 0;
 }

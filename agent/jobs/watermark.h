@@ -41,6 +41,12 @@
 
 /* No watermark: nothing is known, nothing is late. */
 #define SL_WATERMARK_NONE INT64_MIN
+/* Assigned with a committed offset but no checkpoint watermark (metadata
+ * missing or expired): the partition's floor becomes its own watermark
+ * after its first record (that record's time - lateness), so that windows
+ * before the first record's are taken as closed rather than emitted again
+ * from the part of their records after the committed offset. */
+#define SL_WATERMARK_FROM_FIRST (INT64_MIN + 1)
 
 typedef struct {
   int64_t wm;        /* max(assigned, highest event time - lateness) */
@@ -49,6 +55,7 @@ typedef struct {
   int64_t last_seen; /* processing time of the last record, or of assignment */
   int64_t ckpt;      /* the engine's last checkpoint watermark for it (assigned: initial) */
   bool assigned;
+  bool from_first;   /* assigned SL_WATERMARK_FROM_FIRST, no record yet */
 } sl_watermark_part_t;
 
 typedef struct {
@@ -66,7 +73,8 @@ void sl_watermark_init(sl_watermark_t *wm, int64_t lateness_ms, int64_t idle_tim
 void sl_watermark_close(sl_watermark_t *wm);
 
 /* The partition is now the job's (a rebalance, or start), with watermark
- * `initial` (from its commit metadata; SL_WATERMARK_NONE if none) and
+ * `initial` (from its commit metadata; SL_WATERMARK_NONE if nothing was
+ * committed, SL_WATERMARK_FROM_FIRST for an offset without one) and
  * counted active from now_ms.  Assigning an assigned partition starts it
  * afresh.  The job's watermark steps back to `initial` if that is lower:
  * the partition's records from its committed offset on may belong to

@@ -11,7 +11,12 @@
    whose records run far ahead in event time is not fetched while the
    slow one catches up (sluice_job_paused_partitions shows it), then
    resumed; every record is aggregated, none late.
-3. A stream that stops: the last window is emitted once the wall clock
+3. An offset committed without a checkpoint watermark (by kcat's group
+   consumer, as by another tool or once the broker expired the metadata):
+   the job starts from it, logs it, and takes the windows before its
+   first record's as emitted: a record of such a window after it is late,
+   not the start of a partial row.
+4. A stream that stops: the last window is emitted once the wall clock
    passes its end + allowed_lateness + idle_timeout, not before, and
    within a few ticks after."""
 import json
@@ -62,6 +67,8 @@ rows_path = os.path.join(tmp, "lag-rows.jsonl")
 s = Sluice(f"""
 [http]
 listen = "127.0.0.1:0"
+[input.forward]
+enabled = false
 [kafka]
 brokers = "{broker.bootstrap}"
 [kafka.properties]
@@ -116,6 +123,8 @@ rows_path = os.path.join(tmp, "drift-rows.jsonl")
 s = Sluice(f"""
 [http]
 listen = "127.0.0.1:0"
+[input.forward]
+enabled = false
 [kafka]
 brokers = "{broker.bootstrap}"
 [kafka.properties]
@@ -156,7 +165,51 @@ wait_for(lambda: s.metric('sluice_job_paused_partitions{job="drift"}') == 0, 30,
 t.eq(s.stop(), 0, "sluice stops cleanly")
 broker.rtt(0)
 
-# ---- 3. the last window of a quiet stream -----------------------------------------------
+# ---- 3. a committed offset without a checkpoint watermark ------------------------------
+broker._cmd("topic nometa 1")
+OLDER = [{"ts": T0 + 1000, "k": "a"}, {"ts": T0 + 2000, "k": "a"}]          # [0, 10s), read by kcat
+AFTER = [{"ts": T0 + 25000, "k": "a"}, {"ts": T0 + 3000, "k": "a"}, {"ts": T0 + 26000, "k": "a"}]
+kcat_produce(broker.bootstrap, "nometa", 0, OLDER + AFTER)
+p = subprocess.run(["kcat", "-C", "-b", broker.bootstrap, "-G", "sluice-nometa", "-X", "auto.offset.reset=earliest",
+                    "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=1000",
+                    "-c", str(len(OLDER)), "-e", "-q", "nometa"], capture_output=True, timeout=60)
+t.eq(len(p.stdout.splitlines()), len(OLDER), "kcat read the first records in the job's group (and committed)")
+rows_path = os.path.join(tmp, "nometa-rows.jsonl")
+s = Sluice(f"""
+[http]
+listen = "127.0.0.1:0"
+[input.forward]
+enabled = false
+[kafka]
+brokers = "{broker.bootstrap}"
+
+[[job]]
+name = "nometa"
+topics = ["nometa"]
+group_by = ["k"]
+time = {{ field = "ts", format = "epoch_ms" }}
+window = {{ type = "tumbling", size = "10s" }}
+allowed_lateness = "1s"
+idle_timeout = "1h"
+aggregates = {{ n = "count()" }}
+sinks = ["rows"]
+
+[[sink]]
+name = "rows"
+plugin = "file"
+path = "{rows_path}"
+""")
+t.ok(s.log.seen(r"job nometa: partition nometa/0: committed offset 2 has no checkpoint watermark: windows before "
+                r"the first record's .* are taken as emitted", 60), "the fallback is logged, with the offset")
+s.wait_metric('sluice_job_records_total{job="nometa"}', lambda v: v >= len(AFTER), 30)
+t.eq(s.metric('sluice_job_records_late_total{job="nometa"}'), 1.0,
+     "the record of [0, 10s) after the committed offset is late")
+t.eq(s.stop(), 0, "sluice stops cleanly")
+t.eq([r for r in read_rows(rows_path) if r["window_start"].endswith(":00.000Z") and
+      r["window_start"] == time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(T0 // 1000))], [],
+     "no partial row of [0, 10s) is emitted")
+
+# ---- 4. the last window of a quiet stream -----------------------------------------------
 broker._cmd("topic quiet 2")
 rows_path = os.path.join(tmp, "quiet-rows.jsonl")
 SIZE_S, LATENESS_S, IDLE_S = 2, 1, 2

@@ -160,6 +160,25 @@ static void drift(void) {
   sl_watermark_close(&wm);
 }
 
+/* An offset committed without a checkpoint watermark: the partition's
+ * first record sets its floor. */
+static void from_first(void) {
+  sl_watermark_t wm;
+  sl_window_spec_t tum = {.type = SL_WINDOW_TUMBLING, .size_ms = 10000};
+  sl_watermark_init(&wm, 2000, 0);
+  sl_watermark_assign(&wm, 0, SL_WATERMARK_FROM_FIRST, 0);
+  is_int(sl_watermark_floor(&wm, 0), NONE, "from first: no floor before a record");
+  ok(!sl_watermark_is_late(&wm, 0, &tum, 100), "nothing is late yet");
+  sl_watermark_observe(&wm, 0, 25000, 0);
+  is_int(sl_watermark_floor(&wm, 0), 23000, "its first record (25 s) sets the floor: 25 s - lateness = 23 s");
+  ok(sl_watermark_is_late(&wm, 0, &tum, 9999), "a record of [0, 10s) is late: that window counts as emitted");
+  ok(sl_watermark_is_late(&wm, 0, &tum, 15000), "and so is [10s, 20s): it ended before 23 s");
+  ok(!sl_watermark_is_late(&wm, 0, &tum, 21000), "[20s, 30s), the first record's window, is open");
+  sl_watermark_observe(&wm, 0, 40000, 0);
+  is_int(sl_watermark_floor(&wm, 0), 23000, "later records do not move the floor (only the job's watermark does)");
+  sl_watermark_close(&wm);
+}
+
 static void rebalance(void) {
   sl_watermark_t wm;
   sl_watermark_init(&wm, 0, 0);
@@ -476,6 +495,7 @@ int main(void) {
   lateness();
   idle();
   drift();
+  from_first();
   rebalance();
   monotonic();
   restart();
