@@ -224,6 +224,7 @@ static const field_t job_fields[] = {
     {"open_windows", "sluice_job_open_windows", NUMBER},
     {"state_keys", "sluice_job_state_keys", NUMBER},
     {"state_bytes", "sluice_job_state_bytes", NUMBER},
+    {"max_keys", "sluice_job_max_keys", NUMBER},
     {"records_total", "sluice_job_records_total", NUMBER},
     {"rows_total", "sluice_job_rows_total", NUMBER},
     {"windows_emitted_total", "sluice_job_windows_emitted_total", NUMBER},

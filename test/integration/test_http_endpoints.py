@@ -35,6 +35,7 @@ allowed_lateness = "500ms"
 idle_timeout = "{idle}"
 commit_interval = "100ms"
 aggregates = {{ n = "count()" }}
+max_keys = {max_keys}
 sinks = ["out"]
 [job.properties]
 "session.timeout.ms" = "6000"
@@ -42,10 +43,10 @@ sinks = ["out"]
 """
 # "exact" never sees its partitions idle while the test runs, so its
 # watermark is the lowest partition's newest record minus the lateness;
-# "quiet" sees them idle a second after the last record, and then closes
+# "quiet" sees them idle two seconds after the last record, and then closes
 # every window on the clock.
-body = ('[[route]]\nmatch = "ev.**"\ntopic = "ev"\nkey = "k"\n' + JOB.format(name="exact", idle="10m") +
-        JOB.format(name="quiet", idle="1s") +
+body = ('[[route]]\nmatch = "ev.**"\ntopic = "ev"\nkey = "k"\n' + JOB.format(name="exact", idle="10m", max_keys=5000) +
+        JOB.format(name="quiet", idle="2s", max_keys=7000) +
         f'[[sink]]\nname = "out"\nplugin = "file"\npath = "{out_dir}/rows.jsonl"\n')
 started = time.time()
 s = Sluice(sluice_config(broker.bootstrap, body, properties={"statistics.interval.ms": "500"}))
@@ -235,7 +236,9 @@ t.eq(counter('sluice_http_connections_dropped_total{reason="limit"}') - before, 
 # ---- the status against a job's records -------------------------------------------------
 
 N = 40
-base = int(time.time() * 1000) + 2000  # just ahead of the clock: "quiet" must not find them late
+# Ahead of the clock: "quiet", idle until they come, has its watermark at
+# the clock minus 2.5 s, and must not find them late even on a slow run.
+base = int(time.time() * 1000) + 8000
 sent_at = time.time()
 fc = ForwardClient(s.port)
 fc.send_packed("ev.app", [(event_time((base + 100 * i) // 1000, (base + 100 * i) % 1000 * 1000000),
@@ -291,6 +294,7 @@ t.eq(j["watermark_seconds"], wm / 1000, "status: its watermark is the lowest par
 t.eq(j["open_windows"], len(open_windows), "status: windows past the watermark are open")
 t.eq(j["state_keys"], len(open_cells), "status: state keys are the open (window, k) cells")
 t.ok(j["state_bytes"] > 0, "status: state bytes held", j)
+t.eq((j["max_keys"], job(doc, "quiet")["max_keys"]), (5000, 7000), "status: each job's max_keys")
 t.eq(j["windows_emitted_total"], len(closed_windows), "status: windows before the watermark were emitted")
 t.eq(j["rows_total"], len(closed_cells), "status: one row per emitted (window, k)")
 
@@ -325,7 +329,7 @@ def quiet_done():
 
 
 try:
-    q = wait_for(quiet_done, 30, "job quiet to close its windows on the clock and commit")
+    q = wait_for(quiet_done, 60, "job quiet to close its windows on the clock and commit")
 except TimeoutError:
     q = job(status_doc(), "quiet")
 qp = parts_of(q)
@@ -341,6 +345,8 @@ t.ok(q["rebalances_total"] >= 1 and q["assigned_partitions"] == 2, "status: the 
 
 # The status and /metrics say the same.
 m = s.metrics()
+t.ok(m['sluice_job_records_late_total{job="quiet"}'] == m['sluice_job_records_late_total{job="exact"}'] == 0,
+     "no record was late for either job")
 t.eq(m['sluice_job_consumer_lag{job="quiet",topic="ev",partition="0"}'], 0.0, "/metrics: the lag per partition")
 t.eq(m['sluice_job_committed_offset{job="quiet",topic="ev",partition="1"}'], float(len(parts[1])),
      "/metrics: the committed offset per partition")
