@@ -2,7 +2,7 @@
 # The soak: sluice (forward input -> Kafka -> a job -> a file sink) under
 # sustained load for MINUTES (default 5) against the mock broker, VmRSS
 # sampled every SAMPLE_SECONDS (default 5); passes when the memory is flat
-# after the warm-up (the last third's highest sample within 5 % of the
+# after the warm-up (the last third's median sample within 5 % of the
 # first third's), every acked record is in Kafka and the job read them all.
 # Not in CI: it takes minutes.
 #   bash test/soak/run.sh
