@@ -84,8 +84,8 @@ want = {
     f"{bad}:{plug[1]}:10: sink[1].plugin: {PLUGIN_DIR}/flaky_nosym.so is not a sluice sink plugin: it has no "
     "sluice_sink_plugin symbol",
     "an ABI mismatch names the plugin's ABI and the agent's":
-    f"{bad}:{plug[2]}:10: sink[2].plugin: {PLUGIN_DIR}/flaky_abi99.so: built for sink plugin ABI 99.0, this "
-    "sluice has 1.0",
+    f"{bad}:{plug[2]}:10: sink[2].plugin: {PLUGIN_DIR}/flaky_abi99.so: built for sink plugin ABI 99.1, this "
+    "sluice has 1.1",
     "an unknown plugin option, with did-you-mean from the plugin's own table":
     f'{bad}:{line_of(text, "fail_frist")}:1: sink[3]: unknown key "fail_frist" (did you mean "fail_first"?)',
     "an unknown host option of a plugin's sink, with did-you-mean":
@@ -181,7 +181,7 @@ t.ok(list(opts) == ["path", "fail_first", "fatal_match", "hang", "control"]
 t.ok(f"\nfile 1.0.0 (ABI 1.1) {BUILD_PLUGINS}/file.so" in r.stdout, "the file plugin of the build tree is listed too",
      r.stdout)
 t.ok(f"{PLUGIN_DIR}/flaky_nosym.so is not a sluice sink plugin: it has no sluice_sink_plugin symbol" in r.stderr
-     and f"{PLUGIN_DIR}/flaky_abi99.so: built for sink plugin ABI 99.0, this sluice has 1.1" in r.stderr,
+     and f"{PLUGIN_DIR}/flaky_abi99.so: built for sink plugin ABI 99.1, this sluice has 1.1" in r.stderr,
      "the broken files are reported with the reason", r.stderr)
 t.ok("flaky_nosym" not in r.stdout and "flaky_abi99" not in r.stdout, "and are not listed as plugins", r.stdout)
 
