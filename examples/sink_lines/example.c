@@ -269,12 +269,13 @@ static void add_value(buf_t *b, const sluice_value_t *v) {
 
 /* Appends one row's line.  The row's fields come in a fixed order: id,
  * job, window_start, window_end (RFC 3339 strings), then the group keys and
- * the aggregates.  A late record (a job's late_sink) has no window: its
- * bounds are 0 and its fields are the record's own. */
+ * the aggregates.  A late record (a job's late_sink, row_kind LATE) has
+ * only the record's own fields (its bounds are those of the window it
+ * missed): its line says `late` instead of a window. */
 static void add_row(lines_sink_t *s, buf_t *b, const sluice_row_t *row) {
   const sluice_host_t *h = s->host;
   const char *job = h->row_job(row);
-  bool late = h->row_window_end(row) == 0;
+  bool late = h->row_kind(row) == SLUICE_ROW_LATE; /* ABI 1.1 */
   sluice_value_t v;
   add_text(b, job ? job : "?", job ? strlen(job) : 1);
   if (late) {
