@@ -113,7 +113,3 @@ size_t sl_http_request_feed(sl_http_request_t *r, const char *data, size_t len) 
     refuse(r, 431, "the request head is larger than the limit");
   return used;
 }
-
-const char *sl_http_request_method_name(const sl_http_request_t *r) {
-  return http_method_str((enum http_method)r->parser.method);
-}

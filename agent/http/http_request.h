@@ -45,7 +45,4 @@ void sl_http_request_init(sl_http_request_t *r, size_t head_max);
  * once the state is no longer MORE. */
 size_t sl_http_request_feed(sl_http_request_t *r, const char *data, size_t len);
 
-/* "GET", "HEAD", or the method the client sent (static text). */
-const char *sl_http_request_method_name(const sl_http_request_t *r);
-
 #endif
