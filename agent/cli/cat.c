@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "cli/cat_tls.h"
 #include "cli/cli_common.h"
 #include "jobs/record_decode.h"
 #include "core/buf.h"
@@ -53,6 +54,11 @@ static const char usage[] =
     "                          generators can share out one sequence: record I is the same record\n"
     "                          whichever process sends it\n"
     "  -s, --size BYTES        seq: size of a generated record's message field (default 100)\n"
+    "      --tls               connect with TLS; the server's certificate must be valid for HOST\n"
+    "      --ca FILE           CA certificates (PEM) the server's must chain to (default: the system's)\n"
+    "      --cert FILE         client certificate (PEM) for servers that ask for one\n"
+    "      --key FILE          its private key (PEM)\n"
+    "      --no-verify         accept any server certificate (trials only)\n"
     "  -h, --help              this help\n"
     "\n"
     "Exit codes: 0 everything sent (and acked with --ack), 1 failure, 64 usage error.\n";
@@ -71,10 +77,13 @@ typedef struct {
   uint64_t first;
   shape_t shape;
   size_t size;
+  bool tls;
+  sl_cat_tls_opts_t tls_opts;
 } cat_opts_t;
 
 typedef struct {
   int fd;
+  sl_cat_tls_t *tls; /* NULL: plain */
   sl_fwd_decoder_t *dec;
   size_t acks_wanted, acks_got;
   uint64_t chunk_seq;
@@ -112,7 +121,9 @@ static int connect_to(const cat_opts_t *o) {
   return fd;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
+static int write_all(cat_conn_t *c, const char *p, size_t n) {
+  if (c->tls) return sl_cat_tls_write(c->tls, p, n);
+  int fd = c->fd;
   while (n) {
     ssize_t w = write(fd, p, n);
     if (w < 0 && errno == EINTR) continue;
@@ -130,10 +141,13 @@ static int read_frame(cat_conn_t *c, sl_fwd_frame_t *f, int timeout_ms) {
     int r = sl_fwd_decoder_next(c->dec, f);
     if (r) return r;
     struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-    r = poll(&pfd, 1, timeout_ms);
-    if (r <= 0) return r < 0 && errno == EINTR ? 0 : r;
+    if (!c->tls || !sl_cat_tls_buffered(c->tls)) {
+      r = poll(&pfd, 1, timeout_ms);
+      if (r <= 0) return r < 0 && errno == EINTR ? 0 : r;
+    }
     char buf[4096];
-    ssize_t n = read(c->fd, buf, sizeof buf);
+    ssize_t n = c->tls ? sl_cat_tls_read(c->tls, buf, sizeof buf) : read(c->fd, buf, sizeof buf);
+    if (n == -1 && c->tls) continue; /* a record with no data: poll again */
     if (n <= 0) return 0;
     sl_fwd_decoder_feed(c->dec, buf, (size_t)n);
   }
@@ -158,7 +172,7 @@ static int handshake(cat_conn_t *c, const cat_opts_t *o) {
     goto out;
   }
   sl_fwd_frame_free(&f);
-  if (sl_fwd_auth_client_build_ping(&b, &ac, &cc) || write_all(c->fd, b.data, b.len)) {
+  if (sl_fwd_auth_client_build_ping(&b, &ac, &cc) || write_all(c, b.data, b.len)) {
     die("cannot send PING (does the server want --username/--password?)%s", "");
     goto out;
   }
@@ -252,7 +266,7 @@ static int send_batch(cat_conn_t *c, const cat_opts_t *o, const sl_buf_t *recs, 
       pack_event_time(&pk);
       sl_buf_append(&msg, recs->data + offs[i], offs[i + 1] - offs[i]);
       pack_options(&pk, c, o, 1);
-      r = write_all(c->fd, msg.data, msg.len);
+      r = write_all(c, msg.data, msg.len);
     }
   } else {
     msgpack_packer_init(&pe, &entries, sl_buf_msgpack_write);
@@ -275,7 +289,7 @@ static int send_batch(cat_conn_t *c, const cat_opts_t *o, const sl_buf_t *recs, 
       msgpack_pack_bin_body(&pk, payload->data, payload->len);
     }
     pack_options(&pk, c, o, n);
-    if (!r) r = write_all(c->fd, msg.data, msg.len);
+    if (!r) r = write_all(c, msg.data, msg.len);
   }
   sl_buf_free(&msg);
   sl_buf_free(&entries);
@@ -411,10 +425,14 @@ static int parse_opts(int argc, char **argv, cat_opts_t *o) {
       {"self-hostname", required_argument, NULL, 3}, {"timeout", required_argument, NULL, 't'},
       {"generate", required_argument, NULL, 'g'},   {"size", required_argument, NULL, 's'},
       {"shape", required_argument, NULL, 4},        {"first", required_argument, NULL, 5},
-      {"help", no_argument, NULL, 'h'},             {0},
+      {"tls", no_argument, NULL, 6},                {"ca", required_argument, NULL, 7},
+      {"cert", required_argument, NULL, 8},         {"key", required_argument, NULL, 9},
+      {"no-verify", no_argument, NULL, 10},         {"help", no_argument, NULL, 'h'},
+      {0},
   };
   *o = (cat_opts_t){
-      .host = "127.0.0.1", .port = "24224", .batch = 1000, .timeout_s = 60, .first = 1, .size = 100};
+      .host = "127.0.0.1", .port = "24224", .batch = 1000, .timeout_s = 60, .first = 1, .size = 100,
+      .tls_opts = {.verify = true}};
   int ch;
   optind = 1;
   while ((ch = getopt_long(argc, argv, "H:p:u:m:zb:ak:t:g:s:h", longopts, NULL)) != -1) {
@@ -444,11 +462,21 @@ static int parse_opts(int argc, char **argv, cat_opts_t *o) {
       else return 64;
       break;
     case 5: o->first = strtoull(optarg, NULL, 10); break;
+    case 6: o->tls = true; break;
+    case 7: o->tls_opts.ca_file = optarg; break;
+    case 8: o->tls_opts.cert_file = optarg; break;
+    case 9: o->tls_opts.key_file = optarg; break;
+    case 10: o->tls_opts.verify = false; break;
     case 'h': fputs(usage, stdout); exit(0);
     default: return 64;
     }
   }
   if (optind != argc - 1 || !o->batch || o->timeout_s <= 0) return 64;
+  /* A certificate is no use without TLS: asking for one turns it on. */
+  const sl_cat_tls_opts_t *t = &o->tls_opts;
+  o->tls = o->tls || t->ca_file || t->cert_file || t->key_file || !t->verify;
+  if (o->tls && (o->unix_path || !t->cert_file != !t->key_file)) return 64;
+  o->tls_opts.host = o->host;
   o->tag = argv[optind];
   return 0;
 }
@@ -467,6 +495,11 @@ int sl_cat_main(int argc, char **argv) {
     return die("cannot connect: %s", strerror(errno));
   }
   int rc = 1;
+  char err[512];
+  if (o.tls && sl_cat_tls_connect(c.fd, &o.tls_opts, &c.tls, err, sizeof err)) {
+    die("%s", err);
+    goto out;
+  }
   if (o.shared_key && handshake(&c, &o)) goto out;
 
   sl_buf_t recs = {0};
@@ -518,14 +551,16 @@ int sl_cat_main(int argc, char **argv) {
   if (n && send_batch(&c, &o, &recs, offs, n)) goto send_failed;
   sent += (long long)n;
   if (o.ack && collect_acks(&c, true)) {
-    fprintf(stderr, "sluice cat: %zu of %zu acks received before the timeout\n", c.acks_got, c.acks_wanted);
+    fprintf(stderr, "sluice cat: %zu of %zu acks received before the timeout%s%s\n", c.acks_got, c.acks_wanted,
+            sl_cat_tls_error(c.tls) ? ": TLS: " : "", sl_cat_tls_error(c.tls) ? sl_cat_tls_error(c.tls) : "");
     goto free_all;
   }
   fprintf(stderr, "sluice cat: sent %lld records%s\n", sent, o.ack ? ", all acked" : "");
   rc = 0;
   goto free_all;
 send_failed:
-  fprintf(stderr, "sluice cat: the connection failed after %lld records\n", sent);
+  fprintf(stderr, "sluice cat: the connection failed after %lld records%s%s\n", sent,
+          sl_cat_tls_error(c.tls) ? ": TLS: " : "", sl_cat_tls_error(c.tls) ? sl_cat_tls_error(c.tls) : "");
 free_all:
   free(line);
   free(filler);
@@ -534,6 +569,7 @@ free_all:
   free(offs);
   sl_buf_free(&recs);
 out:
+  sl_cat_tls_free(c.tls);
   close(c.fd);
   sl_fwd_decoder_free(c.dec);
   return rc;

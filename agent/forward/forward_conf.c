@@ -1,11 +1,14 @@
 /* The [input.forward] option table, bound to sl_forward_conf_t, and its
- * cross-option checks.  Pure. */
+ * cross-option checks.  Pure, but for the TLS files that OpenSSL reads when
+ * the [input.forward.tls] section is bound. */
 #include "forward/forward_conf.h"
 
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "forward/forward_tls.h"
 
 #define KiB 1024LL
 #define GiB (1024LL * 1024 * 1024)
@@ -65,30 +68,64 @@ static const sl_section_t security_section = {
 
 static const sl_opt_t tls_opts[] = {
     {.name = "cert_file", .type = SL_OPT_STRING, .unit = "path", .offset = offsetof(sl_fwd_tls_conf_t, cert_file),
-     .help = "PEM certificate chain."},
+     .help = "PEM certificate chain the server presents: its certificate first, then any intermediates. "
+             "Required."},
     {.name = "key_file", .type = SL_OPT_STRING, .unit = "path", .offset = offsetof(sl_fwd_tls_conf_t, key_file),
-     .help = "PEM private key."},
+     .help = "PEM private key of cert_file. Required."},
     {.name = "key_passphrase", .type = SL_OPT_STRING, .flags = SL_OPT_SECRET,
-     .offset = offsetof(sl_fwd_tls_conf_t, key_passphrase), .help = "Passphrase of the private key."},
+     .offset = offsetof(sl_fwd_tls_conf_t, key_passphrase), .help = "Passphrase of an encrypted key_file."},
+    {.name = "ca_file", .type = SL_OPT_STRING, .unit = "path", .offset = offsetof(sl_fwd_tls_conf_t, ca_file),
+     .help = "PEM certificates of the CAs whose client certificates are accepted (client_auth)."},
+    {.name = "client_auth", .type = SL_OPT_ENUM, .def = "\"none\"", .choices = "none|optional|required",
+     .offset = offsetof(sl_fwd_tls_conf_t, client_auth),
+     .help = "Client certificates: `none` (not asked for), `optional` (verified against ca_file when sent), "
+             "`required` (a client without a valid one is refused)."},
+    {.name = "min_version", .type = SL_OPT_ENUM, .def = "\"1.2\"", .choices = "1.2|1.3",
+     .offset = offsetof(sl_fwd_tls_conf_t, min_version), .help = "Oldest TLS version accepted."},
+    {.name = "ciphers", .type = SL_OPT_STRING, .offset = offsetof(sl_fwd_tls_conf_t, ciphers),
+     .help = "OpenSSL cipher list for TLS 1.2 (`openssl ciphers` syntax); OpenSSL's default when unset."},
+    {.name = "ciphersuites", .type = SL_OPT_STRING, .offset = offsetof(sl_fwd_tls_conf_t, ciphersuites),
+     .help = "TLS 1.3 cipher suites, colon-separated (`TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256`); "
+             "OpenSSL's default when unset."},
+    {.name = "handshake_timeout", .type = SL_OPT_DURATION, .def = "\"10s\"", .unit = "duration",
+     .min = SEC / 10, .max = 600 * SEC, .offset = offsetof(sl_fwd_tls_conf_t, handshake_timeout_ns),
+     .help = "A client that has not completed the TLS handshake this long after connecting is closed."},
     {0},
 };
 
+/* Loads the files here, at bind time, so that `sluice check` reports a
+ * missing file or a key that does not match as well as `sluice run`. */
 static void tls_finish(void *conf, sl_bind_ctx_t *ctx) {
   sl_fwd_tls_conf_t *t = conf;
-  const void *set = t->cert_file ? (void *)&t->cert_file
-                    : t->key_file ? (void *)&t->key_file
-                    : t->key_passphrase ? (void *)&t->key_passphrase
-                                        : NULL;
-  if (set) sl_bind_error(ctx, set, "TLS is not implemented in this version of sluice");
+  bool ok = true;
+  if (!t->cert_file) ok = false, sl_bind_error(ctx, NULL, "cert_file is required with TLS");
+  if (!t->key_file) ok = false, sl_bind_error(ctx, NULL, "key_file is required with TLS");
+  if (t->client_auth != SL_FWD_CLIENT_AUTH_NONE && !t->ca_file)
+    ok = false, sl_bind_error(ctx, &t->client_auth, "client_auth needs ca_file (the CAs client certificates are "
+                                                    "checked against)");
+  if (t->client_auth == SL_FWD_CLIENT_AUTH_NONE && t->ca_file)
+    ok = false, sl_bind_error(ctx, &t->ca_file, "ca_file is set but client_auth is \"none\", so no client "
+                                                "certificate would be checked: set client_auth = \"required\" "
+                                                "(or \"optional\"), or remove ca_file");
+  if (!ok) return;
+  char err[512];
+  if (sl_fwd_tls_ctx_new(t, &t->ctx, err, sizeof err)) sl_bind_error(ctx, NULL, "%s", err);
+}
+
+static void tls_release(void *conf) {
+  sl_fwd_tls_conf_t *t = conf;
+  sl_fwd_tls_ctx_free(t->ctx);
+  t->ctx = NULL;
 }
 
 static const sl_section_t tls_section = {
     .name = "tls",
     .opts = tls_opts,
-    .help = "TLS for the forward input. Not implemented in this version: `sluice check` rejects a config "
-            "that sets it.",
+    .help = "TLS on the forward input's TCP listeners (every worker's); unix sockets stay plain. The files "
+            "are read at start and again on SIGHUP.",
     .size = sizeof(sl_fwd_tls_conf_t),
     .finish = tls_finish,
+    .release = tls_release,
 };
 
 static const sl_opt_t forward_opts[] = {

@@ -21,10 +21,24 @@ typedef struct {
   sl_conf_array_t users; /* of sl_fwd_user_conf_t */
 } sl_fwd_security_conf_t;
 
+typedef enum { SL_FWD_CLIENT_AUTH_NONE, SL_FWD_CLIENT_AUTH_OPTIONAL, SL_FWD_CLIENT_AUTH_REQUIRED } sl_fwd_client_auth_t;
+typedef enum { SL_FWD_TLS_1_2, SL_FWD_TLS_1_3 } sl_fwd_tls_version_t;
+
+struct sl_fwd_tls_ctx;
+
 typedef struct {
-  char *cert_file;
+  char *cert_file;      /* owned, as are the strings below; NULL when unset */
   char *key_file;
-  char *key_passphrase;
+  char *key_passphrase; /* secret */
+  char *ca_file;
+  int client_auth;      /* sl_fwd_client_auth_t */
+  int min_version;      /* sl_fwd_tls_version_t */
+  char *ciphers;
+  char *ciphersuites;
+  int64_t handshake_timeout_ns;
+  /* Built by the section's finish (the files are read then, so that
+   * `sluice check` reports a bad one); owned.  NULL: no TLS. */
+  struct sl_fwd_tls_ctx *ctx;
 } sl_fwd_tls_conf_t;
 
 typedef struct {

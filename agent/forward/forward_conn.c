@@ -1,7 +1,10 @@
 /* One forward client connection: reading and framing its bytes, the
  * handshake, handing messages to the handler, writing PONGs and acks (with the
  * ack trackers that wait for Kafka), the idle timer, pausing reads while its
- * write queue is long, and closing and freeing itself.  Loop thread only. */
+ * write queue is long, and closing and freeing itself.  On a TLS listener
+ * the bytes pass through the connection's TLS session (forward_tls.c) on
+ * their way in and out, and nothing above the socket reads or writes knows
+ * it.  Loop thread only. */
 #include "forward/forward_conn.h"
 
 #include <stdio.h>
@@ -55,14 +58,17 @@ static void on_write(uv_write_t *req, int status) {
   if (c->close_when_done && !c->pending_writes && !c->trackers) sl_fwd_conn_close(c);
 }
 
-static int conn_write(sl_fwd_conn_t *c, const char *data, size_t len) {
-  if (c->closing) return UV_ECANCELED;
+static write_req_t *write_req_new(sl_fwd_conn_t *c, size_t len) {
   write_req_t *w = malloc(sizeof *w + len);
-  if (!w) return SL_ENOMEM;
-  memcpy(w->data, data, len);
+  if (!w) return NULL;
   w->conn = c;
   w->buf = uv_buf_init(w->data, (unsigned)len);
-  int r = uv_write(&w->req, &c->h.stream, &w->buf, 1, on_write);
+  return w;
+}
+
+/* Queues w (taken, whatever happens). */
+static int conn_send(sl_fwd_conn_t *c, write_req_t *w) {
+  int r = c->closing ? UV_ECANCELED : uv_write(&w->req, &c->h.stream, &w->buf, 1, on_write);
   if (r) {
     free(w);
     return r;
@@ -74,6 +80,34 @@ static int conn_write(sl_fwd_conn_t *c, const char *data, size_t len) {
     sl_fwd_conn_stop_reading(c);
   }
   return 0;
+}
+
+/* Sends what the TLS session has produced: handshake messages, records,
+ * alerts, close_notify. */
+static int tls_flush(sl_fwd_conn_t *c) {
+  size_t n = sl_fwd_tls_pending(c->tls);
+  if (!n) return 0;
+  write_req_t *w = write_req_new(c, n);
+  if (!w) return SL_ENOMEM;
+  sl_fwd_tls_take(c->tls, w->data, n);
+  return conn_send(c, w);
+}
+
+static void tls_failed(sl_fwd_conn_t *c);
+
+static int conn_write(sl_fwd_conn_t *c, const char *data, size_t len) {
+  if (c->closing) return UV_ECANCELED;
+  if (c->tls) {
+    switch (sl_fwd_tls_write(c->tls, data, len)) {
+    case SL_FWD_TLS_OK: return tls_flush(c);
+    case SL_FWD_TLS_NOMEM: return SL_ENOMEM;
+    default: tls_failed(c); return UV_ECANCELED;
+    }
+  }
+  write_req_t *w = write_req_new(c, len);
+  if (!w) return SL_ENOMEM;
+  memcpy(w->data, data, len);
+  return conn_send(c, w);
 }
 
 static void conn_write_ack(sl_fwd_conn_t *c, const char *chunk, size_t len) {
@@ -138,6 +172,7 @@ static void conn_unref(sl_fwd_conn_t *c) {
   s->n_conns--;
   sl_gauge_dec(s->m.conn_active);
   sl_fwd_decoder_free(c->dec);
+  sl_fwd_tls_free(c->tls);
   free(c);
   sl_fwd_server_maybe_closed(s);
 }
@@ -146,6 +181,12 @@ static void on_conn_handle_closed(uv_handle_t *h) { conn_unref(h->data); }
 
 void sl_fwd_conn_close(sl_fwd_conn_t *c) {
   if (c->closing) return;
+  if (c->tls && sl_fwd_tls_handshake_done(c->tls)) {
+    /* close_notify, so that the client tells this close from a cut
+     * connection: uv_write sends it at once when the socket takes it. */
+    sl_fwd_tls_shutdown(c->tls);
+    tls_flush(c);
+  }
   c->closing = true;
   for (sl_ack_tracker_t *t = c->trackers; t; t = t->next) {
     t->conn = NULL;
@@ -162,10 +203,33 @@ static void conn_log_close(sl_fwd_conn_t *c, sl_log_level_t level, const char *w
   sl_fwd_conn_close(c);
 }
 
+/* The TLS session failed (the handshake, or a record after it): counted,
+ * logged with OpenSSL's reason, and closed after sending the alert that
+ * tells the client why. */
+static void tls_failed(sl_fwd_conn_t *c) {
+  char why[320];
+  sl_fwd_tls_err_t reason = sl_fwd_tls_failure(c->tls, why, sizeof why);
+  sl_metric_inc(c->srv->m.tls_errors[reason]);
+  sl_log_rl(SL_LOG_WARN, "forward", "closing connection from %s: TLS failed (%s): %s", c->address,
+            sl_fwd_tls_err_label(reason), why);
+  tls_flush(c);
+  sl_fwd_conn_close(c);
+}
+
+/* During the TLS handshake this is the handshake_timeout timer: reads do
+ * not restart it. */
 static void on_idle(uv_timer_t *t) {
   sl_fwd_conn_t *c = t->data;
   /* A client waiting for acks or held back by backpressure is not idle. */
   if (c->trackers || c->stalled || c->srv->paused) return;
+  if (c->state == SL_FWD_CONN_TLS_HANDSHAKE) {
+    sl_metric_inc(c->srv->m.tls_errors[SL_FWD_TLS_ERR_HANDSHAKE_TIMEOUT]);
+    sl_log_rl(SL_LOG_WARN, "forward", "closing connection from %s: TLS failed (%s): no complete handshake within %lld ms",
+              c->address, sl_fwd_tls_err_label(SL_FWD_TLS_ERR_HANDSHAKE_TIMEOUT),
+              (long long)(c->srv->cfg->tls.handshake_timeout_ns / 1000000));
+    sl_fwd_conn_close(c);
+    return;
+  }
   sl_metric_inc(c->srv->m.conn_idle);
   conn_log_close(c, SL_LOG_INFO, "idle_timeout reached");
 }
@@ -313,6 +377,49 @@ void sl_fwd_conn_process(sl_fwd_conn_t *c) {
   }
 }
 
+static void conn_established(sl_fwd_conn_t *c);
+
+static void tls_handshake_done(sl_fwd_conn_t *c) {
+  sl_metric_inc(c->srv->m.tls_handshakes);
+  if (SL_LOG_DEBUG <= sl_log_threshold) {
+    char what[400];
+    sl_fwd_tls_describe(c->tls, what, sizeof what);
+    sl_log(SL_LOG_DEBUG, "forward", "TLS from %s: %s", c->address, what);
+  }
+  uint64_t idle_ms = (uint64_t)(c->srv->cfg->idle_timeout_ns / 1000000);
+  uv_timer_start(&c->idle_timer, on_idle, idle_ms, idle_ms);
+  conn_established(c);
+}
+
+/* Takes bytes read from a TLS client: the plaintext they carry goes to the
+ * decoder, and what TLS answers (handshake messages, alerts) to the
+ * client.  Returns whether there are frames to process (false: still
+ * handshaking, or the connection is closing). */
+static bool tls_receive(sl_fwd_conn_t *c, const char *data, size_t len) {
+  sl_fwd_tls_status_t st = sl_fwd_tls_feed(c->tls, data, len);
+  /* `data` is the server's read buffer: fed (copied), it now takes the
+   * plaintext on its way to the decoder. */
+  for (size_t n = 1; st == SL_FWD_TLS_OK && n;) {
+    st = sl_fwd_tls_read(c->tls, c->srv->rbuf, SL_FWD_READ_BUF_SIZE, &n);
+    if (n && sl_fwd_decoder_feed(c->dec, c->srv->rbuf, n)) st = SL_FWD_TLS_NOMEM;
+  }
+  switch (st) {
+  case SL_FWD_TLS_OK: break;
+  case SL_FWD_TLS_CLOSED:
+    sl_log(SL_LOG_DEBUG, "forward", "%s ended the TLS session (close_notify)", c->address);
+    sl_fwd_conn_close(c);
+    return false;
+  case SL_FWD_TLS_NOMEM: conn_log_close(c, SL_LOG_ERROR, "out of memory"); return false;
+  default: tls_failed(c); return false;
+  }
+  tls_flush(c);
+  if (c->state == SL_FWD_CONN_TLS_HANDSHAKE) {
+    if (!sl_fwd_tls_handshake_done(c->tls)) return false;
+    tls_handshake_done(c);
+  }
+  return !c->closing;
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   sl_fwd_conn_t *c = stream->data;
@@ -324,9 +431,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread == 0) return;
   sl_metric_add(c->srv->m.bytes, (uint64_t)nread);
-  uv_timer_again(&c->idle_timer);
+  if (c->state != SL_FWD_CONN_TLS_HANDSHAKE) uv_timer_again(&c->idle_timer);
   if (c->close_when_done) return; /* deny_keepalive: one message per connection */
-  if (sl_fwd_decoder_feed(c->dec, buf->base, (size_t)nread)) {
+  if (c->tls) {
+    if (!tls_receive(c, buf->base, (size_t)nread)) return;
+  } else if (sl_fwd_decoder_feed(c->dec, buf->base, (size_t)nread)) {
     conn_log_close(c, SL_LOG_ERROR, "out of memory");
     return;
   }
@@ -346,7 +455,8 @@ void sl_fwd_conn_stop_reading(sl_fwd_conn_t *c) {
 
 /* ---- accepting ------------------------------------------------------------- */
 
-static void conn_ready(sl_fwd_conn_t *c) {
+/* The forward protocol starts: with a shared key, the server's HELO. */
+static void conn_established(sl_fwd_conn_t *c) {
   sl_fwd_server_t *s = c->srv;
   if (s->cfg->security.shared_key) {
     sl_buf_t b = {0};
@@ -362,6 +472,19 @@ static void conn_ready(sl_fwd_conn_t *c) {
     c->state = SL_FWD_CONN_ESTABLISHED;
   }
   if (!s->paused) sl_fwd_conn_start_reading(c);
+}
+
+/* Reading may start: a TLS client's handshake first, against
+ * handshake_timeout. */
+static void conn_ready(sl_fwd_conn_t *c) {
+  if (!c->tls) {
+    conn_established(c);
+    return;
+  }
+  c->state = SL_FWD_CONN_TLS_HANDSHAKE;
+  uint64_t ms = (uint64_t)(c->srv->cfg->tls.handshake_timeout_ns / 1000000);
+  uv_timer_start(&c->idle_timer, on_idle, ms, ms);
+  if (!c->srv->paused) sl_fwd_conn_start_reading(c);
 }
 
 static void on_nameinfo(uv_getnameinfo_t *req, int status, const char *hostname, const char *service) {
@@ -417,6 +540,10 @@ int sl_fwd_conn_accept(sl_fwd_server_t *s, uv_stream_t *listener, bool is_tcp) {
   }
   snprintf(c->hostname, sizeof c->hostname, "%s", c->address);
   sl_log(SL_LOG_DEBUG, "forward", "connection from %s", c->address);
+  if (is_tcp && s->tls && !(c->tls = sl_fwd_tls_new(s->tls))) {
+    conn_log_close(c, SL_LOG_ERROR, "out of memory starting TLS");
+    return 0;
+  }
 
   c->state = SL_FWD_CONN_RESOLVING;
   if (is_tcp && s->cfg->source_hostname_key) {

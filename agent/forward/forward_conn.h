@@ -11,6 +11,7 @@
 #include "forward/forward_auth.h"
 #include "forward/forward_decode.h"
 #include "forward/forward_server.h"
+#include "forward/forward_tls.h"
 
 /* One read buffer per server, shared by every connection and heartbeat
  * socket: a read callback consumes it before the next read starts. */
@@ -48,6 +49,8 @@ typedef struct {
   sl_metric_t *auth_failures[SL_FWD_AUTH__COUNT];
   sl_metric_t *heartbeats, *pauses, *paused, *write_blocked, *pending_acks;
   sl_metric_t *worker_accepted; /* with workers only */
+  /* With [input.forward.tls] only. */
+  sl_metric_t *tls_handshakes, *tls_errors[SL_FWD_TLS_ERR__COUNT], *tls_expiry;
 } sl_fwd_metrics_t;
 
 struct sl_fwd_server {
@@ -60,6 +63,7 @@ struct sl_fwd_server {
   sl_fwd_limits_t limits;
   sl_fwd_auth_config_t auth;
   sl_fwd_auth_user_t *users;
+  sl_fwd_tls_ctx_t *tls; /* the config's, shared by every worker; NULL: plain TCP */
   sl_fwd_listener_t *listeners;
   size_t n_listeners;
   sl_fwd_conn_t *conns; /* doubly linked; a connection links and unlinks itself */
@@ -80,6 +84,7 @@ struct sl_fwd_server {
 
 typedef enum {
   SL_FWD_CONN_RESOLVING,
+  SL_FWD_CONN_TLS_HANDSHAKE, /* reading, but only the TLS layer sees the bytes */
   SL_FWD_CONN_AWAIT_PING,
   SL_FWD_CONN_ESTABLISHED
 } sl_fwd_conn_state_t;
@@ -99,6 +104,7 @@ struct sl_fwd_conn {
   uv_timer_t idle_timer;
   uv_getnameinfo_t nameinfo;
   sl_fwd_decoder_t *dec;
+  sl_fwd_tls_t *tls; /* owned; NULL: plain */
   sl_fwd_conn_state_t state;
   sl_fwd_auth_session_t session;
   sl_ack_tracker_t *trackers;

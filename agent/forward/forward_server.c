@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -150,6 +151,19 @@ static void register_metrics(sl_fwd_metrics_t *m, sl_metrics_t *r) {
   m->pending_acks = sl_metrics_gauge(r, "sluice_forward_pending_acks", "Chunks waiting for Kafka before their ack.");
 }
 
+static void register_tls_metrics(sl_fwd_metrics_t *m, sl_metrics_t *r) {
+  m->tls_handshakes = sl_metrics_counter(r, "sluice_forward_tls_handshakes_total",
+                                         "TLS handshakes completed on the forward input.");
+  static const char *const reason[] = {"reason", NULL};
+  sl_metric_family_t *errors = sl_metrics_family(
+      r, &(sl_metric_desc_t){.type = SL_METRIC_COUNTER, .name = "sluice_forward_tls_errors_total",
+                             .help = "Forward connections closed because TLS failed, by reason.", .labels = reason});
+  for (int i = 0; i < SL_FWD_TLS_ERR__COUNT; i++)
+    m->tls_errors[i] = sl_metric_child(errors, (const char *const[]){sl_fwd_tls_err_label((sl_fwd_tls_err_t)i)});
+  m->tls_expiry = sl_metrics_gauge(r, "sluice_forward_tls_certificate_expiry_timestamp_seconds",
+                                   "When the forward input's TLS certificate (cert_file) expires, in Unix time.");
+}
+
 int sl_fwd_server_new(uv_loop_t *loop, const sl_forward_conf_t *cfg, sl_metrics_t *metrics,
                       const sl_fwd_handler_t *handler, sl_fwd_server_t **out) {
   const sl_fwd_security_conf_t *sec = &cfg->security;
@@ -161,6 +175,10 @@ int sl_fwd_server_new(uv_loop_t *loop, const sl_forward_conf_t *cfg, sl_metrics_
   s->handler = *handler;
   s->metrics = metrics;
   register_metrics(&s->m, metrics);
+  if ((s->tls = cfg->tls.ctx)) {
+    register_tls_metrics(&s->m, metrics);
+    sl_gauge_set(s->m.tls_expiry, (double)sl_fwd_tls_cert_expiry(s->tls));
+  }
   s->limits.chunk_size_limit = cfg->chunk_size_limit;
   s->limits.decompression_size_limit = cfg->decompression_size_limit;
   s->limits.max_depth = (int)cfg->max_depth;
@@ -315,7 +333,7 @@ static int listen_one(sl_fwd_server_t *s, sl_fwd_listener_t *l) {
     sl_log(SL_LOG_ERROR, "forward", "cannot listen for UDP heartbeats on %s: %s", name, uv_strerror(r));
     return r;
   }
-  sl_log(SL_LOG_INFO, "forward", "listening on %s (tcp, udp heartbeat)", name);
+  sl_log(SL_LOG_INFO, "forward", "listening on %s (%s, udp heartbeat)", name, s->tls ? "tls" : "tcp");
   return 0;
 }
 
@@ -344,6 +362,30 @@ int sl_fwd_server_start(sl_fwd_server_t *s) {
 }
 
 int sl_fwd_server_port(const sl_fwd_server_t *s) { return s->port; }
+
+int sl_fwd_server_reload_tls(sl_fwd_server_t *s, const sl_forward_conf_t *next) {
+  /* Workers share the context: the first one reloads it for all. */
+  if (!s->tls || !s->primary) return 0;
+  if (!next->tls.ctx) {
+    sl_log(SL_LOG_WARN, "forward", "the reloaded config has no [input.forward.tls]: TLS stays on until a restart");
+    return 0;
+  }
+  char err[512];
+  int r = sl_fwd_tls_reload(s->tls, &next->tls, err, sizeof err);
+  if (r) {
+    sl_log(SL_LOG_ERROR, "forward", "TLS not reloaded, the certificate in use stays: %s", err);
+    return r;
+  }
+  long long expiry = sl_fwd_tls_cert_expiry(s->tls);
+  sl_gauge_set(s->m.tls_expiry, (double)expiry);
+  char when[32] = "?";
+  struct tm tm;
+  time_t t = (time_t)expiry;
+  if (gmtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  sl_log(SL_LOG_INFO, "forward", "TLS reloaded from %s (valid until %s); new connections use it", next->tls.cert_file,
+         when);
+  return 0;
+}
 
 void sl_fwd_server_pause(sl_fwd_server_t *s) {
   if (s->paused) return;
