@@ -69,7 +69,8 @@ REASONS = ["malformed_msgpack", "chunk_size_limit", "max_depth", "not_array", "b
            "bad_option", "bad_gzip", "decompression_size_limit", "invalid_event", "decoded_values_limit", "tag_size_limit"]
 
 broker = Broker(topics=["m.logs:2"])
-s = Sluice(sluice_config(broker.bootstrap, '[[route]]\nmatch = "m.**"\ntopic = "m.logs"\n'))
+s = Sluice(sluice_config(broker.bootstrap, '[[route]]\nmatch = "m.**"\ntopic = "m.logs"\n',
+                         properties={"message.max.bytes": "10000"}))
 
 c = ForwardClient(s.port)
 c.send_packed("m.app", [(event_time(1700000000, i), {"i": i}) for i in range(50)], chunk="m-1")
@@ -106,6 +107,30 @@ t.eq(m["sluice_forward_acks_total"], 1.0, "one ack sent")
 t.eq(m["sluice_forward_connections"], 2.0, "two open connections")
 t.eq(m["sluice_kafka_missed_wakeups_total"], 0.0, "no Kafka wake-up was lost")
 t.ok(m["sluice_kafka_wakeups_total"] > 0, "Kafka events woke the loop")
+
+# A record larger than message.max.bytes is refused at produce time, and a
+# Produce request the broker fails (47, INVALID_PRODUCER_EPOCH: not
+# appended) fails its record: each is counted by topic and librdkafka's
+# error name, and neither chunk is acked.
+c.send_message("m.big", event_time(1700000001, 0), {"pad": "x" * 20000}, chunk="m-big")
+too_big = 'sluice_kafka_produce_errors_total{topic="m.logs",error="MSG_SIZE_TOO_LARGE"}'
+t.ok(wait_for(lambda: s.metric(too_big) == 1, 20, "the refusal"), "a record over message.max.bytes: counted")
+broker.produce_error(47, 1)
+c.send_message("m.app", event_time(1700000002, 0), {"i": 50}, chunk="m-2")
+failed = 'sluice_kafka_produce_errors_total{topic="m.logs",error="INVALID_PRODUCER_EPOCH"}'
+t.ok(wait_for(lambda: s.metric(failed) == 1, 20, "the failed delivery"), "a record the broker failed: counted")
+m = s.metrics()
+t.ok(m["sluice_kafka_produce_rejected_total"] == 1 and m["sluice_kafka_delivery_failed_total"] == 1,
+     "and in the unlabelled totals")
+t.eq(m["sluice_kafka_delivery_seconds_count"], 50.0, "a failed record is not timed as delivered")
+t.ok(c.poll(0.2) == ["m-1"], "neither chunk is acked", c.acks)
+t.ok(s.log.seen(r"record of \d+ bytes to topic m\.logs refused: ") and
+     s.log.seen(r"record to topic m\.logs failed: "), "both are logged with the topic")
+p = subprocess.run([promtool, "check", "metrics"], input=s.http("/metrics")[1].encode(), capture_output=True,
+                   timeout=30)
+t.ok(p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(),
+     "promtool check metrics accepts the labelled error series", p.stdout.decode() + p.stderr.decode())
+
 c.close()
 bad.close()
 t.ok(wait_for(lambda: s.metric("sluice_forward_connections") == 0, 10, "connections to close"),
