@@ -97,6 +97,11 @@ static const sl_opt_t tls_opts[] = {
  * missing file or a key that does not match as well as `sluice run`. */
 static void tls_finish(void *conf, sl_bind_ctx_t *ctx) {
   sl_fwd_tls_conf_t *t = conf;
+  /* Validation fills in the section's defaults whether or not the file
+   * has it: TLS is on once anything but a default is set. */
+  if (!t->cert_file && !t->key_file && !t->key_passphrase && !t->ca_file && !t->ciphers && !t->ciphersuites &&
+      t->client_auth == SL_FWD_CLIENT_AUTH_NONE && t->min_version == SL_FWD_TLS_1_2)
+    return;
   bool ok = true;
   if (!t->cert_file) ok = false, sl_bind_error(ctx, NULL, "cert_file is required with TLS");
   if (!t->key_file) ok = false, sl_bind_error(ctx, NULL, "key_file is required with TLS");

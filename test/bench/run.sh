@@ -20,7 +20,11 @@
 # $BUILD/bench), COMPARE=/path/to/another/sluice (an earlier build: it runs
 # beside this one on the same broker, in the same alternating rounds, and
 # the report adds the ratio this/that, the fairest before/after measure on a
-# noisy machine), WORKERS (sluice's [input.forward] workers, default 1).
+# noisy machine), WORKERS (sluice's [input.forward] workers, default 1),
+# TLS=0 (skip TLS: by default a second sluice whose forward input has
+# [input.forward.tls], client certificates required, runs beside the plain
+# one in the same rounds, fed by `sluice cat --tls`, and the report adds
+# its rate and the ratio tls/plain).
 set -euo pipefail
 
 N=${N:-1000000}
@@ -43,6 +47,7 @@ gcc -O2 -Wall -Wextra -std=c11 -D_GNU_SOURCE -o "$OUT/producer_ceiling" "$SRC/te
   $(pkg-config --cflags --libs rdkafka)
 SLUICE=$BUILD/agent/sluice
 CEILING=$OUT/producer_ceiling
+TLS=${TLS:-1}
 
 TMP=$(mktemp -d)
 pids=()
@@ -95,6 +100,28 @@ pids+=("$BROKER_PID")
 exec 9>"$TMP/broker.in"
 BOOTSTRAP=$(wait_for "$TMP/broker.out" '^bootstrap ' 10 | awk '{print $2}')
 
+# ---- certificates (TLS) ---------------------------------------------------
+# A CA, the server's certificate for 127.0.0.1 and a client's, as an
+# operator would have them (P-256 keys).
+make_certs() {
+  local d=$TMP/tls
+  mkdir -p "$d"
+  (
+    cd "$d"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -days 2 \
+      -subj "/CN=bench CA"
+    for who in server client; do
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $who.key -out $who.csr -subj "/CN=$who"
+    done
+    echo "subjectAltName = IP:127.0.0.1" >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 \
+      -extfile server.ext
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2
+  ) >/dev/null 2>&1
+  CAT_TLS_ARGS=(--ca "$d/ca.crt" --cert "$d/client.crt" --key "$d/client.key")
+}
+[ "$TLS" = 1 ] && make_certs
+
 # ---- sluice ---------------------------------------------------------------
 # write_config SHAPE: the bench's route (and the byte check's) for it.
 write_config() {
@@ -117,10 +144,18 @@ match = "check"
 topic = "check-$1-sluice"
 $TAG_KEY
 EOF
+  # The same with TLS on the forward input.
+  cat "$TMP/sluice.toml" - >"$TMP/sluice-tls.toml" <<EOF
+[input.forward.tls]
+cert_file = "$TMP/tls/server.crt"
+key_file = "$TMP/tls/server.key"
+ca_file = "$TMP/tls/ca.crt"
+client_auth = "required"
+EOF
 }
-# start_sluice BINARY LOG: runs it; sets STARTED_PID, STARTED_PORT, STARTED_HTTP.
+# start_sluice BINARY LOG [CONFIG]: runs it; sets STARTED_PID, STARTED_PORT, STARTED_HTTP.
 start_sluice() {
-  "$1" run -c "$TMP/sluice.toml" >"$2" 2>&1 9>&- &
+  "$1" run -c "${3:-$TMP/sluice.toml}" >"$2" 2>&1 9>&- &
   STARTED_PID=$!
   pids+=("$STARTED_PID")
   STARTED_PORT=$(wait_for "$2" 'forward: listening on 127\.0\.0\.1:[0-9]+' 10 |
@@ -164,10 +199,11 @@ run_ceiling() {
 # Times SHAPE_CONNS parallel `sluice cat`s (record numbers shared out, so
 # that together they send records 1..N like the ceiling) from their start
 # until the last ack of the last one.  run_sluice N [KIND PID PORT]: the
-# kind is "sluice" (default) or "compare".
+# kind is "sluice" (default), "compare" or "tls" (the cats with --tls).
 run_sluice() {
   local n=$1 kind=${2:-sluice} pid=${3:-$SLUICE_PID} port=${4:-$PORT} c0 t0 t1 c1 b0 b1 s0 s1 k each first=1
-  local cats=() failed=0
+  local cats=() failed=0 tls=()
+  [ "$kind" = tls ] && tls=("${CAT_TLS_ARGS[@]}")
   rm -f "$TMP"/cat*.time
   c0=$(cpu_ticks "$pid")
   b0=$(cpu_ticks "$BROKER_PID")
@@ -177,7 +213,7 @@ run_sluice() {
     each=$((n / SHAPE_CONNS + (k < n % SHAPE_CONNS ? 1 : 0)))
     ((each > 0)) || continue
     { time "$SLUICE" cat -p "$port" --mode packed --batch "$BATCH" --ack --timeout 300 --generate "$each" \
-      --first "$first" "${CAT_ARGS[@]}" "$TOPIC" 2>"$TMP/cat$k.err"; } 2>"$TMP/cat$k.time" &
+      --first "$first" "${CAT_ARGS[@]}" ${tls[@]+"${tls[@]}"} "$TOPIC" 2>"$TMP/cat$k.err"; } 2>"$TMP/cat$k.time" &
     cats+=("$!")
     first=$((first + each))
   done
@@ -197,6 +233,7 @@ run_sluice() {
         ((s1 - s0) / tck - own) / (t1 - t0) }' >>"$RUNS"
 }
 run_compare() { [ -z "${COMPARE:-}" ] || run_sluice "$1" compare "$COMPARE_PID" "$COMPARE_PORT"; }
+run_tls() { [ "$TLS" != 1 ] || run_sluice "$1" tls "$TLS_PID" "$TLS_PORT"; }
 
 # check_bytes SHAPE: the ceiling is only a ceiling for the same output, so
 # both write 5,000 records (more than cat's access pool) to topics of their
@@ -267,6 +304,10 @@ for shape in $SHAPES; do
     start_sluice "$COMPARE" "$TMP/compare.log"
     COMPARE_PID=$STARTED_PID COMPARE_PORT=$STARTED_PORT
   fi
+  if [ "$TLS" = 1 ]; then
+    start_sluice "$SLUICE" "$TMP/tls.log" "$TMP/sluice-tls.toml"
+    TLS_PID=$STARTED_PID TLS_PORT=$STARTED_PORT
+  fi
   check_bytes "$shape"
 
   # Warm-up (not counted): connections, topic metadata, producer ids, and a
@@ -279,9 +320,12 @@ for shape in $SHAPES; do
   run_sluice "$N"
   run_compare 20000
   run_compare "$N"
+  run_tls 20000
+  run_tls "$N"
   : >"$RUNS"
   : >"$TMP/ratios"
   : >"$TMP/compare_ratios"
+  : >"$TMP/tls_ratios"
   echo
   echo "== shape $shape: ~${VALUE_BYTES}-byte JSON values, $SHAPE_CONNS connection(s), sluice forward port $PORT"
 
@@ -294,14 +338,16 @@ for shape in $SHAPES; do
     if ((r % 2)); then
       run_ceiling "$N"
       run_sluice "$N"
+      run_tls "$N"
       run_compare "$N"
     else
       run_compare "$N"
+      run_tls "$N"
       run_sluice "$N"
       run_ceiling "$N"
     fi
     if [ -n "${COMPARE:-}" ]; then
-      tail -3 "$RUNS" | awk -v r="$r" '$1 == "sluice" {s = $3} $1 == "compare" {c = $3}
+      grep -E '^(sluice|compare) ' "$RUNS" | tail -2 | awk -v r="$r" '$1 == "sluice" {s = $3} $1 == "compare" {c = $3}
         END { printf "round %d: compare %8.0f rec/s   this/compare %.3f\n", r, c, s / c; print s / c > "/dev/stderr" }' \
         2>>"$TMP/compare_ratios"
     fi
@@ -310,6 +356,11 @@ for shape in $SHAPES; do
       $1 == "sluice"  { s = $3; ss = sprintf("sluice %8.0f rec/s (%.2fs, cpu %.2fs, cat %.2fs)", $3, $4, $5, $7); o += $8 }
       END { printf "round %d: %s   %s   ratio %.2f   other load %.2f cores\n", r, cs, ss, s / c, o / 2
             print s / c > "/dev/stderr" }' 2>>"$TMP/ratios"
+    if [ "$TLS" = 1 ]; then
+      grep -E '^(sluice|tls) ' "$RUNS" | tail -2 | awk -v r="$r" '$1 == "sluice" {s = $3} $1 == "tls" {t = $3; c = $5}
+        END { printf "round %d: tls %8.0f rec/s (cpu %.2fs)   tls/plain %.3f\n", r, t, c, t / s; print t / s > "/dev/stderr" }' \
+        2>>"$TMP/tls_ratios"
+    fi
   done
 
   CM=$(awk '$1 == "ceiling" {print $3}' "$RUNS" | median)
@@ -342,21 +393,33 @@ for shape in $SHAPES; do
     awk -v s="$SM" -v c="$CPM" -v r="$CRM" 'BEGIN {
       printf "median COMPARE sluice (acked): %.0f records/s;  this/compare: ratio of the medians %.3f, median of the per-round ratios %.3f\n", c, s / c, r }'
   fi
+  TLSR=-
+  if [ "$TLS" = 1 ]; then
+    TM=$(awk '$1 == "tls" {print $3}' "$RUNS" | median)
+    TRM=$(median <"$TMP/tls_ratios")
+    UT=$(awk '$1 == "tls" {print $5 * 1e6 / $2}' "$RUNS" | median)
+    UKT=$(awk '$1 == "tls" {print $7 * 1e6 / $2}' "$RUNS" | median)
+    TLSR=$(awk -v r="$TRM" 'BEGIN {printf "%.3f", r}')
+    awk -v s="$SM" -v t="$TM" -v r="$TRM" -v us="$US" -v ut="$UT" -v uk="$UKT" 'BEGIN {
+      printf "median sluice with TLS (acked): %.0f records/s;  tls/plain: ratio of the medians %.3f, median of the per-round ratios %.3f\n", t, t / s, r
+      printf "CPU per record with TLS (median): sluice %.2f us (plain %.2f us) + load generator %.2f us\n", ut, us, uk }'
+  fi
   awk -v o="$OL" 'BEGIN {
     if (o > 0.15) printf "WARNING: other processes used %.2f cores on average during the runs: numbers are not clean\n", o }'
   curl -s "$HTTP/metrics" 2>/dev/null | grep -E '^sluice_(forward_pauses_total|kafka_queue_full_total|kafka_failed_total) ' || true
-  echo "$shape $SHAPE_CONNS $VALUE_BYTES $CM $SM $(awk -v c="$CM" -v s="$SM" 'BEGIN {printf "%.2f", s / c}') $RM $UC $US $UK $OL $OM $CMP" \
+  echo "$shape $SHAPE_CONNS $VALUE_BYTES $CM $SM $(awk -v c="$CM" -v s="$SM" 'BEGIN {printf "%.2f", s / c}') $RM $UC $US $UK $OL $OM $CMP $TLSR" \
     >>"$TMP/summary"
 
   [ "${PROFILE:-0}" = 1 ] && profile "$shape"
   stop_sluice "$SLUICE_PID"
   [ -z "${COMPARE:-}" ] || stop_sluice "$COMPARE_PID"
+  [ "$TLS" != 1 ] || stop_sluice "$TLS_PID"
 done
 
 echo
 echo "== summary: N=$N, $ROUNDS alternating rounds per shape, medians; CPU in us per record"
-awk -v cmp="${COMPARE:+ this/compare}" 'BEGIN {
-    printf "%-7s %5s %6s %12s %12s %6s %6s %8s %8s %8s %11s%s\n", "shape", "conns", "bytes", "ceiling/s", "sluice/s",
-      "ratio", "r/rnd", "cpu:ceil", "sluice", "cat", "other(max)", cmp }
-  { printf "%-7s %5d %6.0f %12.0f %12.0f %6.2f %6.2f %8.2f %8.2f %8.2f %5.2f(%.2f)%s\n", $1, $2, $3, $4, $5, $6, $7, $8,
-      $9, $10, $11, $12, cmp ? "   " $13 : "" }' "$TMP/summary"
+awk -v cmp="${COMPARE:+ this/compare}" -v tls="$TLS" 'BEGIN {
+    printf "%-7s %5s %6s %12s %12s %6s %6s %8s %8s %8s %11s%s%s\n", "shape", "conns", "bytes", "ceiling/s", "sluice/s",
+      "ratio", "r/rnd", "cpu:ceil", "sluice", "cat", "other(max)", cmp, tls == 1 ? " tls/plain(r/rnd)" : "" }
+  { printf "%-7s %5d %6.0f %12.0f %12.0f %6.2f %6.2f %8.2f %8.2f %8.2f %5.2f(%.2f)%s%s\n", $1, $2, $3, $4, $5, $6, $7, $8,
+      $9, $10, $11, $12, cmp ? "   " $13 : "", tls == 1 ? "   " $14 : "" }' "$TMP/summary"

@@ -84,7 +84,8 @@ t.ok(r.returncode == 2 and "No such file or directory" in r.stderr, "missing fil
 
 tls = write("tls.toml", '[input.forward.tls]\ncert_file = "/x.crt"\n')
 r = run("check", "-c", tls)
-t.ok(r.returncode == 2 and "TLS is not implemented" in r.stderr, "TLS options refused clearly", r.stderr)
+t.ok(r.returncode == 2 and "input.forward.tls: key_file is required with TLS" in r.stderr,
+     "TLS without key_file refused clearly", r.stderr)
 
 secret = write("secret.toml", '[input.forward.security]\nshared_key = "tops3cret"\n'
                '[kafka]\nbrokers = ["127.0.0.1:9"]\n[kafka.properties]\n"sasl.password" = "hunter2"\n')
