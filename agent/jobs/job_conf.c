@@ -98,6 +98,10 @@ static const sl_opt_t job_opts[] = {
              "`\"auto.offset.reset\" = \"latest\"`, `\"session.timeout.ms\"`)."},
     {.name = "group_id", .type = SL_OPT_STRING, .offset = offsetof(sl_job_conf_t, group_id),
      .help = "Kafka consumer group (default `sluice-<name>`)."},
+    {.name = "instance_id", .type = SL_OPT_STRING, .offset = offsetof(sl_job_conf_t, instance_id),
+     .help = "Static group membership (`group.instance.id`): a restart within `session.timeout.ms` gets the same "
+             "partitions back and moves none of the other members'. Default: the host name; each sluice of one "
+             "job's group needs its own; `\"\"` turns static membership off."},
     {.name = "max_watermark_drift", .type = SL_OPT_DURATION, .def = "\"0s\"", .unit = "duration",
      .offset = offsetof(sl_job_conf_t, max_watermark_drift_ns),
      .help = "A partition whose event-time watermark runs this far ahead of the slowest active partition is not "

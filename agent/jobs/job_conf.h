@@ -38,6 +38,7 @@ typedef struct {
   int time_format;  /* sl_time_format_t: 0 epoch, 1 rfc3339, 2 epoch_ms */
   int emit;         /* 0 final, 1 { every = ... } */
   char *group_id;   /* owned or NULL: the consumer group (default: sluice-<name>) */
+  char *instance_id; /* owned or NULL: group.instance.id (default: the host name; "" for none) */
   int64_t idle_timeout_ns;
   int64_t emit_every_ns;     /* emit = { every }; 0: final rows only */
   int format;                /* 0 json, 1 msgpack */

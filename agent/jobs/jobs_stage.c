@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -862,10 +863,21 @@ static int job_start(jobs_stage_t *st, job_rt_t *rt) {
   }
   sl_kafka_consumer_cbs_t cbs = {
       .on_records = on_records, .on_assign = on_assign, .on_revoke = on_revoke, .on_fatal = on_fatal, .arg = rt};
+  /* Static membership: group.instance.id under the job's own properties. */
+  char host[256] = "";
+  const char *instance = c->instance_id;
+  if (!instance && !gethostname(host, sizeof host - 1)) instance = host;
+  sl_kv_t *props = calloc(c->properties.n + 1, sizeof *props);
+  if (!props) return SL_ENOMEM;
+  size_t np = 0;
+  if (instance && *instance) props[np++] = (sl_kv_t){.key = "group.instance.id", .value = (char *)instance};
+  for (size_t k = 0; k < c->properties.n; k++) props[np++] = c->properties.items[k];
+  sl_kv_list_t properties = {.items = props, .n = np};
   sl_diag_t d = {0};
   r = sl_kafka_consumer_new(st->loop, st->env.bridge, m, &st->env.cfg->kafka, st->env.bootstrap, st->env.cfg->file,
-                            &c->properties, rt->group_id, (const char *const *)c->topics.items, c->topics.n, &cbs,
+                            &properties, rt->group_id, (const char *const *)c->topics.items, c->topics.n, &cbs,
                             &rt->consumer, &d);
+  free(props);
   for (size_t k = 0; k < d.n; k++) sl_log(SL_LOG_ERROR, "jobs", "job %s: %s", c->name, d.lines[k]);
   sl_diag_free(&d);
   if (r) return r;
@@ -874,8 +886,9 @@ static int job_start(jobs_stage_t *st, job_rt_t *rt) {
   st->closing++; /* the timer, closed at the end */
   uv_timer_start(&rt->tick, on_tick, TICK_MS, TICK_MS);
   rt->last_commit = rt->last_early = rt->last_publish = clock_ms(st);
-  sl_log(SL_LOG_INFO, "jobs", "job %s: reading %zu topic%s as group %s", c->name, c->topics.n,
-         c->topics.n == 1 ? "" : "s", rt->group_id);
+  sl_log(SL_LOG_INFO, "jobs", "job %s: reading %zu topic%s as group %s%s%s", c->name, c->topics.n,
+         c->topics.n == 1 ? "" : "s", rt->group_id, instance && *instance ? ", instance " : "",
+         instance && *instance ? instance : "");
   return 0;
 }
 

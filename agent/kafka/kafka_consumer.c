@@ -89,6 +89,9 @@ static const char *const consumer_defaults[] = {
     "enable.auto.commit", "false",
     "enable.auto.offset.store", "false",
     "auto.offset.reset", "earliest",
+    /* A rebalance moves only the partitions that change owner; the others
+     * are read on without a pause (and their open windows kept). */
+    "partition.assignment.strategy", "cooperative-sticky",
     /* librdkafka stops fetching a partition past queued.min.messages
      * records queued locally, and looks again only about a second later:
      * at the default 100000 a job that drains its queue in 0.1 s waits

@@ -88,7 +88,10 @@ sinks = ["out"]
 """
 
 
-def jobs_sluice(out):
+def jobs_sluice(out, instance="jobs"):
+    """A sluice running the jobs as static group member `instance`: the
+    same one again after a kill gets its partitions back."""
+    jobs = JOBS.replace("[[job]]\n", f'[[job]]\ninstance_id = "{instance}"\n')
     return Sluice(f"""
 [http]
 listen = "127.0.0.1:0"
@@ -96,7 +99,7 @@ listen = "127.0.0.1:0"
 enabled = false
 [kafka]
 brokers = "{broker.bootstrap}"
-{JOBS}
+{jobs}
 [[sink]]
 name = "out"
 plugin = "file"
@@ -227,12 +230,12 @@ t.ok(js.stop() == 0, "the last jobs instance stops cleanly")
 JOBS = JOBS.replace('name = "per_10s"', 'name = "per_10s"\ngroup_id = "pair-a"').replace(
     'name = "sessions"', 'name = "sessions"\ngroup_id = "pair-b"')
 outa, outb = os.path.join(tmp, "a.jsonl"), os.path.join(tmp, "b.jsonl")
-a = jobs_sluice(outa)
-b = jobs_sluice(outb)
+a = jobs_sluice(outa, "a")
+b = jobs_sluice(outb, "b")
 wait_for(lambda: a.metric('sluice_job_assigned_partitions{job="per_10s"}') > 0
          and b.metric('sluice_job_assigned_partitions{job="per_10s"}') > 0, 60, "both instances to get partitions")
 b.kill()
-b = jobs_sluice(outb)
+b = jobs_sluice(outb, "b")
 wait_complete([outa, outb], [a, b], "every window's row from the pair")
 t.ok(read_rows([outa]) and read_rows([outb]), "both instances wrote rows")
 check([outa, outb], "two instances, one killed and restarted")
