@@ -363,15 +363,11 @@ int sl_fwd_server_start(sl_fwd_server_t *s) {
 
 int sl_fwd_server_port(const sl_fwd_server_t *s) { return s->port; }
 
-int sl_fwd_server_reload_tls(sl_fwd_server_t *s, const sl_forward_conf_t *next) {
+int sl_fwd_server_reload_tls(sl_fwd_server_t *s, const sl_forward_conf_t *conf) {
   /* Workers share the context: the first one reloads it for all. */
   if (!s->tls || !s->primary) return 0;
-  if (!next->tls.ctx) {
-    sl_log(SL_LOG_WARN, "forward", "the reloaded config has no [input.forward.tls]: TLS stays on until a restart");
-    return 0;
-  }
   char err[512];
-  int r = sl_fwd_tls_reload(s->tls, &next->tls, err, sizeof err);
+  int r = sl_fwd_tls_reload(s->tls, &conf->tls, err, sizeof err);
   if (r) {
     sl_log(SL_LOG_ERROR, "forward", "TLS not reloaded, the certificate in use stays: %s", err);
     return r;
@@ -382,7 +378,7 @@ int sl_fwd_server_reload_tls(sl_fwd_server_t *s, const sl_forward_conf_t *next) 
   struct tm tm;
   time_t t = (time_t)expiry;
   if (gmtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  sl_log(SL_LOG_INFO, "forward", "TLS reloaded from %s (valid until %s); new connections use it", next->tls.cert_file,
+  sl_log(SL_LOG_INFO, "forward", "TLS reloaded from %s (valid until %s); new connections use it", conf->tls.cert_file,
          when);
   return 0;
 }

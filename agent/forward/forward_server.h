@@ -70,13 +70,14 @@ void sl_fwd_server_close(sl_fwd_server_t *s, void (*on_closed)(void *arg), void 
 void sl_fwd_server_free(sl_fwd_server_t *s);
 /* The first bound TCP port (for logs and tests using port 0). */
 int sl_fwd_server_port(const sl_fwd_server_t *s);
-/* SIGHUP: reads the TLS files of `next` (a reloaded config; borrowed for
- * the call) into the context new connections use; open connections keep
- * theirs.  Workers share one context: only the primary reloads it.  0
- * when it is done (or there is no TLS); on failure the context in use
- * stays and the error is logged, naming the file and OpenSSL's reason.
- * TLS cannot be switched on or off without a restart.  Any thread. */
-int sl_fwd_server_reload_tls(sl_fwd_server_t *s, const sl_forward_conf_t *next);
+/* SIGHUP: reads the certificate, key and CA files of `conf` (borrowed for
+ * the call; the running config's section: its paths and settings stay, the
+ * daemon names a change to them as needing a restart) again into the
+ * context that new connections use; open connections keep theirs.
+ * Workers share one context: only the primary reloads it.  0 when it is
+ * done (or there is no TLS); on failure the context in use stays and the
+ * error is logged, naming the file and OpenSSL's reason.  Any thread. */
+int sl_fwd_server_reload_tls(sl_fwd_server_t *s, const sl_forward_conf_t *conf);
 /* Chunks whose ack waits for their completion. */
 size_t sl_fwd_server_pending_acks(const sl_fwd_server_t *s);
 

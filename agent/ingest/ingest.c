@@ -549,7 +549,8 @@ static int routes_new(ingest_t *in, const sl_config_t *cfg, sl_route_table_t **o
 }
 
 /* Swaps the route table between two messages: a message held back keeps
- * the table it was routed with. */
+ * the table it was routed with.  TLS certificates are read again (for new
+ * connections) from the paths the ingest started with. */
 static void stage_reload(void *self, const sl_config_t *next, void (*on_done)(void *arg, int err), void *arg) {
   ingest_t *in = self;
   sl_route_table_t *t;
@@ -561,7 +562,8 @@ static void stage_reload(void *self, const sl_config_t *next, void (*on_done)(vo
     sl_route_table_unref(in->routes);
     in->routes = t;
   }
-  on_done(arg, r);
+  int tls = sl_fwd_server_reload_tls(in->server, in->fwd);
+  on_done(arg, r ? r : tls);
 }
 
 static const sl_stage_ops_t ingest_ops = {

@@ -11,9 +11,10 @@ certificate, wrong CA, expired, TLS 1.1, plain text, a stalled handshake)
 must close the connection with a counter and one log line, and the loop
 must go on serving others meanwhile.  The shared-key handshake runs inside
 TLS, and bad files are startup errors naming the file."""
+import calendar
 import os
 import re
-import socket
+import signal
 import subprocess
 import sys
 import threading
@@ -345,11 +346,8 @@ def required_client_auth(broker):
         # After all that the server is as it was.
         out, rc, err = sclient_ack(sl.port, "tls.after", "after", *GOOD)
         tap.eq(out, fwdlib.ack_bytes("after"), "after the refused clients a good one is still acked")
-        expiry = subprocess.run(["openssl", "x509", "-in", p("server.crt"), "-noout", "-enddate"],
-                                capture_output=True, text=True).stdout.strip().split("=", 1)[1]
-        expiry_ts = time.mktime(time.strptime(expiry, "%b %d %H:%M:%S %Y GMT")) - time.timezone
-        tap.eq(sl.metric("sluice_forward_tls_certificate_expiry_timestamp_seconds"), float(int(expiry_ts)),
-               f"the certificate's expiry ({expiry}) is on /metrics")
+        tap.eq(sl.metric("sluice_forward_tls_certificate_expiry_timestamp_seconds"), not_after(p("server.crt")),
+               "the certificate's expiry is on /metrics")
         tap.eq(sl.stop(), 0, "sluice stops cleanly with TLS connections behind it")
     finally:
         sl.stop()
@@ -397,6 +395,57 @@ def optional_client_auth_with_shared_key(broker):
         sl.stop()
 
 
+# ---- SIGHUP: certificates read again ----------------------------------------
+
+def not_after(path):
+    out = subprocess.run(["openssl", "x509", "-in", path, "-noout", "-enddate"], capture_output=True,
+                         text=True).stdout.strip().split("=", 1)[1]
+    return float(calendar.timegm(time.strptime(out, "%b %d %H:%M:%S %Y GMT")))
+
+
+def replace_file(path, data):
+    with open(path + ".new", "wb") as f:
+        f.write(data)
+    os.rename(path + ".new", path)
+
+
+def reload_certificates(broker):
+    sl = Sluice(config(broker.bootstrap, forward="workers = 2", tls=tls_section()))
+    expiry = "sluice_forward_tls_certificate_expiry_timestamp_seconds"
+    original = open(p("server.crt"), "rb").read()
+    try:
+        tap.eq(sl.metric(expiry), not_after(p("server.crt")), "the expiry gauge is the certificate's notAfter")
+        # A renewed certificate (same key, 5 days) at the same path.
+        openssl("x509", "-req", "-in", p("server.csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"), "-CAcreateserial",
+                "-out", p("renewed.crt"), "-days", "5", "-extfile", p("server.ext"))
+        replace_file(p("server.crt"), open(p("renewed.crt"), "rb").read())
+        mark = len(sl.log.lines)
+        sl.p.send_signal(signal.SIGHUP)
+        tap.ok(fwdlib.log_has(sl, r"info  forward: TLS reloaded from \S*server\.crt \(valid until \S+\); new "
+                                  r"connections use it", mark), "SIGHUP: the certificate is read again, and logged")
+        tap.ok(sl.log.count(r"TLS reloaded from") == 1, "with workers = 2 it is read once (they share it)")
+        renewed = not_after(p("renewed.crt"))
+        tap.ok(fwdlib.metric_at_least(sl, expiry, renewed), "the expiry gauge moves to the renewed certificate's "
+                                                             "notAfter", sl.metric(expiry))
+        out, rc, err = sclient_ack(sl.port, "tls.renewed", "renewed", *GOOD)
+        tap.eq(out, fwdlib.ack_bytes("renewed"), "a new connection after the reload is served and acked")
+
+        # A broken file: the reload is refused and the certificate in use stays.
+        replace_file(p("server.crt"), b"not a certificate\n")
+        mark = len(sl.log.lines)
+        sl.p.send_signal(signal.SIGHUP)
+        tap.ok(fwdlib.log_has(sl, r'error agent: reload: .*cert_file "\S*server\.crt": cannot load the certificate '
+                                  r"chain: error:", mark), "a bad file at reload: refused, naming the file and the "
+                                                           "reason")
+        tap.ok(fwdlib.log_has(sl, r"reload refused", mark), "and the previous config stays")
+        out, rc, err = sclient_ack(sl.port, "tls.kept", "kept", *GOOD)
+        tap.eq(out, fwdlib.ack_bytes("kept"), "new connections still get the certificate in use")
+        tap.eq(sl.metric(expiry), not_after(p("renewed.crt")), "and the gauge still shows it")
+    finally:
+        replace_file(p("server.crt"), original)
+        sl.stop()
+
+
 # ---- bad files -------------------------------------------------------------
 
 def startup_errors(broker):
@@ -429,6 +478,7 @@ broker = Broker(topics=["tls.logs:1"])
 try:
     required_client_auth(broker)
     optional_client_auth_with_shared_key(broker)
+    reload_certificates(broker)
     startup_errors(broker)
 finally:
     broker.stop()
