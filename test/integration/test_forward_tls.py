@@ -343,6 +343,26 @@ def required_client_auth(broker):
                "half a ClientHello: closed after handshake_timeout")
         tap.eq(sl.metric(HANDSHAKES), handshakes + 1, f"{HANDSHAKES} counts only completed handshakes")
 
+        # A TLS 1.2 client asking to renegotiate (s_client's "R" command):
+        # refused with a no_renegotiation alert, which OpenSSL's client
+        # answers by giving up.
+        def renegotiate():
+            c = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{sl.port}", "-tls1_2", "-CAfile",
+                                  p("ca.crt"), *GOOD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT)
+            c.stdin.write(b"R\n")
+            c.stdin.flush()
+            try:
+                out = c.communicate(timeout=T)[0]
+            except subprocess.TimeoutExpired:
+                c.kill()
+                out = c.communicate()[0]
+            return out.decode(errors="replace")
+
+        out = refused(sl, "peer_alert", "a client that asks to renegotiate", renegotiate)
+        tap.ok("RENEGOTIATING" in out and "no renegotiation" in out,
+               "renegotiation is refused (no_renegotiation alert)", out[-400:])
+
         # After all that the server is as it was.
         out, rc, err = sclient_ack(sl.port, "tls.after", "after", *GOOD)
         tap.eq(out, fwdlib.ack_bytes("after"), "after the refused clients a good one is still acked")
