@@ -411,6 +411,7 @@ def optional_client_auth_with_shared_key(broker):
                            capture_output=True, timeout=30)
         tap.ok(r.returncode == 1, "sluice cat without --tls to a TLS port fails", r.stderr.decode())
         tap.ok(fwdlib.metric_at_least(sl, TLS_ERR % "not_tls", 1), "and is counted as not_tls")
+        tap.eq(sl.stop(), 0, "sluice stops cleanly")
     finally:
         sl.stop()
 
@@ -461,6 +462,7 @@ def reload_certificates(broker):
         out, rc, err = sclient_ack(sl.port, "tls.kept", "kept", *GOOD)
         tap.eq(out, fwdlib.ack_bytes("kept"), "new connections still get the certificate in use")
         tap.eq(sl.metric(expiry), not_after(p("renewed.crt")), "and the gauge still shows it")
+        tap.eq(sl.stop(), 0, "sluice stops cleanly after the reloads")
     finally:
         replace_file(p("server.crt"), original)
         sl.stop()
