@@ -14,7 +14,7 @@ build_pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
   librdkafka-dev libmsgpack-dev libuv1-dev libhiredis-dev libcurl4-openssl-dev
   libjansson-dev zlib1g-dev libssl-dev libpcre2-dev libxxhash-dev libhttp-parser-dev libsystemd-dev)
 test_pkgs=(kafkacat curl python3 python3-msgpack python3-fluent-logger valgrind prometheus redis-server systemd
-  debhelper lintian)
+  debhelper lintian openssl)
 
 missing=()
 for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do
