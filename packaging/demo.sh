@@ -45,7 +45,7 @@ curl -s http://127.0.0.1:24231/metrics 2>/dev/null | grep -E '^sluice_(forward_r
 echo
 echo "== the job requests_per_path: one row per path every 5 s (waiting for the first rows)"
 for _ in $(seq 300); do
-  curl -s http://127.0.0.1:24231/metrics 2>/dev/null | grep -q '^sluice_job_rows_total{job="requests_per_path"} [1-9]' && break
+  curl -s http://127.0.0.1:24231/metrics 2>/dev/null | grep -q '^sluice_job_rows_total{sluice_job="requests_per_path"} [1-9]' && break
   sleep 0.1
 done
 echo

@@ -291,14 +291,14 @@ static void job_partitions(json_t *job, const samples_t *ss, const char *name) {
     for (size_t i = 0; i < ss->n; i++) {
       const sample_t *s = &ss->s[i];
       const char *topic = label(s, "topic"), *partition = label(s, "partition");
-      if (!topic || !partition || !matches(s, f->metric, (const char *const[]){"job", name, NULL})) continue;
+      if (!topic || !partition || !matches(s, f->metric, (const char *const[]){"sluice_job", name, NULL})) continue;
       json_int_t id = strtoll(partition, NULL, 10);
       if (listed(parts, topic, id)) continue;
       json_t *o = json_object();
       json_object_set_new(o, "topic", json_string(topic));
       json_object_set_new(o, "partition", json_integer(id));
       put_fields(o, ss, partition_fields,
-                 (const char *const[]){"job", name, "topic", topic, "partition", partition, NULL});
+                 (const char *const[]){"sluice_job", name, "topic", topic, "partition", partition, NULL});
       json_array_append_new(parts, o);
     }
   json_object_set_new(job, "partitions", parts);
@@ -326,7 +326,8 @@ static json_t *document(const samples_t *ss, const sl_status_info_t *info) {
   json_object_set_new(doc, "stages", stages(info));
   set_section(doc, "forward", section(ss, forward_fields));
   set_section(doc, "kafka", section(ss, kafka_fields));
-  json_object_set_new(doc, "jobs", named_list(ss, "sluice_job_records_total", "job", job_fields, job_partitions));
+  json_object_set_new(doc, "jobs",
+                      named_list(ss, "sluice_job_records_total", "sluice_job", job_fields, job_partitions));
   json_object_set_new(doc, "sinks", named_list(ss, "sluice_sink_up", "sink", sink_fields, NULL));
   return doc;
 }

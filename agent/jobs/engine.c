@@ -997,7 +997,11 @@ void sl_job_stats(const sl_job_t *j, sl_job_stats_t *out) {
   out->emissions = j->n_emissions;
   out->watermark = j->processing ? j->proc_wm : j->wm.current;
   uint64_t bytes = table_bytes(j, &j->sess_keys);
-  for (size_t w = 0; w < j->n_wins; w++) bytes += table_bytes(j, &j->wins[w]->groups);
+  out->window_keys_max = 0;
+  for (size_t w = 0; w < j->n_wins; w++) {
+    bytes += table_bytes(j, &j->wins[w]->groups);
+    if (j->wins[w]->groups.n > out->window_keys_max) out->window_keys_max = j->wins[w]->groups.n;
+  }
   for (size_t w = 0; w < j->n_kept; w++) bytes += table_bytes(j, &j->kept[w]->groups);
   out->state_bytes = bytes;
 }

@@ -168,6 +168,7 @@ typedef struct {
   uint64_t early_rows;   /* rows of open windows (sl_job_peek) */
   uint64_t open_windows; /* tumbling/hopping windows, or open sessions */
   uint64_t state_keys;   /* (window, group key) cells */
+  uint64_t window_keys_max; /* group keys of the fullest open window (what max_keys bounds) */
   uint64_t state_bytes;  /* sl_agg_bytes of every partial, plus their headers */
   uint64_t emissions;    /* emissions kept for checkpoints */
   int64_t watermark;     /* SL_WATERMARK_NONE before any */

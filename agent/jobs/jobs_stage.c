@@ -72,6 +72,7 @@ enum {
   M_LATE_UPDATED,
   M_KEYS_DROPPED,
   M_MAX_KEYS,
+  M_WINDOW_KEYS,
   M_ROWS,
   M_EARLY_ROWS,
   M_ROWS_FAILED,
@@ -93,8 +94,8 @@ enum {
   N_METRICS
 };
 
-static const char *const job_label[] = {"job", NULL};
-static const char *const bad_labels[] = {"job", "reason", NULL};
+static const char *const job_label[] = {"sluice_job", NULL};
+static const char *const bad_labels[] = {"sluice_job", "reason", NULL};
 
 #define COUNTER(n, h) {.type = SL_METRIC_COUNTER, .name = n, .help = h, .labels = job_label}
 #define GAUGE(n, h) {.type = SL_METRIC_GAUGE, .name = n, .help = h, .labels = job_label}
@@ -108,6 +109,8 @@ static const sl_metric_desc_t job_metric_descs[N_METRICS] = {
                         "Late records that updated a closed window, whose row was emitted again "
                         "(late_policy = \"update\")."),
     [M_MAX_KEYS] = GAUGE("sluice_job_max_keys", "The job's max_keys: group keys a window may hold."),
+    [M_WINDOW_KEYS] = GAUGE("sluice_job_window_keys_max",
+                       "Group keys of the job's fullest open window (max_keys bounds each window)."),
     [M_KEYS_DROPPED] = COUNTER("sluice_job_keys_dropped_total",
                         "Window updates refused because the window had max_keys group keys."),
     [M_ROWS] = COUNTER("sluice_job_rows_total", "Final result rows the job emitted."),
@@ -655,6 +658,7 @@ static void publish(job_rt_t *rt) {
   if (s.watermark != SL_WATERMARK_NONE) sl_gauge_set(rt->m[M_WATERMARK], (double)s.watermark / 1e3);
   sl_gauge_set(rt->m[M_OPEN_WINDOWS], (double)s.open_windows);
   sl_gauge_set(rt->m[M_STATE_KEYS], (double)s.state_keys);
+  sl_gauge_set(rt->m[M_WINDOW_KEYS], (double)s.window_keys_max);
   sl_gauge_set(rt->m[M_STATE_BYTES], (double)s.state_bytes);
   *o = s;
 }
@@ -668,7 +672,7 @@ static void offsets_add(const job_rt_t *rt, sl_metrics_set_t *set, const int fam
     if (!p->assigned) continue;
     char partition[16];
     snprintf(partition, sizeof partition, "%" PRId32, p->partition);
-    sl_metric_label_t l[] = {{"job", rt->conf->name}, {"topic", p->topic}, {"partition", partition}};
+    sl_metric_label_t l[] = {{"sluice_job", rt->conf->name}, {"topic", p->topic}, {"partition", partition}};
     if (p->committed >= 0) sl_metrics_set_value(set, fam[0], l, 3, (double)p->committed);
     int64_t low, high;
     if (sl_kafka_consumer_offsets(rt->consumer, p->topic, p->partition, &low, &high)) continue;

@@ -228,7 +228,7 @@ run_sluice() { # run_sluice KIND GROUP [PROPERTIES]
     sed -E 's/.*http:\/\/127\.0\.0\.1:([0-9]+).*/\1/')
   c0=$(cpu_ticks "$pid")
   out=$("$CEILING" watch -u "127.0.0.1:$port" -m sluice_kafka_consumed_total \
-    -e 'sluice_job_records_total{job="bench"}' -n "$N") || {
+    -e 'sluice_job_records_total{sluice_job="bench"}' -n "$N") || {
     echo "jobs.sh: $kind run failed (sluice pid $pid, http port $port); its log ends:" >&2
     tail -20 "$LOG" >&2
     exit 1
@@ -245,7 +245,7 @@ run_sluice() { # run_sluice KIND GROUP [PROPERTIES]
       printf "%s %s %s %s %.2f %.2f %.2f %d\n", k, r, m, f, (c1 - c0) / tck, (b1 - b0) / tck,
         ((s1 - s0) / tck - own) / (t1 - t0), rows }' >>"$RUNS"
 }
-metric() { sed -n "s/^$1{job=\"bench\"} //p" <<<"$METRICS"; }
+metric() { sed -n "s/^$1{sluice_job=\"bench\"} //p" <<<"$METRICS"; }
 
 RUNS=$TMP/runs
 : >"$RUNS"
@@ -316,7 +316,7 @@ profile_sluice() {
   perf record -q --call-graph dwarf,16384 -F 999 -o "$data" -p "$pid" 2>/dev/null &
   perf_pid=$!
   "$CEILING" watch -u "127.0.0.1:$port" -m sluice_kafka_consumed_total \
-    -e 'sluice_job_records_total{job="bench"}' -n "$N" >/dev/null
+    -e 'sluice_job_records_total{sluice_job="bench"}' -n "$N" >/dev/null
   kill -INT "$perf_pid"
   wait "$perf_pid" || true
   kill -TERM "$pid"
@@ -346,7 +346,7 @@ if [ "${PROFILE:-0}" = 1 ]; then
   port=$(wait_for "$TMP/fetch.log" 'http: listening on http://127\.0\.0\.1:[0-9]+' 10 |
     sed -E 's/.*http:\/\/127\.0\.0\.1:([0-9]+).*/\1/')
   "$CEILING" watch -u "127.0.0.1:$port" -m sluice_kafka_consumed_total \
-    -e 'sluice_job_records_total{job="bench"}' -n "$N" >/dev/null
+    -e 'sluice_job_records_total{sluice_job="bench"}' -n "$N" >/dev/null
   kill -TERM "$pid"
   wait "$pid" || true
   cp "$TMP/fetch.log" "$OUT/jobs-fetch.log"

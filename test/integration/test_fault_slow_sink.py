@@ -99,7 +99,7 @@ next_window = 0
 
 
 def job_metric(name):
-    return jobs.metric(f'{name}{{job="slow"}}')
+    return jobs.metric(f'{name}{{sluice_job="slow"}}')
 
 
 def sink_metric(name):

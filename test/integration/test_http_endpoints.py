@@ -345,14 +345,14 @@ t.ok(q["rebalances_total"] >= 1 and q["assigned_partitions"] == 2, "status: the 
 
 # The status and /metrics say the same.
 m = s.metrics()
-t.ok(m['sluice_job_records_late_total{job="quiet"}'] == m['sluice_job_records_late_total{job="exact"}'] == 0,
+t.ok(m['sluice_job_records_late_total{sluice_job="quiet"}'] == m['sluice_job_records_late_total{sluice_job="exact"}'] == 0,
      "no record was late for either job")
-t.eq(m['sluice_job_consumer_lag{job="quiet",topic="ev",partition="0"}'], 0.0, "/metrics: the lag per partition")
-t.eq(m['sluice_job_committed_offset{job="quiet",topic="ev",partition="1"}'], float(len(parts[1])),
+t.eq(m['sluice_job_consumer_lag{sluice_job="quiet",topic="ev",partition="0"}'], 0.0, "/metrics: the lag per partition")
+t.eq(m['sluice_job_committed_offset{sluice_job="quiet",topic="ev",partition="1"}'], float(len(parts[1])),
      "/metrics: the committed offset per partition")
-t.eq(m['sluice_job_windows_emitted_total{job="quiet"}'], float(q["windows_emitted_total"]),
+t.eq(m['sluice_job_windows_emitted_total{sluice_job="quiet"}'], float(q["windows_emitted_total"]),
      "/metrics: windows emitted")
-t.eq(m['sluice_job_rebalances_total{job="exact"}'], float(job(status_doc(), "exact")["rebalances_total"]),
+t.eq(m['sluice_job_rebalances_total{sluice_job="exact"}'], float(job(status_doc(), "exact")["rebalances_total"]),
      "/metrics: rebalances")
 
 # ---- Kafka and process metrics ----------------------------------------------------------

@@ -87,35 +87,35 @@ r = sluice_cat(s.port, "packed.x", [{"ts": BASE + 0, "k": "m"}, {"ts": BASE + 3_
 t.ok(r.returncode == 0, "msgpack records sent through a msgpack route", r.stderr)
 kcat_produce("packed", ['{"ts": 1, "k": "json in a msgpack topic"}'])
 
-m = 'sluice_job_records_bad_total{job="json_job",reason="decode"}'
+m = 'sluice_job_records_bad_total{sluice_job="json_job",reason="decode"}'
 s.wait_metric(m, lambda v: v == 2, 30)
 t.eq(s.metric(m), 2, "a value that is not a JSON object: counted as reason=decode")
 t.ok(s.log.seen(r'job json_job: record raw/0@1 skipped: not JSON \(format = "json"\)'),
      "the log names the record (topic/partition@offset), why, and the job's format")
 t.ok(s.log.seen(r"job json_job: record raw/0@2 skipped: not a JSON object"), "an array is not a record")
-s.wait_metric('sluice_job_records_bad_total{job="json_job",reason="time"}', lambda v: v == 2)
+s.wait_metric('sluice_job_records_bad_total{sluice_job="json_job",reason="time"}', lambda v: v == 2)
 t.ok(s.log.seen(r"job json_job: 2 records without a readable time field skipped"),
      "records without a readable time field: counted as reason=time, and logged")
-s.wait_metric('sluice_job_keys_dropped_total{job="json_job"}', lambda v: v == 1)
+s.wait_metric('sluice_job_keys_dropped_total{sluice_job="json_job"}', lambda v: v == 1)
 t.ok(s.log.seen(r"job json_job: 1 window updates dropped: a window has max_keys \(2\) group keys"),
      "the third key of a window over max_keys = 2 is counted and logged")
 # A record is late when its window has been emitted by the time it is read.
-s.wait_metric('sluice_job_rows_total{job="json_job"}', lambda v: v == 2)
+s.wait_metric('sluice_job_rows_total{sluice_job="json_job"}', lambda v: v == 2)
 kcat_produce("raw", [good(500, "a"), good(3_600_000, "z")])  # late; then one that closes [30 s, 40 s)
-s.wait_metric('sluice_job_records_late_total{job="json_job"}', lambda v: v == 1)
+s.wait_metric('sluice_job_records_late_total{sluice_job="json_job"}', lambda v: v == 1)
 wait_for(lambda: os.path.exists(late_path) and open(late_path).read().count("\n") == 1, 20, "the late record")
 t.eq(json.loads(open(late_path).read()), {"ts": BASE + 500, "k": "a"}, "the late record went to late_sink as it was")
-s.wait_metric('sluice_job_rows_total{job="json_job"}', lambda v: v == 3)
+s.wait_metric('sluice_job_rows_total{sluice_job="json_job"}', lambda v: v == 3)
 wait_for(lambda: open(rows_path).read().count('"job":"json_job"') == 3, 20, "json_job's rows")
 rows = [json.loads(l) for l in open(rows_path) if '"json_job"' in l]
 t.eq(sorted((r["k"], r["n"]) for r in rows), [("a", 1), ("a", 1), ("b", 1)],
      "rows count only the good records: a and b in the first window (c dropped), a in the second")
 
-m = 'sluice_job_records_bad_total{job="msgpack_job",reason="decode"}'
+m = 'sluice_job_records_bad_total{sluice_job="msgpack_job",reason="decode"}'
 s.wait_metric(m, lambda v: v == 1, 30)
 t.ok(s.log.seen(r'job msgpack_job: record packed/0@2 skipped: .* \(format = "msgpack"\)'),
      "JSON text in a msgpack job's topic: counted and logged")
-s.wait_metric('sluice_job_rows_total{job="msgpack_job"}', lambda v: v == 1)
+s.wait_metric('sluice_job_rows_total{sluice_job="msgpack_job"}', lambda v: v == 1)
 wait_for(lambda: '"k":"m"' in open(rows_path).read(), 20, "msgpack_job's row")
 t.ok('"job":"msgpack_job"' in open(rows_path).read() and '"n":1' in open(rows_path).read(),
      "msgpack records are aggregated")

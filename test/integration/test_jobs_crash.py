@@ -213,14 +213,14 @@ for rnd_i in range(ROUNDS):
     send(RECORDS[rnd_i * PER_ROUND:(rnd_i + 1) * PER_ROUND])
     if rnd_i in (2, 5, 8, 10):
         # Let the job get somewhere first: some rows out, some commits made.
-        before = js.metric('sluice_job_records_total{job="per_10s"}')
-        wait_for(lambda: js.metric('sluice_job_records_total{job="per_10s"}') > before, 30, "the job to read")
+        before = js.metric('sluice_job_records_total{sluice_job="per_10s"}')
+        wait_for(lambda: js.metric('sluice_job_records_total{sluice_job="per_10s"}') > before, 30, "the job to read")
         js.kill()
         kills += 1
         js = jobs_sluice(out1)
 send(SENTINELS)
 wait_complete([out1], [js], "every window's row after the crashes")
-js.wait_metric('sluice_job_rows_pending{job="sessions"}', lambda v: v == 0)
+js.wait_metric('sluice_job_rows_pending{sluice_job="sessions"}', lambda v: v == 0)
 t.ok(kills == 4, "the jobs were killed 4 times mid-stream")
 check([out1], "after 4 SIGKILLs")
 t.ok(js.stop() == 0, "the last jobs instance stops cleanly")
@@ -232,8 +232,8 @@ JOBS = JOBS.replace('name = "per_10s"', 'name = "per_10s"\ngroup_id = "pair-a"')
 outa, outb = os.path.join(tmp, "a.jsonl"), os.path.join(tmp, "b.jsonl")
 a = jobs_sluice(outa, "a")
 b = jobs_sluice(outb, "b")
-wait_for(lambda: a.metric('sluice_job_assigned_partitions{job="per_10s"}') > 0
-         and b.metric('sluice_job_assigned_partitions{job="per_10s"}') > 0, 60, "both instances to get partitions")
+wait_for(lambda: a.metric('sluice_job_assigned_partitions{sluice_job="per_10s"}') > 0
+         and b.metric('sluice_job_assigned_partitions{sluice_job="per_10s"}') > 0, 60, "both instances to get partitions")
 b.kill()
 b = jobs_sluice(outb, "b")
 wait_complete([outa, outb], [a, b], "every window's row from the pair")

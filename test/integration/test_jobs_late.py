@@ -96,11 +96,11 @@ def step(records):
     kcat_produce(records)
     sent.extend(records)
     for j in JOBS:
-        s.wait_metric(f'sluice_job_records_total{{job="{j}"}}', lambda v: v >= len(sent), 30)
+        s.wait_metric(f'sluice_job_records_total{{sluice_job="{j}"}}', lambda v: v >= len(sent), 30)
     # and the advance that follows each delivery has run: the watermark shows the newest record
     newest = max(r["ts"] for r in sent) / 1e3
     for j in JOBS:
-        s.wait_metric(f'sluice_job_watermark_seconds{{job="{j}"}}', lambda v: v >= newest, 30)
+        s.wait_metric(f'sluice_job_watermark_seconds{{sluice_job="{j}"}}', lambda v: v >= newest, 30)
 
 
 def rec(k, at_s, v):
@@ -151,7 +151,7 @@ wait_for(lambda: all(len(final_rows(j)) >= len(reference(on_time)) - 1 for j in 
 
 m = s.metrics()
 def metric(name, job):
-    return m.get(f'{name}{{job="{job}"}}', 0.0)
+    return m.get(f'{name}{{sluice_job="{job}"}}', 0.0)
 
 
 for j in ["drop", "sink"]:

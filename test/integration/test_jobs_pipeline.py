@@ -198,7 +198,7 @@ def job_metrics(name, m=None):
     """{"rows_total": value, ...}: the sluice_job_* metrics of one job."""
     prefix = "sluice_job_"
     return {k[len(prefix):].split("{")[0]: v for k, v in (m or s.metrics()).items()
-            if k.startswith(prefix) and f'{{job="{name}"}}' in k}
+            if k.startswith(prefix) and f'{{sluice_job="{name}"}}' in k}
 
 
 def every_job(pred, names=tuple(JOBS)):

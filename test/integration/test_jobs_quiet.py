@@ -50,7 +50,7 @@ def read_rows(path):
 
 
 def job_metric(s, name, job):
-    return s.metric(f'{name}{{job="{job}"}}')
+    return s.metric(f'{name}{{sluice_job="{job}"}}')
 
 
 # ---- 1. a lagging partition is not idle ---------------------------------------------
@@ -152,16 +152,16 @@ most_paused = [0.0]
 
 
 def read_all():
-    most_paused[0] = max(most_paused[0], s.metric('sluice_job_paused_partitions{job="drift"}'))
-    return s.metric('sluice_job_records_total{job="drift"}') >= len(SLOW) + len(FAST)
+    most_paused[0] = max(most_paused[0], s.metric('sluice_job_paused_partitions{sluice_job="drift"}'))
+    return s.metric('sluice_job_records_total{sluice_job="drift"}') >= len(SLOW) + len(FAST)
 
 
 wait_for(read_all, 120, "the job to read both partitions")
 t.eq(most_paused[0], 1.0, "the partition running ahead was paused while the slow one caught up")
 t.ok(s.log.seen(r"job drift: partition drift/1 paused: \d+ ms ahead of the slowest", 1) and
      s.log.seen(r"job drift: partition drift/1 resumed", 10), "its pause and resume are logged")
-t.eq(s.metric('sluice_job_records_late_total{job="drift"}'), 0.0, "no record of either partition is late")
-wait_for(lambda: s.metric('sluice_job_paused_partitions{job="drift"}') == 0, 30, "the resume")
+t.eq(s.metric('sluice_job_records_late_total{sluice_job="drift"}'), 0.0, "no record of either partition is late")
+wait_for(lambda: s.metric('sluice_job_paused_partitions{sluice_job="drift"}') == 0, 30, "the resume")
 t.eq(s.stop(), 0, "sluice stops cleanly")
 broker.rtt(0)
 
@@ -201,8 +201,8 @@ path = "{rows_path}"
 """)
 t.ok(s.log.seen(r"job nometa: partition nometa/0: committed offset 2 has no checkpoint watermark: windows before "
                 r"the first record's .* are taken as emitted", 60), "the fallback is logged, with the offset")
-s.wait_metric('sluice_job_records_total{job="nometa"}', lambda v: v >= len(AFTER), 30)
-t.eq(s.metric('sluice_job_records_late_total{job="nometa"}'), 1.0,
+s.wait_metric('sluice_job_records_total{sluice_job="nometa"}', lambda v: v >= len(AFTER), 30)
+t.eq(s.metric('sluice_job_records_late_total{sluice_job="nometa"}'), 1.0,
      "the record of [0, 10s) after the committed offset is late")
 t.eq(s.stop(), 0, "sluice stops cleanly")
 t.eq([r for r in read_rows(rows_path) if r["window_start"].endswith(":00.000Z") and
@@ -240,7 +240,7 @@ name = "rows"
 plugin = "file"
 path = "{rows_path}"
 """)
-wait_for(lambda: s.metric('sluice_job_assigned_partitions{job="quiet"}') == 2, 30, "the job's assignment")
+wait_for(lambda: s.metric('sluice_job_assigned_partitions{sluice_job="quiet"}') == 2, 30, "the job's assignment")
 c = ForwardClient(s.port)
 now = time.time()
 sec = int(now)

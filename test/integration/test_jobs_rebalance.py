@@ -52,7 +52,7 @@ path = "{os.path.join(tmp, instance + '.jsonl')}"
 
 
 def assigned(s):
-    return s.metric('sluice_job_assigned_partitions{job="rb"}')
+    return s.metric('sluice_job_assigned_partitions{sluice_job="rb"}')
 
 
 a = member("a")

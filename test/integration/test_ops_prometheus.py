@@ -88,7 +88,7 @@ N = 300
 c = ForwardClient(s.port)
 c.send_packed("ops.web", [(int(time.time()), {"svc": f"s{i % 3}", "i": i}) for i in range(N)], chunk="c1")
 c.wait_ack("c1")
-s.wait_metric('sluice_job_records_total{job="per_service"}', lambda v: v >= N, 30)
+s.wait_metric('sluice_job_records_total{sluice_job="per_service"}', lambda v: v >= N, 30)
 wait_for(lambda: sum(v for k, v in s.metrics().items() if k.startswith("sluice_job_rows_total")) > 0, 30,
          "the job's first rows")
 

@@ -182,7 +182,7 @@ t.ok(s.log.seen(r"sink:lines:lines_out.*appending to " + re.escape(LINES)),
      "the plugin's log line carries the agent's component sink:lines:<name>", s.log.text()[-1500:])
 r = sluice_cat(s.port, "ev", records, ["--ack"])
 t.ok(r.returncode == 0, "records sent with sluice cat", r.stderr)
-s.wait_metric('sluice_job_rows_total{job="oot"}', lambda v: v == 5, 30)
+s.wait_metric('sluice_job_rows_total{sluice_job="oot"}', lambda v: v == 5, 30)
 
 
 def lines_of(path, n):
@@ -265,7 +265,7 @@ t.eq(s.metric('sluice_sink_lines_window_end_seconds{sink="lines_out"}'), (BASE +
 
 # A late record: its window was emitted before it was read.
 r = sluice_cat(s.port, "ev", [rec(500, "a", 99)], ["--ack"])
-s.wait_metric('sluice_job_records_late_total{job="oot"}', lambda v: v == 1)
+s.wait_metric('sluice_job_records_late_total{sluice_job="oot"}', lambda v: v == 1)
 lines = lines_of(LINES, 5)
 late = [l for l in lines if l.startswith("oot late ")]
 t.ok(len(late) == 1 and re.fullmatch(rf"oot late id=[0-9a-f]{{16}} ts={BASE + 500} lat=99 svc=a", late[0]),

@@ -188,7 +188,7 @@ try:
              and metric_of(s, "sluice_sink_rows_dropped_total", sink="drop") == n_poison
              and metric_of(s, "sluice_sink_rows_dead_lettered_total", sink="dead") == n_poison
              and metric_of(s, "sluice_sink_rows_dead_lettered_total", sink="gone") == len(want)
-             and metric_of(s, "sluice_job_rows_pending", job="fail") == 0, 40, "every sink to be done")
+             and metric_of(s, "sluice_job_rows_pending", sluice_job="fail") == 0, 40, "every sink to be done")
 except TimeoutError:
     dump(s, "retries, drop, dead letters")
     raise
@@ -247,7 +247,7 @@ t.ok(sorted(json.loads(m["value"])["id"] for m in rows_gone) == sorted(ids.value
      "then dead-lettered, with the plugin's retryable error in sluice.error", rows_gone[:2])
 t.eq(metric_of(s, "sluice_sink_up", sink="gone"), 0.0, "sluice_sink_up is 0 for the sink that is down")
 try:
-    s.wait_metric('sluice_job_checkpoint_watermark_seconds{job="fail"}', lambda v: v >= (BASE + 4 * WIN) / 1e3)
+    s.wait_metric('sluice_job_checkpoint_watermark_seconds{sluice_job="fail"}', lambda v: v >= (BASE + 4 * WIN) / 1e3)
     committed = True
 except TimeoutError:
     committed = False
@@ -281,7 +281,7 @@ k0 = len(phase1)  # the offset of first_w1
 send(s, "app.blk", phase1 + [first_w1])
 w0_end = (BASE + WIN) / 1e3
 try:
-    s.wait_metric('sluice_job_checkpoint_watermark_seconds{job="blk"}', lambda v: v == w0_end, 30)
+    s.wait_metric('sluice_job_checkpoint_watermark_seconds{sluice_job="blk"}', lambda v: v == w0_end, 30)
 except TimeoutError:
     dump(s, "window 0 committed")
     raise
@@ -294,18 +294,18 @@ all_blk = phase1 + [first_w1] + phase2
 want_blk = reference("blk", all_blk, BASE + 3 * WIN)
 n_blocked = len(want_blk) - 2
 s.wait_metric('sluice_sink_rows_total{sink="mirror"}', lambda v: v == len(want_blk), 30)
-s.wait_metric('sluice_job_rows_pending{job="blk"}', lambda v: v == n_blocked)
+s.wait_metric('sluice_job_rows_pending{sluice_job="blk"}', lambda v: v == n_blocked)
 s.wait_metric('sluice_sink_up{sink="down"}', lambda v: v == 0)
 errs = metric_of(s, "sluice_sink_errors_total", sink="down", kind="retry")
 # Several retries and commit intervals (100 ms) go by.
 s.wait_metric('sluice_sink_errors_total{sink="down",kind="retry"}', lambda v: v >= errs + 3 * n_blocked, 20)
-t.eq(metric_of(s, "sluice_job_rows_pending", job="blk"), float(n_blocked),
+t.eq(metric_of(s, "sluice_job_rows_pending", sluice_job="blk"), float(n_blocked),
      "while the sink is down, its rows stay pending (on_failure = block retries without end)")
 # The checkpoint watermark may creep up to just before window 1's end (no
 # window ends in between), never past it.
-t.ok(metric_of(s, "sluice_job_checkpoint_watermark_seconds", job="blk") < (BASE + 2 * WIN) / 1e3,
+t.ok(metric_of(s, "sluice_job_checkpoint_watermark_seconds", sluice_job="blk") < (BASE + 2 * WIN) / 1e3,
      "the checkpoint watermark committed does not cover window 1",
-     metric_of(s, "sluice_job_checkpoint_watermark_seconds", job="blk"))
+     metric_of(s, "sluice_job_checkpoint_watermark_seconds", sluice_job="blk"))
 t.eq(metric_of(s, "sluice_sink_rows_total", sink="down"), 2.0, "the down sink wrote nothing more")
 t.ok(s.log.seen(r"sink:flaky:down: \d+ rows not written \(retry \d+ in \d+ ms\): flaky: down while", 5),
      "the failing sink's retries are logged")
@@ -323,7 +323,7 @@ t.eq(int(m.group(1)), k0, "after the SIGKILL the group resumes at the first reco
      "windows the sink did not confirm)")
 try:
     s.wait_metric('sluice_sink_rows_total{sink="down"}', lambda v: v == n_blocked, 30)
-    s.wait_metric('sluice_job_rows_pending{job="blk"}', lambda v: v == 0)
+    s.wait_metric('sluice_job_rows_pending{sluice_job="blk"}', lambda v: v == 0)
 except TimeoutError:
     dump(s, "rows after the restart")
     raise
@@ -352,7 +352,7 @@ recs_hang = records([0, 1], ["a", "b", "c"])
 send(s, "app.hang", recs_hang + [{"ts": BASE + 2 * WIN, "svc": "a", "v": 0}])
 want_hang = reference("hang", recs_hang, BASE + 2 * WIN)
 try:
-    s.wait_metric('sluice_job_rows_pending{job="hang"}', lambda v: v == len(want_hang), 30)
+    s.wait_metric('sluice_job_rows_pending{sluice_job="hang"}', lambda v: v == len(want_hang), 30)
 except TimeoutError:
     dump(s, "hung rows")
     raise

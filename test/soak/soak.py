@@ -123,10 +123,10 @@ path = "{rows_path}"
     checks.append((not failures and in_kafka == sent, f"every one of the {sent} records acked is in Kafka "
                    f"(high-water marks {in_kafka}){'; ' + failures[0] if failures else ''}"))
     try:
-        wait_for(lambda: sl.metric('sluice_job_records_total{job="per_service"}') >= sent, 120, "the job to catch up")
+        wait_for(lambda: sl.metric('sluice_job_records_total{sluice_job="per_service"}') >= sent, 120, "the job to catch up")
     except TimeoutError:
         pass
-    read = sl.metric('sluice_job_records_total{job="per_service"}')
+    read = sl.metric('sluice_job_records_total{sluice_job="per_service"}')
     checks.append((read == sent, f"the job read all of them ({read:.0f})"))
     with open(rows_path) as f:
         rows = sum(1 for _ in f)
