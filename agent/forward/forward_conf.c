@@ -68,10 +68,9 @@ static const sl_section_t security_section = {
 
 static const sl_opt_t tls_opts[] = {
     {.name = "cert_file", .type = SL_OPT_STRING, .unit = "path", .offset = offsetof(sl_fwd_tls_conf_t, cert_file),
-     .help = "PEM certificate chain the server presents: its certificate first, then any intermediates. "
-             "Required."},
+     .help = "PEM certificate chain the server presents: its certificate first, then any intermediates."},
     {.name = "key_file", .type = SL_OPT_STRING, .unit = "path", .offset = offsetof(sl_fwd_tls_conf_t, key_file),
-     .help = "PEM private key of cert_file. Required."},
+     .help = "PEM private key of cert_file."},
     {.name = "key_passphrase", .type = SL_OPT_STRING, .flags = SL_OPT_SECRET,
      .offset = offsetof(sl_fwd_tls_conf_t, key_passphrase), .help = "Passphrase of an encrypted key_file."},
     {.name = "ca_file", .type = SL_OPT_STRING, .unit = "path", .offset = offsetof(sl_fwd_tls_conf_t, ca_file),
@@ -126,8 +125,9 @@ static void tls_release(void *conf) {
 static const sl_section_t tls_section = {
     .name = "tls",
     .opts = tls_opts,
-    .help = "TLS on the forward input's TCP listeners (every worker's); unix sockets stay plain. The files "
-            "are read at start and again on SIGHUP.",
+    .help = "TLS on the forward input's TCP listeners (every worker's), on once cert_file and key_file are "
+            "set; unix sockets stay plain. The files are read at start and again on SIGHUP (from the same "
+            "paths; other changes to this section need a restart).",
     .size = sizeof(sl_fwd_tls_conf_t),
     .finish = tls_finish,
     .release = tls_release,
