@@ -58,15 +58,21 @@ static void take_openssl_error(char *buf, size_t len) {
   ERR_clear_error();
 }
 
+typedef struct {
+  const char *pass; /* key_passphrase, or NULL */
+  bool asked;       /* OpenSSL asked for it: the key is encrypted */
+} passphrase_t;
+
 /* Reads the key's passphrase from the config and never prompts on a
  * terminal, as OpenSSL's default callback would for an encrypted key. */
 static int passphrase_cb(char *buf, int size, int rwflag, void *arg) {
   (void)rwflag;
-  const char *pass = arg;
-  if (!pass) return 0;
-  size_t n = strlen(pass);
+  passphrase_t *p = arg;
+  p->asked = true;
+  if (!p->pass) return 0;
+  size_t n = strlen(p->pass);
   if (n >= (size_t)size) return 0;
-  memcpy(buf, pass, n);
+  memcpy(buf, p->pass, n);
   return (int)n;
 }
 
@@ -86,16 +92,13 @@ static int load_failed(SSL_CTX *ctx, char *err, size_t errlen, const char *fmt, 
 }
 
 /* Loading the key also checks it against the certificate. */
-static int key_failed(SSL_CTX *ctx, const sl_fwd_tls_conf_t *c, char *err, size_t errlen) {
+static int key_failed(SSL_CTX *ctx, const sl_fwd_tls_conf_t *c, const passphrase_t *pw, char *err, size_t errlen) {
   unsigned long e = ERR_peek_error();
   if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
     return load_failed(ctx, err, errlen, "key_file \"%s\" is not the key of cert_file \"%s\"", c->key_file,
                        c->cert_file);
-  char why[256];
-  ERR_error_string_n(e, why, sizeof why);
-  bool locked = !c->key_passphrase && (strstr(why, "bad decrypt") || strstr(why, "bad password"));
-  return load_failed(ctx, err, errlen, "key_file \"%s\": cannot load the private key%s", c->key_file,
-                     locked ? " (it is encrypted: set key_passphrase)" : "");
+  const char *hint = !pw->asked ? "" : pw->pass ? " (is key_passphrase right?)" : " (it is encrypted: set key_passphrase)";
+  return load_failed(ctx, err, errlen, "key_file \"%s\": cannot load the private key%s", c->key_file, hint);
 }
 
 static int verify_mode(int client_auth) {
@@ -117,12 +120,14 @@ static int build(const sl_fwd_tls_conf_t *c, SSL_CTX **out, char *err, size_t er
   /* Idle connections give their record buffers back; a write left pending
    * is retried from sl_buf_t storage that may move. */
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  passphrase_t pw = {.pass = c->key_passphrase};
   SSL_CTX_set_default_passwd_cb(ctx, passphrase_cb);
-  SSL_CTX_set_default_passwd_cb_userdata(ctx, c->key_passphrase);
+  SSL_CTX_set_default_passwd_cb_userdata(ctx, &pw);
   if (SSL_CTX_use_certificate_chain_file(ctx, c->cert_file) != 1)
     return load_failed(ctx, err, errlen, "cert_file \"%s\": cannot load the certificate chain%s", c->cert_file,
                        "");
-  if (SSL_CTX_use_PrivateKey_file(ctx, c->key_file, SSL_FILETYPE_PEM) != 1) return key_failed(ctx, c, err, errlen);
+  if (SSL_CTX_use_PrivateKey_file(ctx, c->key_file, SSL_FILETYPE_PEM) != 1)
+    return key_failed(ctx, c, &pw, err, errlen);
   if (SSL_CTX_check_private_key(ctx) != 1)
     return load_failed(ctx, err, errlen, "key_file \"%s\" is not the key of cert_file \"%s\"", c->key_file,
                        c->cert_file);
@@ -144,7 +149,7 @@ static int build(const sl_fwd_tls_conf_t *c, SSL_CTX **out, char *err, size_t er
    * (OpenSSL refuses resumption with client verification without one). */
   static const unsigned char sid_ctx[] = "sluice-forward";
   SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
-  /* The passphrase is the config's: the context must not keep it. */
+  /* The passphrase holder lives on this stack: the context must not keep it. */
   SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
   ERR_clear_error();
   *out = ctx;
