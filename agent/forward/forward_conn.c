@@ -224,8 +224,9 @@ static void on_idle(uv_timer_t *t) {
   if (c->trackers || c->stalled || c->srv->paused) return;
   if (c->state == SL_FWD_CONN_TLS_HANDSHAKE) {
     sl_metric_inc(c->srv->m.tls_errors[SL_FWD_TLS_ERR_HANDSHAKE_TIMEOUT]);
-    sl_log_rl(SL_LOG_WARN, "forward", "closing connection from %s: TLS failed (%s): no complete handshake within %lld ms",
-              c->address, sl_fwd_tls_err_label(SL_FWD_TLS_ERR_HANDSHAKE_TIMEOUT),
+    sl_log_rl(SL_LOG_WARN, "forward",
+              "closing connection from %s: TLS failed (%s): no complete handshake within %lld ms", c->address,
+              sl_fwd_tls_err_label(SL_FWD_TLS_ERR_HANDSHAKE_TIMEOUT),
               (long long)(c->srv->cfg->tls.handshake_timeout_ns / 1000000));
     sl_fwd_conn_close(c);
     return;
@@ -357,6 +358,8 @@ static bool handle_message(sl_fwd_conn_t *c, sl_fwd_frame_t *f) {
  * message, and after a refused handshake, whose client gets one PONG and no
  * answer to PINGs (further key guesses) it queued behind the first. */
 void sl_fwd_conn_process(sl_fwd_conn_t *c) {
+  /* Nothing is a frame before TLS is up (the decoder is fed only after). */
+  if (c->state == SL_FWD_CONN_TLS_HANDSHAKE) return;
   while (!c->closing && !c->srv->paused && !c->close_when_done) {
     sl_fwd_frame_t f;
     memset(&f, 0, sizeof f);
@@ -403,21 +406,24 @@ static bool tls_receive(sl_fwd_conn_t *c, const char *data, size_t len) {
     st = sl_fwd_tls_read(c->tls, c->srv->rbuf, SL_FWD_READ_BUF_SIZE, &n);
     if (n && sl_fwd_decoder_feed(c->dec, c->srv->rbuf, n)) st = SL_FWD_TLS_NOMEM;
   }
+  if (st == SL_FWD_TLS_OK || st == SL_FWD_TLS_CLOSED) {
+    tls_flush(c);
+    /* The forward protocol (the shared-key handshake first) starts before
+     * any plaintext that came with the end of the TLS handshake is read. */
+    if (c->state == SL_FWD_CONN_TLS_HANDSHAKE && sl_fwd_tls_handshake_done(c->tls)) tls_handshake_done(c);
+  }
   switch (st) {
-  case SL_FWD_TLS_OK: break;
+  case SL_FWD_TLS_OK: return !c->closing && c->state != SL_FWD_CONN_TLS_HANDSHAKE;
   case SL_FWD_TLS_CLOSED:
+    /* What came before close_notify in the same read is handled first, as
+     * the bytes before a FIN are. */
     sl_log(SL_LOG_DEBUG, "forward", "%s ended the TLS session (close_notify)", c->address);
+    sl_fwd_conn_process(c);
     sl_fwd_conn_close(c);
     return false;
   case SL_FWD_TLS_NOMEM: conn_log_close(c, SL_LOG_ERROR, "out of memory"); return false;
   default: tls_failed(c); return false;
   }
-  tls_flush(c);
-  if (c->state == SL_FWD_CONN_TLS_HANDSHAKE) {
-    if (!sl_fwd_tls_handshake_done(c->tls)) return false;
-    tls_handshake_done(c);
-  }
-  return !c->closing;
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {

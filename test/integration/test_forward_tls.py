@@ -15,6 +15,8 @@ import calendar
 import os
 import re
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -180,6 +182,39 @@ def sclient_ack(port, tag, chunk, *args):
     c.wait_out(fwdlib.ack_bytes(chunk))
     rc, out, err = c.finish()
     return out, rc, err
+
+
+def one_flight(port, data, cert=True):
+    """Python's ssl over memory BIOs: after the server's handshake messages,
+    the client's Finished, `data` and close_notify leave in one send, so
+    that the server reads them together."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(p("ca.crt"))
+    if cert:
+        ctx.load_cert_chain(p("client.crt"), p("client.key"))
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    sock = socket.create_connection(("127.0.0.1", port), timeout=T)
+    try:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outgoing.read())
+                incoming.write(sock.recv(65536))
+        tls.write(data)
+        try:
+            tls.unwrap()
+        except ssl.SSLWantReadError:
+            pass
+        sock.sendall(outgoing.read())
+        while sock.recv(65536):  # until the server closes
+            pass
+    except OSError:
+        pass
+    finally:
+        sock.close()
 
 
 def cat(port, tag, n, *args, timeout=60):
@@ -363,6 +398,13 @@ def required_client_auth(broker):
         tap.ok("RENEGOTIATING" in out and "no renegotiation" in out,
                "renegotiation is refused (no_renegotiation alert)", out[-400:])
 
+        # The end of the handshake, a message and close_notify in one read:
+        # the message is handled before the connection closes.
+        before = sl.metric("sluice_forward_messages_total")
+        one_flight(sl.port, message("tls.flight", {"one": "flight"}, "flight"))
+        tap.ok(fwdlib.metric_at_least(sl, "sluice_forward_messages_total", before + 1),
+               "Finished, a message and close_notify in one read: the message is handled")
+
         # After all that the server is as it was.
         out, rc, err = sclient_ack(sl.port, "tls.after", "after", *GOOD)
         tap.eq(out, fwdlib.ack_bytes("after"), "after the refused clients a good one is still acked")
@@ -391,6 +433,14 @@ def optional_client_auth_with_shared_key(broker):
         tap.eq((rc, lines), (0, [{"acked": 1}]), "npm fluent-logger: TLS and the shared-key handshake, acked"
                + ("" if rc == 0 else f" ({err[-300:]})"))
         fail_key = 'sluice_forward_auth_failures_total{reason="shared_key mismatch"}'
+        # A message right behind the TLS handshake, without the forward
+        # handshake: taken as the (invalid) PING, never as a message.
+        ping_fail = 'sluice_forward_auth_failures_total{reason="invalid ping message"}'
+        before = sl.metric("sluice_forward_messages_total")
+        one_flight(sl.port, message("tls.sneak", {"no": "key"}, "sneak"), cert=False)
+        tap.ok(fwdlib.metric_at_least(sl, ping_fail, 1), "a message sent with the end of the TLS handshake still "
+                                                         "meets the shared-key handshake: refused as a PING")
+        tap.eq(sl.metric("sluice_forward_messages_total"), before, "and it is not taken as a message")
         r = cat(sl.port, "tls.key", 1, "--ca", p("ca.crt"), "--shared-key", "wrong")
         tap.ok(r.returncode == 1 and b"shared_key mismatch" in r.stderr,
                "a wrong shared key inside TLS is refused by the forward handshake", r.stderr.decode())
