@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "core/buf.h"
@@ -97,8 +98,25 @@ static int key_failed(SSL_CTX *ctx, const sl_fwd_tls_conf_t *c, const passphrase
   if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
     return load_failed(ctx, err, errlen, "key_file \"%s\" is not the key of cert_file \"%s\"", c->key_file,
                        c->cert_file);
-  const char *hint = !pw->asked ? "" : pw->pass ? " (is key_passphrase right?)" : " (it is encrypted: set key_passphrase)";
+  const char *hint = !pw->asked ? ""
+                     : pw->pass  ? " (is key_passphrase right?)"
+                                 : " (it is encrypted: set key_passphrase)";
   return load_failed(ctx, err, errlen, "key_file \"%s\": cannot load the private key%s", c->key_file, hint);
+}
+
+/* OpenSSL reads a PEM file to its end: a device or a FIFO named by
+ * mistake (/dev/zero, /dev/stdin) would hang the start. */
+#define PEM_FILE_MAX (8 * 1024 * 1024)
+
+static int check_file(const char *option, const char *path, char *err, size_t errlen) {
+  struct stat st;
+  if (stat(path, &st)) return 0; /* OpenSSL says why, with the file's name */
+  if (!S_ISREG(st.st_mode))
+    return sl_err_printf(err, errlen, SL_ECONFIG, "%s \"%s\": not a regular file", option, path);
+  if (st.st_size > PEM_FILE_MAX)
+    return sl_err_printf(err, errlen, SL_ECONFIG, "%s \"%s\": %lld bytes, larger than a PEM file of certificates "
+                         "or a key can be (8 MiB)", option, path, (long long)st.st_size);
+  return 0;
 }
 
 static int verify_mode(int client_auth) {
@@ -110,6 +128,11 @@ static int verify_mode(int client_auth) {
 }
 
 static int build(const sl_fwd_tls_conf_t *c, SSL_CTX **out, char *err, size_t errlen) {
+  int r;
+  if ((r = check_file("cert_file", c->cert_file, err, errlen)) ||
+      (r = check_file("key_file", c->key_file, err, errlen)) ||
+      (c->ca_file && (r = check_file("ca_file", c->ca_file, err, errlen))))
+    return r;
   ERR_clear_error();
   SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
   if (!ctx) return load_failed(NULL, err, errlen, "cannot create a TLS context%s%s", "", "");

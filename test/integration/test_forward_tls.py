@@ -530,6 +530,8 @@ def startup_errors(broker):
          r'key_file "[^"]*client\.key" is not the key of cert_file "[^"]*server\.crt": .*key values mismatch'),
         ("a ca_file with no certificate", tls_section().replace(p("ca.crt"), p("server.key")),
          r'ca_file "[^"]*server\.key": cannot load the CA certificates'),
+        ("a device instead of a file (it would never end)", tls_section().replace(p("ca.crt"), "/dev/zero"),
+         r'ca_file "/dev/zero": not a regular file'),
         ("client_auth without ca_file", tls_section("none", extra='client_auth = "required"\n'),
          r"client_auth needs ca_file"),
         ("ciphers that match nothing", tls_section(extra='ciphers = "NOSUCHCIPHER"\n'),
