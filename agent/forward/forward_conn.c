@@ -20,6 +20,9 @@
  * so unread replies cannot grow without bound. */
 #define WRITE_QUEUE_HIGH (1024 * 1024)
 
+/* A TLS record is at most 16 KiB of plaintext and some overhead. */
+#define TLS_FEED_PIECE (17 * 1024)
+
 /* One chunk whose ack waits for its completion.  Owned by itself: freed
  * when its completion is done.  Survives its connection (conn is set to
  * NULL when the connection closes first, and then no ack is written). */
@@ -399,12 +402,19 @@ static void tls_handshake_done(sl_fwd_conn_t *c) {
  * client.  Returns whether there are frames to process (false: still
  * handshaking, or the connection is closing). */
 static bool tls_receive(sl_fwd_conn_t *c, const char *data, size_t len) {
-  sl_fwd_tls_status_t st = sl_fwd_tls_feed(c->tls, data, len);
-  /* `data` is the server's read buffer: fed (copied), it now takes the
-   * plaintext on its way to the decoder. */
-  for (size_t n = 1; st == SL_FWD_TLS_OK && n;) {
-    st = sl_fwd_tls_read(c->tls, c->srv->rbuf, SL_FWD_READ_BUF_SIZE, &n);
-    if (n && sl_fwd_decoder_feed(c->dec, c->srv->rbuf, n)) st = SL_FWD_TLS_NOMEM;
+  /* Fed about a record at a time and decrypted in between, so that the
+   * session's input buffer (which keeps its size) never grows past two
+   * records per connection.  `data` is the server's read buffer: the
+   * plaintext goes to its start, over ciphertext already fed. */
+  sl_fwd_tls_status_t st = SL_FWD_TLS_OK;
+  for (size_t fed = 0; st == SL_FWD_TLS_OK && fed < len;) {
+    size_t piece = len - fed < TLS_FEED_PIECE ? len - fed : TLS_FEED_PIECE;
+    st = sl_fwd_tls_feed(c->tls, data + fed, piece);
+    fed += piece;
+    for (size_t n = 1; st == SL_FWD_TLS_OK && n;) {
+      st = sl_fwd_tls_read(c->tls, c->srv->rbuf, fed, &n);
+      if (n && sl_fwd_decoder_feed(c->dec, c->srv->rbuf, n)) st = SL_FWD_TLS_NOMEM;
+    }
   }
   if (st == SL_FWD_TLS_OK || st == SL_FWD_TLS_CLOSED) {
     tls_flush(c);
