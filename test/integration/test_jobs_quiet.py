@@ -53,6 +53,31 @@ def job_metric(s, name, job):
     return s.metric(f'{name}{{sluice_job="{job}"}}')
 
 
+def job_sluice(name, job, rows_path, forward=False, head=""):
+    """A sluice running one job `name` (its options in `job`) into a file
+    sink at rows_path; the forward input on a free port when `forward`."""
+    return Sluice(f"""
+[http]
+listen = "127.0.0.1:0"
+[input.forward]
+{'listen = "127.0.0.1:0"' if forward else "enabled = false"}
+[kafka]
+brokers = "{broker.bootstrap}"
+[kafka.properties]
+"reconnect.backoff.max.ms" = "500"
+{head}
+[[job]]
+name = "{name}"
+aggregates = {{ n = "count()" }}
+sinks = ["rows"]
+{job}
+[[sink]]
+name = "rows"
+plugin = "file"
+path = "{rows_path}"
+""")
+
+
 # ---- 1. a lagging partition is not idle ---------------------------------------------
 broker = Broker()
 broker._cmd("topic backlog 2")
@@ -64,33 +89,15 @@ kcat_produce(broker.bootstrap, "backlog", 1, AHEAD)
 broker.rtt(1200)  # every answer, fetches included, comes 1.2 s late: longer than idle_timeout
 
 rows_path = os.path.join(tmp, "lag-rows.jsonl")
-s = Sluice(f"""
-[http]
-listen = "127.0.0.1:0"
-[input.forward]
-enabled = false
-[kafka]
-brokers = "{broker.bootstrap}"
-[kafka.properties]
-"reconnect.backoff.max.ms" = "500"
-
-[[job]]
-name = "lagging"
+s = job_sluice("lagging", """
 topics = ["backlog"]
 group_by = ["p"]
-time = {{ field = "ts", format = "epoch_ms" }}
-window = {{ type = "tumbling", size = "5s" }}
+time = { field = "ts", format = "epoch_ms" }
+window = { type = "tumbling", size = "5s" }
 allowed_lateness = "0s"
 idle_timeout = "500ms"
-aggregates = {{ n = "count()" }}
-sinks = ["rows"]
-properties = {{ "max.partition.fetch.bytes" = "1024" }}
-
-[[sink]]
-name = "rows"
-plugin = "file"
-path = "{rows_path}"
-""")
+properties = { "max.partition.fetch.bytes" = "1024" }
+""", rows_path)
 n_all = len(OLD) + len(AHEAD)
 wait_for(lambda: job_metric(s, "sluice_job_records_total", "lagging") >= n_all, 120,
          "the job to read the backlog")
@@ -120,34 +127,16 @@ FAST = [{"ts": T0 + i * 1000, "p": 1, "i": i} for i in range(150)]      # 150 s 
 kcat_produce(broker.bootstrap, "drift", 0, SLOW)
 kcat_produce(broker.bootstrap, "drift", 1, FAST)
 rows_path = os.path.join(tmp, "drift-rows.jsonl")
-s = Sluice(f"""
-[http]
-listen = "127.0.0.1:0"
-[input.forward]
-enabled = false
-[kafka]
-brokers = "{broker.bootstrap}"
-[kafka.properties]
-"reconnect.backoff.max.ms" = "500"
-
-[[job]]
-name = "drift"
+s = job_sluice("drift", """
 topics = ["drift"]
 group_by = ["p"]
-time = {{ field = "ts", format = "epoch_ms" }}
-window = {{ type = "tumbling", size = "5s" }}
+time = { field = "ts", format = "epoch_ms" }
+window = { type = "tumbling", size = "5s" }
 allowed_lateness = "0s"
 idle_timeout = "2s"
 max_watermark_drift = "5s"
-aggregates = {{ n = "count()" }}
-sinks = ["rows"]
-properties = {{ "max.partition.fetch.bytes" = "1024" }}
-
-[[sink]]
-name = "rows"
-plugin = "file"
-path = "{rows_path}"
-""")
+properties = { "max.partition.fetch.bytes" = "1024" }
+""", rows_path)
 most_paused = [0.0]
 
 
@@ -175,30 +164,14 @@ p = subprocess.run(["kcat", "-C", "-b", broker.bootstrap, "-G", "sluice-nometa",
                     "-c", str(len(OLDER)), "-e", "-q", "nometa"], capture_output=True, timeout=60)
 t.eq(len(p.stdout.splitlines()), len(OLDER), "kcat read the first records in the job's group (and committed)")
 rows_path = os.path.join(tmp, "nometa-rows.jsonl")
-s = Sluice(f"""
-[http]
-listen = "127.0.0.1:0"
-[input.forward]
-enabled = false
-[kafka]
-brokers = "{broker.bootstrap}"
-
-[[job]]
-name = "nometa"
+s = job_sluice("nometa", """
 topics = ["nometa"]
 group_by = ["k"]
-time = {{ field = "ts", format = "epoch_ms" }}
-window = {{ type = "tumbling", size = "10s" }}
+time = { field = "ts", format = "epoch_ms" }
+window = { type = "tumbling", size = "10s" }
 allowed_lateness = "1s"
 idle_timeout = "1h"
-aggregates = {{ n = "count()" }}
-sinks = ["rows"]
-
-[[sink]]
-name = "rows"
-plugin = "file"
-path = "{rows_path}"
-""")
+""", rows_path)
 t.ok(s.log.seen(r"job nometa: partition nometa/0: committed offset 2 has no checkpoint watermark: windows before "
                 r"the first record's .* are taken as emitted", 60), "the fallback is logged, with the offset")
 s.wait_metric('sluice_job_records_total{sluice_job="nometa"}', lambda v: v >= len(AFTER), 30)
@@ -213,32 +186,16 @@ t.eq([r for r in read_rows(rows_path) if r["window_start"].endswith(":00.000Z") 
 broker._cmd("topic quiet 2")
 rows_path = os.path.join(tmp, "quiet-rows.jsonl")
 SIZE_S, LATENESS_S, IDLE_S = 2, 1, 2
-s = Sluice(f"""
-[http]
-listen = "127.0.0.1:0"
-[input.forward]
-listen = "127.0.0.1:0"
-[kafka]
-brokers = "{broker.bootstrap}"
-[[route]]
-match = "q.**"
-topic = "quiet"
-key = "svc"
-
-[[job]]
-name = "quiet"
-topics = ["quiet"]
+s = job_sluice("quiet", f"""topics = ["quiet"]
 group_by = ["svc"]
 window = {{ type = "tumbling", size = "{SIZE_S}s" }}
 allowed_lateness = "{LATENESS_S}s"
 idle_timeout = "{IDLE_S}s"
-aggregates = {{ n = "count()" }}
-sinks = ["rows"]
-
-[[sink]]
-name = "rows"
-plugin = "file"
-path = "{rows_path}"
+""", rows_path, forward=True, head="""
+[[route]]
+match = "q.**"
+topic = "quiet"
+key = "svc"
 """)
 wait_for(lambda: s.metric('sluice_job_assigned_partitions{sluice_job="quiet"}') == 2, 30, "the job's assignment")
 c = ForwardClient(s.port)

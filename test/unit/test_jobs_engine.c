@@ -886,7 +886,14 @@ static unsigned lcg(unsigned n) {
   return (unsigned)(lcg_state >> 33) % n;
 }
 
-static void restart_fuzz(const char *name, const sl_job_conf_t *c, int64_t lateness, int64_t step, bool keyed) {
+/* late: also late records (late_policy = "update" runs; keyed): about one
+ * in five at the time of an earlier record of their partition, however far
+ * the watermark has moved since, so that their window has existed;
+ * max_lateness_update is longer than any stream here, so every one updates
+ * its window's row, and every restart's last row of each id must equal the
+ * uninterrupted run's. */
+static void restart_fuzz_late(const char *name, const sl_job_conf_t *c, int64_t lateness, int64_t step, bool keyed,
+                              bool late) {
   static const char *keys[] = {"a", "b", "c", "d", "e", "f"};
   msgpack_object table[6][10];
   for (int k = 0; k < 6; k++)
@@ -894,8 +901,9 @@ static void restart_fuzz(const char *name, const sl_job_conf_t *c, int64_t laten
   ev_t evs[MAX_EVS];
   msgpack_object recs[MAX_EVS];
   restart_t *r = calloc(1, sizeof *r);
-  size_t runs = 0, bad = 0;
+  size_t runs = 0, bad = 0, n_late = 0;
   char why[900] = "";
+  late_data = late;
   for (uint64_t seed = 1; seed <= 30; seed++) {
     lcg_state = seed;
     int64_t top[2] = {0, 0}, next_off[2] = {0, 1000};
@@ -904,6 +912,11 @@ static void restart_fuzz(const char *name, const sl_job_conf_t *c, int64_t laten
       int p = (int)lcg(2);
       int k = (int)lcg(3) + (keyed ? 3 * p : 0), v = (int)lcg(10);
       int64_t t = top[p] - lateness + (int64_t)lcg((unsigned)(lateness + step));
+      size_t back = late && i > 3 && lcg(4) == 0 ? lcg((unsigned)i / 2) : i;
+      if (back < i && evs[back].p == p) {
+        t = evs[back].t;
+        n_late++;
+      }
       if (t > top[p]) top[p] = t;
       evs[i] = (ev_t){p, next_off[p]++, keys[k], v, t};
       recs[i] = table[k][v];
@@ -931,72 +944,19 @@ static void restart_fuzz(const char *name, const sl_job_conf_t *c, int64_t laten
       bad += r->rep.bad;
     }
   }
-  ok(!bad, "%s, random streams%s: %zu restarts consistent", name, keyed ? " keyed by partition" : "", runs);
+  late_data = false;
+  if (late)
+    ok(!bad && late_updates > 30, "%s, random streams with %zu records sent late (%llu updated a closed window): "
+       "%zu restarts, last rows equal", name, n_late, (unsigned long long)late_updates, runs);
+  else
+    ok(!bad, "%s, random streams%s: %zu restarts consistent", name, keyed ? " keyed by partition" : "", runs);
+  late_updates = 0;
   if (bad) printf("#   %zu failed; first: %s\n", bad, why);
   free(r);
 }
 
-/* late_policy = "update" over random streams: as restart_fuzz, plus late
- * records (about one in five) at the time of an earlier record of their
- * partition, however far the watermark has moved since, so that their
- * window has existed; max_lateness_update is longer than any stream here,
- * so every one updates its window's row.  Every restart's last row of each
- * id equals the uninterrupted run's. */
-static void update_fuzz(const char *name, const sl_job_conf_t *c, int64_t lateness, int64_t step) {
-  static const char *keys[] = {"a", "b", "c", "d", "e", "f"};
-  msgpack_object table[6][10];
-  for (int k = 0; k < 6; k++)
-    for (int v = 0; v < 10; v++) table[k][v] = rec(keys[k], v);
-  ev_t evs[MAX_EVS];
-  msgpack_object recs[MAX_EVS];
-  restart_t *r = calloc(1, sizeof *r);
-  size_t runs = 0, bad = 0, late = 0;
-  char why[900] = "";
-  late_data = true;
-  for (uint64_t seed = 1; seed <= 30; seed++) {
-    lcg_state = seed;
-    int64_t top[2] = {0, 0}, next_off[2] = {0, 1000};
-    size_t n = 20 + lcg(MAX_EVS - 20);
-    for (size_t i = 0; i < n; i++) {
-      int p = (int)lcg(2);
-      int k = (int)lcg(3) + 3 * p, v = (int)lcg(10);
-      int64_t t = top[p] - lateness + (int64_t)lcg((unsigned)(lateness + step));
-      size_t back = i > 3 && lcg(4) == 0 ? lcg((unsigned)i / 2) : i;
-      if (back < i && evs[back].p == p) {
-        t = evs[back].t;
-        late++;
-      }
-      if (t > top[p]) top[p] = t;
-      evs[i] = (ev_t){p, next_off[p]++, keys[k], v, t};
-      recs[i] = table[k][v];
-    }
-    for (size_t lag = 0; lag <= 2; lag++) {
-      memset(&r->rep, 0, sizeof r->rep);
-      run_a(r, c, evs, recs, n, lag);
-      for (size_t ck = 0; ck <= n; ck++) {
-        snprintf(r->rep.ctx, sizeof r->rep.ctx, "seed %llu, lag %zu, B from A's commit before record %zu",
-                 (unsigned long long)seed, lag, ck);
-        run_b(r, c, evs, recs, n, ck);
-        runs++;
-        size_t ms[3] = {ck, ck + (n - ck) / 2, n};
-        for (int i = 0; i < 3; i++) {
-          snprintf(r->rep.ctx, sizeof r->rep.ctx,
-                   "seed %llu, lag %zu, B from A's commit before record %zu, C from B's before %zu",
-                   (unsigned long long)seed, lag, ck, ms[i]);
-          run_c(r, c, evs, recs, n, ms[i]);
-          runs++;
-        }
-      }
-      if (r->rep.bad && !bad) snprintf(why, sizeof why, "%s", r->rep.why);
-      bad += r->rep.bad;
-    }
-  }
-  late_data = false;
-  ok(!bad && late_updates > 30, "%s, random streams with %zu records sent late (%llu updated a closed window): %zu restarts, "
-     "last rows equal", name, late, (unsigned long long)late_updates, runs);
-  late_updates = 0;
-  if (bad) printf("#   %zu failed; first: %s\n", bad, why);
-  free(r);
+static void restart_fuzz(const char *name, const sl_job_conf_t *c, int64_t lateness, int64_t step, bool keyed) {
+  restart_fuzz_late(name, c, lateness, step, keyed, false);
 }
 
 /* late_policy = "update": a late record within max_lateness_update updates
@@ -1054,11 +1014,11 @@ static void test_late_update(void) {
   c = wconf(SL_WINDOW_TUMBLING, 10000, 0, 0, 3000, NULL);
   c.late_policy = 2;
   c.max_lateness_update_ns = 3600000 * MSNS;
-  update_fuzz("update, tumbling", &c, 3000, 2500);
+  restart_fuzz_late("update, tumbling", &c, 3000, 2500, true, true);
   c = wconf(SL_WINDOW_HOPPING, 20000, 10000, 0, 3000, NULL);
   c.late_policy = 2;
   c.max_lateness_update_ns = 3600000 * MSNS;
-  update_fuzz("update, hopping", &c, 3000, 2500);
+  restart_fuzz_late("update, hopping", &c, 3000, 2500, true, true);
   free(rs);
 }
 
