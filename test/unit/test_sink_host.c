@@ -1410,6 +1410,13 @@ static int t11_create(const sluice_host_t *host, sluice_ctx_t *ctx, const void *
   return 0;
 }
 
+/* The 1.0 plugin has no options: its conf is no typed11_conf_t. */
+static int old10_create(const sluice_host_t *host, sluice_ctx_t *ctx, const void *conf, void *loop, void **self,
+                        char *err, size_t errlen) {
+  (void)conf;
+  return t11_create(host, ctx, NULL, loop, self, err, errlen);
+}
+
 static int t11_write(void *self, sluice_write_t *w, const sluice_row_t *const *rows, size_t n) {
   (void)self, (void)w, (void)rows, (void)n;
   return 1;
@@ -1430,7 +1437,7 @@ static const sluice_sink_plugin_t t11_plugin = {
     .check = t11_check};
 
 static const sluice_sink_plugin_t old_plugin = {
-    .abi_major = 1, .abi_minor = 0, .name = "old10", .version = "1", .create = t11_create, .write = t11_write,
+    .abi_major = 1, .abi_minor = 0, .name = "old10", .version = "1", .create = old10_create, .write = t11_write,
     .destroy = t11_destroy, .check = old_check};
 
 static void test_abi_1_1_options(void) {
