@@ -357,7 +357,8 @@ t.eq(m['sluice_job_rebalances_total{sluice_job="exact"}'], float(job(status_doc(
 
 # ---- Kafka and process metrics ----------------------------------------------------------
 
-t.eq(m["sluice_kafka_delivery_seconds_count"], float(N), "every delivered record is in the delivery histogram")
+t.eq(m["sluice_kafka_delivery_seconds_count"], float((N + 15) // 16),
+     "one delivered record in 16 is in the delivery histogram")
 t.ok(0 < m["sluice_kafka_delivery_seconds_sum"] < N * 30, "with a plausible total latency",
      m["sluice_kafka_delivery_seconds_sum"])
 t.ok(not any(k.startswith("sluice_kafka_produce_errors_total{") for k in m), "no produce error")
