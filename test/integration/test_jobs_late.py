@@ -57,6 +57,8 @@ sinks = ["rows"]
 config = f"""
 [http]
 listen = "127.0.0.1:0"
+[input.forward]
+enabled = false
 [kafka]
 brokers = "{broker.bootstrap}"
 [[sink]]
