@@ -469,15 +469,22 @@ static int update_partial(sl_job_t *j, sl_partial_t *p, const msgpack_object *re
 
 /* The open window starting at w->start, created (in start order) if
  * absent; NULL when out of memory. */
-static sl_win_t *window_get(sl_job_t *j, const sl_window_t *w) {
-  size_t lo = 0, hi = j->n_wins;
+/* The index of the first of wins[0..n) (in order of start) that starts at
+ * or after `start`. */
+static size_t win_lower(sl_win_t *const *wins, size_t n, int64_t start) {
+  size_t lo = 0, hi = n;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (j->wins[mid]->w.start < w->start)
+    if (wins[mid]->w.start < start)
       lo = mid + 1;
     else
       hi = mid;
   }
+  return lo;
+}
+
+static sl_win_t *window_get(sl_job_t *j, const sl_window_t *w) {
+  size_t lo = win_lower(j->wins, j->n_wins, w->start);
   if (lo < j->n_wins && j->wins[lo]->w.start == w->start) return j->wins[lo];
   if (j->n_wins == j->cap_wins) {
     size_t cap = j->cap_wins ? j->cap_wins * 2 : 8;
@@ -501,14 +508,7 @@ static void note_offset(sl_partial_t *p, int64_t offset) {
 
 /* The kept (closed) window starting at `start`, or NULL. */
 static sl_win_t *kept_find(const sl_job_t *j, int64_t start) {
-  size_t lo = 0, hi = j->n_kept;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (j->kept[mid]->w.start < start)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
+  size_t lo = win_lower(j->kept, j->n_kept, start);
   return lo < j->n_kept && j->kept[lo]->w.start == start ? j->kept[lo] : NULL;
 }
 
