@@ -261,9 +261,6 @@ static void batch_done(batch_t *b) {
   if (rt->paused && rt->n_batches < RESUME_BATCHES && !rt->stopping) {
     rt->paused = false;
     sl_kafka_consumer_resume(rt->consumer);
-    for (size_t i = 0; i < rt->n_parts; i++) /* that resumed these too */
-      if (rt->parts[i].drift_paused)
-        sl_kafka_consumer_pause_partition(rt->consumer, rt->parts[i].topic, rt->parts[i].partition, true);
     sl_gauge_set(rt->m[M_PAUSED], 0);
   }
 }

@@ -72,6 +72,9 @@ struct sl_kafka_consumer {
   size_t assigned;
   double assigned_published; /* this consumer's share of the shared gauge */
   bool paused;
+  /* Partitions paused one by one (sl_kafka_consumer_pause_partition), or
+   * NULL: they stay paused through a resume of the whole consumer. */
+  rd_kafka_topic_partition_list_t *held;
   bool fatal_seen;
   bool closing, close_started, closed;
   void (*on_closed)(void *arg);
@@ -354,6 +357,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   else
     c->cbs.on_revoke(c->cbs.arg, p, (size_t)parts->cnt, lost);
   free(p);
+  for (int i = 0; c->held && i < parts->cnt; i++)
+    rd_kafka_topic_partition_list_del(c->held, parts->elems[i].topic, parts->elems[i].partition);
   if (cooperative && err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
     log_error_obj(c, "incremental unassign", rd_kafka_incremental_unassign(rk, parts));
     c->assigned = c->assigned > (size_t)parts->cnt ? c->assigned - (size_t)parts->cnt : 0;
@@ -606,6 +611,8 @@ static void pause_resume(sl_kafka_consumer_t *c, bool pause) {
   rd_kafka_topic_partition_list_t *l = NULL;
   c->paused = pause;
   if (rd_kafka_assignment(c->rk, &l) || !l) return;
+  for (int i = 0; !pause && c->held && i < c->held->cnt; i++)
+    rd_kafka_topic_partition_list_del(l, c->held->elems[i].topic, c->held->elems[i].partition);
   if (l->cnt) {
     rd_kafka_resp_err_t err =
         pause ? rd_kafka_pause_partitions(c->rk, l) : rd_kafka_resume_partitions(c->rk, l);
@@ -624,16 +631,29 @@ void sl_kafka_consumer_resume(sl_kafka_consumer_t *c) {
 }
 
 int sl_kafka_consumer_pause_partition(sl_kafka_consumer_t *c, const char *topic, int32_t partition, bool pause) {
-  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-  if (!l) return -1;
-  rd_kafka_topic_partition_list_add(l, topic, partition);
-  rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(c->rk, l) : rd_kafka_resume_partitions(c->rk, l);
-  if (!err && l->elems[0].err) err = l->elems[0].err;
-  rd_kafka_topic_partition_list_destroy(l);
-  if (err)
+  if (pause && !c->held && !(c->held = rd_kafka_topic_partition_list_new(4))) return -1;
+  bool held = c->held && rd_kafka_topic_partition_list_find(c->held, topic, partition);
+  if (pause == held) return 0;
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  /* Resumed while the whole consumer is paused, it waits for that resume. */
+  if (pause || !c->paused) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    if (!l) return -1;
+    rd_kafka_topic_partition_list_add(l, topic, partition);
+    err = pause ? rd_kafka_pause_partitions(c->rk, l) : rd_kafka_resume_partitions(c->rk, l);
+    if (!err && l->elems[0].err) err = l->elems[0].err;
+    rd_kafka_topic_partition_list_destroy(l);
+  }
+  if (err) {
     sl_log(SL_LOG_ERROR, "kafka", "consumer (group %s): %s %s/%" PRId32 ": %s", c->group_id,
            pause ? "pause" : "resume", topic, partition, rd_kafka_err2str(err));
-  return err ? -1 : 0;
+    return -1;
+  }
+  if (pause)
+    rd_kafka_topic_partition_list_add(c->held, topic, partition);
+  else
+    rd_kafka_topic_partition_list_del(c->held, topic, partition);
+  return 0;
 }
 
 size_t sl_kafka_consumer_assigned(const sl_kafka_consumer_t *c) {
@@ -738,6 +758,7 @@ void sl_kafka_consumer_free(sl_kafka_consumer_t *c) {
      * creation failed) has no group to leave. */
     rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
   }
+  if (c->held) rd_kafka_topic_partition_list_destroy(c->held);
   free(c->group_id);
   free(c);
 }

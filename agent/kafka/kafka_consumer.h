@@ -114,8 +114,10 @@ int sl_kafka_consumer_commit(sl_kafka_consumer_t *c, const sl_kafka_partition_t 
 void sl_kafka_consumer_pause(sl_kafka_consumer_t *c);
 void sl_kafka_consumer_resume(sl_kafka_consumer_t *c);
 /* Pauses or resumes fetching one partition only (a partition far ahead of
- * the others).  sl_kafka_consumer_resume resumes it too: pause it again
- * after that.  0, or -1 (logged) when librdkafka refuses. */
+ * the others).  A partition paused so stays paused through
+ * sl_kafka_consumer_resume, and one resumed while the whole consumer is
+ * paused waits for that resume; a revocation forgets it.  0, or -1 (logged)
+ * when librdkafka refuses or out of memory. */
 int sl_kafka_consumer_pause_partition(sl_kafka_consumer_t *c, const char *topic, int32_t partition, bool pause);
 
 /* Partitions assigned now. */

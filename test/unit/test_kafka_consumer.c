@@ -344,16 +344,22 @@ static void commit_and_resume(void) {
            "%s: the metadata parses as a watermark", name);
     is_int(wm, 1700000000000LL + 2000, "%s: partition 2's watermark survived the restart", name);
 
+    is_int(sl_kafka_consumer_pause_partition(b->c, TOPIC, 0, true), 0, "%s: partition 0 paused alone", name);
     sl_kafka_consumer_pause(b->c);
-    size_t before = b->received;
+    size_t before = b->received, p0 = b->per_part[0];
     is_int(produce(&fx, MORE), MORE * NPART, "%s: %d more records produced while paused", name,
            MORE * NPART);
     run_for(&fx, 1500);
     is_int(b->received, before, "%s: nothing arrives while paused", name);
     sl_kafka_consumer_resume(b->c);
-    want_t wr = {b, before + MORE * NPART};
-    ok(wait_until(&fx, received_want, &wr, DEADLINE_MS), "%s: after resume the %d records arrive",
-       name, MORE * NPART);
+    want_t wr = {b, before + MORE * (NPART - 1)};
+    ok(wait_until(&fx, received_want, &wr, DEADLINE_MS), "%s: after resume the other partitions' %d records arrive",
+       name, MORE * (NPART - 1));
+    run_for(&fx, 1000);
+    is_int(b->per_part[0], p0, "%s: partition 0, paused alone, stays paused through the resume", name);
+    is_int(sl_kafka_consumer_pause_partition(b->c, TOPIC, 0, false), 0, "%s: partition 0 resumed", name);
+    wr.want = before + MORE * NPART;
+    ok(wait_until(&fx, received_want, &wr, DEADLINE_MS), "%s: then its %d records arrive too", name, MORE);
     is_int(b->out_of_order + b->foreign, 0, "%s: still in order, none foreign", name);
     ok(consumer_close(&fx, b), "%s: the second consumer closes", name);
     ok(test_metric(fx.metrics, "sluice_kafka_rebalances_total") >= 4,
