@@ -72,7 +72,8 @@ class ResendingClient:
                     "disconnects": self.disconnects, "connect_failures": self.connect_failures,
                     "stray_acks": len(self.stray_acks),
                     "max_ack_s": round(lat[-1], 3) if lat else None,
-                    "p50_ack_s": round(lat[len(lat) // 2], 3) if lat else None}
+                    "p50_ack_s": round(lat[len(lat) // 2], 3) if lat else None,
+                    "errors": list(self.errors)}
 
     def record_id(self, chunk, i):
         return f"{self.prefix}{chunk}-{i}"
@@ -162,6 +163,8 @@ class ResendingClient:
             return False
 
     def _read_acks(self):
+        if self.conn is None:  # the send just before lost the connection
+            return
         try:
             acks = self.conn.poll(0.02)
         except (EOFError, OSError):
