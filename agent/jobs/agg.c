@@ -16,10 +16,13 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "core/dtoa.h"
 #include "core/error.h"
+#include "ingest/json_encode.h"
 #include "jobs/ddsketch.h"
 #include "jobs/exact_sum.h"
 #include "jobs/hll.h"
+#include "jobs/redis_hll.h"
 
 /* ---- states ------------------------------------------------------------- */
 
@@ -65,12 +68,17 @@ typedef struct {
 
 typedef struct {
   hdr_t h;
+  sl_redis_hll_t hll;
+} redis_hll_t;
+
+typedef struct {
+  hdr_t h;
   sl_dds_t dds;
 } pct_t;
 
 _Static_assert(sizeof(sum_t) <= SL_AGG_STATE_MAX && sizeof(pick_t) <= SL_AGG_STATE_MAX &&
                    sizeof(distinct_t) <= SL_AGG_STATE_MAX && sizeof(pct_t) <= SL_AGG_STATE_MAX &&
-                   sizeof(minmax_t) <= SL_AGG_STATE_MAX,
+                   sizeof(minmax_t) <= SL_AGG_STATE_MAX && sizeof(redis_hll_t) <= SL_AGG_STATE_MAX,
                "SL_AGG_STATE_MAX covers every state");
 
 #define ROUND_UP(n) (((n) + SL_AGG_STATE_ALIGN - 1) / SL_AGG_STATE_ALIGN * SL_AGG_STATE_ALIGN)
@@ -88,6 +96,8 @@ size_t sl_agg_state_size(const sl_agg_spec_t *spec) {
       return ROUND_UP(sizeof(pick_t));
     case SL_AGG_COUNT_DISTINCT:
       return ROUND_UP(sizeof(distinct_t));
+    case SL_AGG_REDIS_HLL:
+      return ROUND_UP(sizeof(redis_hll_t));
     case SL_AGG_PERCENTILE:
       return ROUND_UP(sizeof(pct_t));
     case SL_AGG_COUNT_ALL:
@@ -451,6 +461,49 @@ uint64_t sl_agg_value_hash(const msgpack_object *v) {
   return value_hash(v, 0);
 }
 
+/* ---- redis_hll's elements ------------------------------------------------ */
+
+/* Adds a value to a Redis HyperLogLog as the text PFADD would be given
+ * (agg.h).  Numbers and strings need no heap; containers and extensions
+ * are written as JSON into a buffer of their own.  0, SL_ENOMEM, or
+ * SL_EDEPTH for a container nested too deeply for JSON (not added). */
+static int redis_hll_add(sl_redis_hll_t *h, const msgpack_object *v) {
+  char num[SL_DTOA_BUF];
+  size_t n;
+  switch (v->type) {
+    case MSGPACK_OBJECT_STR:
+      return sl_redis_hll_add(h, v->via.str.ptr, v->via.str.size);
+    case MSGPACK_OBJECT_BIN:
+      return sl_redis_hll_add(h, v->via.bin.ptr, v->via.bin.size);
+    case MSGPACK_OBJECT_BOOLEAN:
+      return v->via.boolean ? sl_redis_hll_add(h, "true", 4) : sl_redis_hll_add(h, "false", 5);
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+      n = sl_dtoa_u64(v->via.u64, num);
+      return sl_redis_hll_add(h, num, n);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+      n = sl_dtoa_i64(v->via.i64, num);
+      return sl_redis_hll_add(h, num, n);
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: {
+      double d = v->via.f64;
+      if (isnan(d)) return sl_redis_hll_add(h, "nan", 3);
+      if (d == nearbyint(d) && d >= -0x1p63 && d < 0x1p63) {
+        n = sl_dtoa_i64((int64_t)d, num); /* 3.0 is 3, -0.0 is 0 */
+      } else {
+        n = v->type == MSGPACK_OBJECT_FLOAT32 ? sl_dtoa_float((float)d, num, 0) : sl_dtoa_double(d, num, 0);
+      }
+      return sl_redis_hll_add(h, num, n);
+    }
+    default:
+      break;
+  }
+  sl_buf_t json = {0};
+  int r = sl_json_encode(&json, v);
+  if (!r) r = sl_redis_hll_add(h, json.data ? json.data : "", json.len);
+  sl_buf_free(&json);
+  return r;
+}
+
 /* ---- dispatch ----------------------------------------------------------- */
 
 int sl_agg_update(const sl_agg_spec_t *spec, sl_agg_state_t *st, const msgpack_object *value,
@@ -478,6 +531,16 @@ int sl_agg_update(const sl_agg_spec_t *spec, sl_agg_state_t *st, const msgpack_o
     }
     case SL_AGG_COUNT_DISTINCT: {
       int r = sl_hll_add_hash(&((distinct_t *)st)->hll, sl_agg_value_hash(value));
+      if (r) return r;
+      h->n++;
+      return 0;
+    }
+    case SL_AGG_REDIS_HLL: {
+      int r = redis_hll_add(&((redis_hll_t *)st)->hll, value);
+      if (r == SL_EDEPTH) {
+        h->skipped++;
+        return 0;
+      }
       if (r) return r;
       h->n++;
       return 0;
@@ -547,6 +610,9 @@ int sl_agg_merge(const sl_agg_spec_t *spec, sl_agg_state_t *dst, const sl_agg_st
     case SL_AGG_COUNT_DISTINCT:
       r = sl_hll_merge(&((distinct_t *)dst)->hll, &((const distinct_t *)src)->hll);
       break;
+    case SL_AGG_REDIS_HLL:
+      r = sl_redis_hll_merge(&((redis_hll_t *)dst)->hll, &((const redis_hll_t *)src)->hll);
+      break;
     case SL_AGG_PERCENTILE:
       r = sl_dds_merge(&((pct_t *)dst)->dds, &((const pct_t *)src)->dds);
       break;
@@ -585,6 +651,10 @@ void sl_agg_result(const sl_agg_spec_t *spec, const sl_agg_state_t *st, sl_agg_r
       out->kind = SL_AGG_INT;
       out->u.i = h->n ? llround(sl_hll_estimate(&((const distinct_t *)st)->hll)) : 0;
       return;
+    case SL_AGG_REDIS_HLL:
+      out->kind = SL_AGG_INT;
+      out->u.i = (int64_t)sl_redis_hll_count(&((const redis_hll_t *)st)->hll);
+      return;
     case SL_AGG_PERCENTILE:
       if (h->n && sl_dds_quantile(&((const pct_t *)st)->dds, spec->q, &out->u.d) == 0)
         out->kind = SL_AGG_DOUBLE;
@@ -594,6 +664,10 @@ void sl_agg_result(const sl_agg_spec_t *spec, const sl_agg_state_t *st, sl_agg_r
 
 const sl_dds_t *sl_agg_sketch(const sl_agg_spec_t *spec, const sl_agg_state_t *st) {
   return spec->fn == SL_AGG_PERCENTILE ? &((const pct_t *)st)->dds : NULL;
+}
+
+const sl_redis_hll_t *sl_agg_redis_hll(const sl_agg_spec_t *spec, const sl_agg_state_t *st) {
+  return spec->fn == SL_AGG_REDIS_HLL ? &((const redis_hll_t *)st)->hll : NULL;
 }
 
 uint64_t sl_agg_skipped(const sl_agg_spec_t *spec, const sl_agg_state_t *st) {
@@ -612,6 +686,8 @@ size_t sl_agg_bytes(const sl_agg_spec_t *spec, const sl_agg_state_t *st) {
       return n + ((const pick_t *)st)->cap;
     case SL_AGG_COUNT_DISTINCT:
       return n + sl_hll_heap_bytes(&((const distinct_t *)st)->hll);
+    case SL_AGG_REDIS_HLL:
+      return n + sl_redis_hll_heap_bytes(&((const redis_hll_t *)st)->hll);
     case SL_AGG_PERCENTILE:
       return n + sl_dds_heap_bytes(&((const pct_t *)st)->dds);
     default:
@@ -631,6 +707,9 @@ void sl_agg_free(const sl_agg_spec_t *spec, sl_agg_state_t *st) {
       break;
     case SL_AGG_COUNT_DISTINCT:
       sl_hll_free(&((distinct_t *)st)->hll);
+      break;
+    case SL_AGG_REDIS_HLL:
+      sl_redis_hll_free(&((redis_hll_t *)st)->hll);
       break;
     case SL_AGG_PERCENTILE:
       sl_dds_free(&((pct_t *)st)->dds);

@@ -24,6 +24,21 @@
  *                      (hll.h: near exact up to 512 distinct, 1.6 % RSE
  *                      above).  Values are compared by sl_agg_value_hash:
  *                      3 and 3.0 are the same value, "3" and 3 are not
+ *   redis_hll(f)       distinct non-nil values, counted with Redis's own
+ *                      HyperLogLog (redis_hll.h: 0.81 % RSE, exactly
+ *                      PFCOUNT of the same elements), whose registers a
+ *                      sink can store as a native Redis HyperLogLog.  An
+ *                      element is the value's text, as PFADD would be
+ *                      given it: a string's (or binary's) bytes, an
+ *                      integer in decimal, an integral float as that
+ *                      integer (3.0 is "3"), another float in its
+ *                      shortest round-trip form ("4.5", "1e+20"; NaN is
+ *                      "nan", infinities "inf" and "-inf"), true and
+ *                      false as those words, and containers and
+ *                      extensions as their JSON text (so map key order
+ *                      matters here, and "3" and 3 are one element);
+ *                      containers nested past 64 levels are skipped and
+ *                      counted (sl_agg_skipped)
  *   percentile(f, q)   the q-quantile (0 < q < 1, as a decimal number) of
  *                      the numeric values, within 1 % relative error
  *                      (ddsketch.h, alpha = 1 %, 2048 buckets per sign)
@@ -37,7 +52,7 @@
  * is read; a sum beyond +-DBL_MAX reads as +-inf.  The sketches' merges are
  * exact too: a merged sketch answers exactly as one built in one pass.
  *
- * Results: count and count_distinct give an integer (0 when nothing was
+ * Results: count, count_distinct and redis_hll give an integer (0 when nothing was
  * seen); the others give null when no value was aggregated.  sum gives an
  * integer while every value was an integer and the sum fits int64, else a
  * double (an integer sum past int64 becomes the double nearest to it).
@@ -52,8 +67,8 @@
  * magnitude, say 1e-20 and 1e30 in one sum, and at most 320 bytes); first
  * and last allocate only when the kept value changes to a string, binary or
  * container larger than the buffer they already hold; the sketches allocate
- * as they grow (sparse HLL list, DDSketch buckets), up to 4 KiB (HLL dense)
- * and 2 x 2048 x 12 bytes (DDSketch) per state. */
+ * as they grow (sparse HLL list, DDSketch buckets), up to 4 KiB (HLL dense),
+ * 16 KiB (Redis HLL dense) and 2 x 2048 x 12 bytes (DDSketch) per state. */
 #ifndef SL_AGG_H
 #define SL_AGG_H
 
@@ -62,6 +77,7 @@
 #include <stdint.h>
 
 #include "jobs/ddsketch.h"
+#include "jobs/redis_hll.h"
 
 typedef enum {
   SL_AGG_COUNT_ALL = 1, /* count() */
@@ -74,6 +90,7 @@ typedef enum {
   SL_AGG_LAST,
   SL_AGG_COUNT_DISTINCT,
   SL_AGG_PERCENTILE,
+  SL_AGG_REDIS_HLL,
 } sl_agg_fn_t;
 
 /* Longest field path text, NUL included. */
@@ -155,8 +172,13 @@ void sl_agg_result(const sl_agg_spec_t *spec, const sl_agg_state_t *st, sl_agg_r
  * next update, merge or free); NULL for the other functions. */
 const sl_dds_t *sl_agg_sketch(const sl_agg_spec_t *spec, const sl_agg_state_t *st);
 
+/* The Redis HyperLogLog of a redis_hll state (borrowed, as above); NULL
+ * for the other functions. */
+const sl_redis_hll_t *sl_agg_redis_hll(const sl_agg_spec_t *spec, const sl_agg_state_t *st);
+
 /* Values skipped for their type (non-numeric for sum, avg, min, max and
- * percentile; always 0 for the others). */
+ * percentile; containers nested too deeply for redis_hll; always 0 for the
+ * others). */
 uint64_t sl_agg_skipped(const sl_agg_spec_t *spec, const sl_agg_state_t *st);
 
 /* Memory the state uses: its inline size plus the heap it owns. */

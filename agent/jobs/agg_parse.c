@@ -27,6 +27,7 @@ static const struct {
     {"last", SL_AGG_LAST, 1},
     {"count_distinct", SL_AGG_COUNT_DISTINCT, 1},
     {"percentile", SL_AGG_PERCENTILE, 2},
+    {"redis_hll", SL_AGG_REDIS_HLL, 1},
 };
 
 const char *sl_agg_fn_name(sl_agg_fn_t fn) {
@@ -141,7 +142,7 @@ static int parse(const char *text, sl_agg_spec_t *out, sl_agg_error_t *err) {
   if (i == sizeof fns / sizeof fns[0])
     return parse_error(err, text, name, SL_ESYNTAX,
                        "unknown aggregate function '%.*s' (count, sum, min, max, avg, first, "
-                       "last, count_distinct, percentile)",
+                       "last, count_distinct, percentile, redis_hll)",
                        (int)(len > 40 ? 40 : len), name);
   const char *fname = fns[i].name;
   p = skip_ws(p);

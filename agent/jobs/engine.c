@@ -103,7 +103,8 @@ int sl_job_new(const sl_job_conf_t *c, sl_job_t **out, sl_job_error_t *err) {
   }
   if (!(j->aggs = calloc(na, sizeof *j->aggs)) || !(j->agg_paths = calloc(na, sizeof *j->agg_paths)) ||
       !(j->agg_names = calloc(na, sizeof(char *))) || !(j->agg_off = calloc(na, sizeof *j->agg_off)) ||
-      !(j->results = calloc(na, sizeof *j->results)) || !(j->sketches = calloc(na, sizeof *j->sketches)))
+      !(j->results = calloc(na, sizeof *j->results)) || !(j->sketches = calloc(na, sizeof *j->sketches)) ||
+      !(j->hlls = calloc(na, sizeof *j->hlls)))
     goto fail;
   j->n_aggs = na;
   for (size_t i = 0; i < nk; i++) {
@@ -392,6 +393,7 @@ void sl_job_free(sl_job_t *j) {
   free(j->agg_off);
   free(j->results);
   free(j->sketches);
+  free(j->hlls);
   sl_buf_free(&j->keybuf);
   sl_buf_free(&j->scratch);
   msgpack_unpacked_destroy(&j->unp);
@@ -660,6 +662,7 @@ static void row_out(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, cons
   for (size_t i = 0; i < j->n_aggs; i++) {
     sl_agg_result(&j->aggs[i], state_of(j, m, i), &j->results[i]);
     j->sketches[i] = sl_agg_sketch(&j->aggs[i], state_of(j, m, i));
+    j->hlls[i] = sl_agg_redis_hll(&j->aggs[i], state_of(j, m, i));
   }
   sl_job_row_t row = {
       .job = j->name,
@@ -673,6 +676,7 @@ static void row_out(sl_job_t *j, const sl_window_t *w, const sl_group_t *g, cons
       .agg_names = (const char *const *)j->agg_names,
       .agg_values = j->results,
       .agg_sketches = j->sketches,
+      .agg_hlls = j->hlls,
       .early = early,
   };
   on_row(&row, arg);

@@ -102,6 +102,7 @@ typedef struct {
   const char *const *agg_names;
   const sl_agg_result_t *agg_values;
   const sl_dds_t *const *agg_sketches; /* per aggregate: a percentile's sketch, else NULL */
+  const sl_redis_hll_t *const *agg_hlls; /* per aggregate: a redis_hll's registers, else NULL */
   bool early;                          /* an open window's row (sl_job_peek) */
 } sl_job_row_t;
 
@@ -149,10 +150,10 @@ int sl_job_row_to_json(const sl_job_row_t *row, sl_buf_t *out);
  * window bounds, as in the JSON).  0 or SL_ENOMEM (out restored). */
 int sl_job_row_to_msgpack(const sl_job_row_t *row, sl_buf_t *out);
 
-/* Appends a msgpack map of the row's percentile aggregates, each name to
- * its sketch's bytes (bin, sl_dds_serialize), for sinks that export the
- * distribution; nothing when the row has none.  0 or SL_ENOMEM (out
- * restored). */
+/* Appends a msgpack map of the row's sketches for sinks that export them,
+ * each aggregate's name to bytes (bin): a percentile's sl_dds_serialize, a
+ * redis_hll's Redis string (sl_redis_hll_to_redis, starting "HYLL");
+ * nothing when the row has none.  0 or SL_ENOMEM (out restored). */
 int sl_job_row_sketches_to_msgpack(const sl_job_row_t *row, sl_buf_t *out);
 
 /* Counters for the metrics.  The first group only grows. */

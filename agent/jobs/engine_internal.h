@@ -86,6 +86,7 @@ struct sl_job {
   size_t partial_size;
   sl_agg_result_t *results; /* of the row being emitted */
   const sl_dds_t **sketches; /* and its percentiles' sketches */
+  const sl_redis_hll_t **hlls; /* and its redis_hll aggregates' registers */
 
   sl_watermark_t wm;
   int64_t proc_wm; /* processing time: now - lateness, never going back */

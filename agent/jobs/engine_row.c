@@ -103,17 +103,20 @@ int sl_job_row_to_msgpack(const sl_job_row_t *row, sl_buf_t *out) {
 int sl_job_row_sketches_to_msgpack(const sl_job_row_t *row, sl_buf_t *out) {
   size_t len0 = out->len, n = 0;
   for (size_t i = 0; i < row->n_aggs; i++)
-    if (row->agg_sketches && row->agg_sketches[i]) n++;
+    if ((row->agg_sketches && row->agg_sketches[i]) || (row->agg_hlls && row->agg_hlls[i])) n++;
   if (!n) return 0;
   msgpack_packer pk;
   msgpack_packer_init(&pk, out, sl_buf_msgpack_write);
   sl_buf_t bytes = {0};
   int r = msgpack_pack_map(&pk, n);
   for (size_t i = 0; i < row->n_aggs && !r; i++) {
-    if (!row->agg_sketches[i]) continue;
+    const sl_dds_t *dds = row->agg_sketches ? row->agg_sketches[i] : NULL;
+    const sl_redis_hll_t *hll = row->agg_hlls ? row->agg_hlls[i] : NULL;
+    if (!dds && !hll) continue;
     sl_buf_reset(&bytes);
-    r = sl_dds_serialize(row->agg_sketches[i], &bytes) || pack_str(&pk, row->agg_names[i]) ||
-        msgpack_pack_bin(&pk, bytes.len) || msgpack_pack_bin_body(&pk, bytes.data, bytes.len);
+    r = (dds ? sl_dds_serialize(dds, &bytes) : sl_redis_hll_to_redis(hll, &bytes)) ||
+        pack_str(&pk, row->agg_names[i]) || msgpack_pack_bin(&pk, bytes.len) ||
+        msgpack_pack_bin_body(&pk, bytes.data, bytes.len);
   }
   sl_buf_free(&bytes);
   if (r) {

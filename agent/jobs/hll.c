@@ -112,12 +112,11 @@ static int sparse_reserve(sl_hll_t *h, uint32_t want) {
   return 0;
 }
 
-/* First position whose fine index is >= that of e. */
-static uint32_t sparse_find(const uint32_t *e, uint32_t n, uint32_t fine) {
+uint32_t sl_hll_sparse_find(const uint32_t *e, uint32_t n, uint32_t key) {
   uint32_t lo = 0, hi = n;
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
-    if (e[mid] >> RANK_BITS < fine)
+    if (e[mid] >> RANK_BITS < key)
       lo = mid + 1;
     else
       hi = mid;
@@ -139,7 +138,7 @@ int sl_hll_add_hash(sl_hll_t *h, uint64_t hash) {
   }
   uint32_t e = sparse_entry(hash), fine = e >> RANK_BITS;
   uint32_t *v = entries(h);
-  uint32_t at = sparse_find(v, h->n, fine);
+  uint32_t at = sl_hll_sparse_find(v, h->n, fine);
   if (at < h->n && v[at] >> RANK_BITS == fine) {
     if (e > v[at]) v[at] = e; /* same index: the larger rank wins */
     return 0;
@@ -159,9 +158,7 @@ int sl_hll_add_hash(sl_hll_t *h, uint64_t hash) {
   return 0;
 }
 
-/* Union of two sorted entry lists into out (room for na + nb); returns the
- * count.  out may not alias either input. */
-static uint32_t sparse_union(const uint32_t *a, uint32_t na, const uint32_t *b, uint32_t nb,
+uint32_t sl_hll_sparse_union(const uint32_t *a, uint32_t na, const uint32_t *b, uint32_t nb,
                              uint32_t *out) {
   uint32_t i = 0, j = 0, n = 0;
   while (i < na || j < nb) {
@@ -206,7 +203,7 @@ int sl_hll_merge(sl_hll_t *dst, const sl_hll_t *src) {
   uint32_t total = dst->n + src->n;
   uint32_t *tmp = total <= 64 ? tmp_stack : malloc(total * sizeof *tmp);
   if (!tmp) return SL_ENOMEM;
-  uint32_t n = sparse_union(centries(dst), dst->n, centries(src), src->n, tmp);
+  uint32_t n = sl_hll_sparse_union(centries(dst), dst->n, centries(src), src->n, tmp);
   int r = 0;
   if (n > SL_HLL_SPARSE_MAX) {
     uint8_t *reg = calloc(SL_HLL_M, 1);
@@ -255,15 +252,17 @@ static double tau(double x) {
   return z / 3;
 }
 
+double sl_hll_ertl_z(const uint32_t *c, int q, double m) {
+  double z = m * tau((m - c[q + 1]) / m);
+  for (int k = q; k >= 1; k--) z = 0.5 * (z + c[k]);
+  return z + m * sigma(c[0] / m);
+}
+
 static double dense_estimate(const uint8_t *reg) {
   uint32_t c[DENSE_RANK_MAX + 1] = {0};
   for (uint32_t i = 0; i < SL_HLL_M; i++) c[reg[i]]++;
   const double m = SL_HLL_M;
-  const int q = 64 - SL_HLL_P;
-  double z = m * tau(1 - c[q + 1] / m);
-  for (int k = q; k >= 1; k--) z = 0.5 * (z + c[k]);
-  z += m * sigma(c[0] / m);
-  return m * m / (2 * M_LN2 * z);
+  return m * m / (2 * M_LN2 * sl_hll_ertl_z(c, 64 - SL_HLL_P, m));
 }
 
 double sl_hll_estimate(const sl_hll_t *h) {

@@ -90,4 +90,21 @@ int sl_hll_serialize(const sl_hll_t *h, sl_buf_t *out);
  * unsorted or out of range, truncated), with *h left empty; SL_ENOMEM. */
 int sl_hll_deserialize(sl_hll_t *h, const void *p, size_t len, size_t *used);
 
+/* ---- shared with redis_hll.c, whose sketch keeps its sparse entries the
+ * same way: sorted (key << 6 | rank), one entry per key ---- */
+
+/* First position in e[0..n) whose key (entry >> 6) is >= key. */
+uint32_t sl_hll_sparse_find(const uint32_t *e, uint32_t n, uint32_t key);
+
+/* Union of two sorted entry lists into out (room for na + nb), the larger
+ * rank winning on equal keys; returns the count.  out may not alias either
+ * input. */
+uint32_t sl_hll_sparse_union(const uint32_t *a, uint32_t na, const uint32_t *b, uint32_t nb,
+                             uint32_t *out);
+
+/* Ertl's z for register histogram c[0..q+1] of m registers with q + 1
+ * possible ranks: the estimate is alpha_inf m^2 / z, alpha_inf =
+ * 1 / (2 ln 2). */
+double sl_hll_ertl_z(const uint32_t *c, int q, double m);
+
 #endif

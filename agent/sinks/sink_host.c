@@ -1189,6 +1189,16 @@ static bool h_row_sketch(const sluice_row_t *r_, const char *name, sluice_sketch
   return true;
 }
 
+/* ---- ABI 1.2 ---- */
+
+static const void *h_row_hll(const sluice_row_t *r, const char *name, size_t *len) {
+  size_t n = 0;
+  const char *bytes = find_sketch(r, name, &n);
+  if (!bytes || n < 4 || memcmp(bytes, "HYLL", 4) != 0) return NULL;
+  *len = n;
+  return bytes;
+}
+
 /* The SDK's sets and labels are the registry's. */
 _Static_assert(sizeof(sluice_label_t) == sizeof(sl_metric_label_t) &&
                    offsetof(sluice_label_t, value) == offsetof(sl_metric_label_t, value),
@@ -1274,4 +1284,5 @@ static const sluice_host_t host_api = {
     .set_histogram = h_set_histogram,
     .set_publish = h_set_publish,
     .set_free = h_set_free,
+    .row_hll = h_row_hll,
 };

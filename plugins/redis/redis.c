@@ -2,6 +2,9 @@
  * from its fields (SET of the row's JSON, HSET of its fields, or ZADD of a
  * score and member), through hiredis's async API attached to the jobs loop
  * with hiredis's libuv adapter: no blocking call, no thread of its own.
+ * A job's redis_hll aggregates named in hll_fields are also SET, each at
+ * "<key>:<field>", as Redis's own HyperLogLog strings (the host's row_hll),
+ * for users to PFMERGE and PFCOUNT.
  * Sees only the SDK header.  This file: the descriptor, the options, and
  * the queue of writes; redis_conn.c makes the connection (and makes it
  * again), redis_cmd.c the commands, redis_guard.c keeps retries from
@@ -56,6 +59,7 @@ typedef struct {
   int mode;
   char *score_field, *member;
   int64_t ttl_ns, connect_timeout_ns, command_timeout_ns;
+  sluice_str_list_t hll_fields;
 } redis_conf_t;
 
 static const sluice_opt_t redis_opts[] = {
@@ -106,6 +110,13 @@ static const sluice_opt_t redis_opts[] = {
      .type = SLUICE_OPT_STRING,
      .offset = offsetof(redis_conf_t, member),
      .help = "mode = \"zadd\": the member, a template like `key` (`\"${service}\"`)."},
+    {.name = "hll_fields",
+     .type = SLUICE_OPT_STRING_LIST,
+     .offset = offsetof(redis_conf_t, hll_fields),
+     .help = "The job's redis_hll aggregates also written as native Redis HyperLogLogs: each "
+             "SET at `<key>:<field>` (`[\"visitors\"]` with key `\"uv:${page}:${window_start}\"` "
+             "writes `uv:home:2026-11-26T10:00:00.000Z:visitors`), for PFMERGE of windows into "
+             "hours and days and PFCOUNT. At most 8."},
     {.name = "ttl",
      .type = SLUICE_OPT_DURATION,
      .def = "\"0s\"",
@@ -211,6 +222,32 @@ static int fail_create(char *err, size_t errlen, const char *fmt, ...) {
   return -1;
 }
 
+/* What the option table cannot say; shared by `sluice check` and create. */
+static int redis_check(const void *conf_, char *err, size_t errlen) {
+  const redis_conf_t *conf = conf_;
+  if (conf->username && !conf->password) return fail_create(err, errlen, "username: needs password");
+  if (conf->mode == RS_MODE_ZADD && (!conf->score_field || !conf->member))
+    return fail_create(err, errlen, "mode: \"zadd\" needs score_field and member");
+  if (conf->mode != RS_MODE_ZADD && (conf->score_field || conf->member))
+    return fail_create(err, errlen, "%s: is for mode = \"zadd\"", conf->score_field ? "score_field" : "member");
+  if (conf->hll_fields.n > RS_MAX_HLL)
+    return fail_create(err, errlen, "hll_fields: %zu fields, at most %d", conf->hll_fields.n, RS_MAX_HLL);
+  for (size_t i = 0; i < conf->hll_fields.n; i++) {
+    if (!*conf->hll_fields.items[i]) return fail_create(err, errlen, "hll_fields: an empty name");
+    for (size_t k = 0; k < i; k++)
+      if (!strcmp(conf->hll_fields.items[i], conf->hll_fields.items[k]))
+        return fail_create(err, errlen, "hll_fields: \"%s\" is named twice", conf->hll_fields.items[i]);
+  }
+  rs_tmpl_t *t = NULL;
+  int r = rs_tmpl_compile(conf->key, "key", &t, err, errlen);
+  rs_tmpl_free(t);
+  if (!r && conf->member) {
+    r = rs_tmpl_compile(conf->member, "member", &t, err, errlen);
+    rs_tmpl_free(t);
+  }
+  return r ? -1 : 0;
+}
+
 static void sink_free(redis_sink_t *s) {
   free(s->score_field);
   rs_tmpl_free(s->key);
@@ -228,11 +265,10 @@ static int redis_create(const sluice_host_t *host, sluice_ctx_t *ctx, const void
     return fail_create(err, errlen, "the agent's sink ABI is %u.%u, the redis sink's %d.%d",
                        (unsigned)host->abi_major, (unsigned)host->abi_minor, SLUICE_SINK_ABI_MAJOR,
                        SLUICE_SINK_ABI_MINOR);
-  if (conf->username && !conf->password) return fail_create(err, errlen, "username needs password");
-  if (conf->mode == RS_MODE_ZADD && (!conf->score_field || !conf->member))
-    return fail_create(err, errlen, "mode = \"zadd\" needs score_field and member");
-  if (conf->mode != RS_MODE_ZADD && (conf->score_field || conf->member))
-    return fail_create(err, errlen, "score_field and member are for mode = \"zadd\"");
+  if (redis_check(conf, err, errlen)) return -1;
+  if (conf->hll_fields.n && host->abi_minor < 2)
+    return fail_create(err, errlen, "hll_fields: the agent's sink ABI is %u.%u; it needs 1.2",
+                       (unsigned)host->abi_major, (unsigned)host->abi_minor);
   redis_sink_t *s = calloc(1, sizeof *s);
   if (!s) return fail_create(err, errlen, "out of memory");
   s->host = host;
@@ -253,7 +289,9 @@ static int redis_create(const sluice_host_t *host, sluice_ctx_t *ctx, const void
                         .key = s->key,
                         .member = s->member,
                         .score_field = s->score_field,
-                        .ttl_ms = ttl_ms};
+                        .ttl_ms = ttl_ms,
+                        .hll_fields = conf->hll_fields.items,
+                        .n_hll = conf->hll_fields.n};
   rs_conn_opts_t co = {.host = host,
                        .ctx = ctx,
                        .loop = loop,
@@ -573,10 +611,11 @@ __attribute__((visibility("default"))) const sluice_sink_plugin_t sluice_sink_pl
     .version = "1.0.0",
     .description =
         "Rows to Redis (SET of the JSON, HSET of the fields, or ZADD) under a key from their "
-        "fields.",
+        "fields; redis_hll aggregates as native HyperLogLogs.",
     .options = redis_opts,
     .conf_size = sizeof(redis_conf_t),
     .create = redis_create,
     .write = redis_write,
     .destroy = redis_destroy,
+    .check = redis_check,
 };

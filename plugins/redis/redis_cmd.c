@@ -422,6 +422,31 @@ static int hash_cmds(const rs_spec_t *spec, const sluice_host_t *host, const slu
   return pexpire(c, spec->ttl_ms);
 }
 
+/* SET of each hll_fields aggregate's HyperLogLog at "<key>:<field>".  0,
+ * -1 out of memory, or 1 with why. */
+static int hll_cmds(const rs_spec_t *spec, const sluice_host_t *host, const sluice_row_t *row,
+                    rs_cmds_t *c, char *why, size_t whylen) {
+  for (size_t i = 0; i < spec->n_hll; i++) {
+    const char *name = spec->hll_fields[i];
+    size_t len = 0;
+    const void *hll = host->row_hll(row, name, &len);
+    if (!hll) {
+      snprintf(why, whylen, "hll_fields: the row has no redis_hll aggregate \"%s\"", name);
+      return 1;
+    }
+    begin_cmd(c);
+    if (arg_text(c, "SET", 3)) return -1;
+    /* The key is rendered again rather than copied: text may move. */
+    size_t at = c->text.len;
+    if (rs_tmpl_render(spec->key, host, row, &c->text, why, whylen) || rs_buf_append(&c->text, ":", 1) ||
+        buf_puts(&c->text, name) || push_arg(c, at, c->text.len - at) || arg_ext(c, hll, len))
+      return -1;
+    if (spec->ttl_ms && (arg_text(c, "PX", 2) || arg_u64(c, spec->ttl_ms))) return -1;
+    end_cmd(c);
+  }
+  return 0;
+}
+
 int rs_row_commands(const rs_spec_t *spec, const sluice_host_t *host, const sluice_row_t *row,
                     rs_cmds_t *c, char *why, size_t whylen) {
   rs_cmds_reset(c);
@@ -470,6 +495,11 @@ int rs_row_commands(const rs_spec_t *spec, const sluice_host_t *host, const slui
       r = -1;
   }
   if (r) goto nomem;
+  if (spec->n_hll && host->row_kind(row) != SLUICE_ROW_LATE) {
+    r = hll_cmds(spec, host, row, c, why, whylen);
+    if (r > 0) return -1;
+    if (r) goto nomem;
+  }
   return 0;
 nomem:
   snprintf(why, whylen, "out of memory");

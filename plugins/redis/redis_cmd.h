@@ -49,6 +49,8 @@ const char *rs_json_member(const char *json, size_t len, const char *name, size_
 
 enum { RS_MODE_SET = 0, RS_MODE_HASH, RS_MODE_ZADD };
 
+#define RS_MAX_HLL 8 /* hll_fields at most */
+
 /* How rows become commands; borrowed by rs_row_commands. */
 typedef struct {
   int mode;
@@ -56,9 +58,11 @@ typedef struct {
   const rs_tmpl_t *member; /* zadd */
   const char *score_field; /* zadd */
   uint64_t ttl_ms;         /* 0: none */
+  char *const *hll_fields; /* redis_hll aggregates SET as HyperLogLogs at "<key>:<field>" */
+  size_t n_hll;            /* at most RS_MAX_HLL */
 } rs_spec_t;
 
-#define RS_MAX_CMDS 3 /* commands per row at most */
+#define RS_MAX_CMDS (3 + RS_MAX_HLL) /* commands per row at most */
 
 /* The commands of one row: each command's arguments as (offset, length)
  * into text, so that the buffer may grow while they are built, or as the
@@ -78,9 +82,12 @@ typedef struct {
 void rs_cmds_reset(rs_cmds_t *c);
 void rs_cmds_free(rs_cmds_t *c);
 
-/* Builds the commands writing row as spec says.  0, or -1 with why (a
- * template's field is missing, the score is not a number, out of memory):
- * the row cannot be written as it is. */
+/* Builds the commands writing row as spec says: the mode's, then for each
+ * of hll_fields (rows of windows only, not late records) SET
+ * "<key>:<field>" to the aggregate's HyperLogLog (host->row_hll, ABI 1.2),
+ * with PX for the ttl.  0, or -1 with why (a template's field is missing,
+ * the score is not a number, a row without such a redis_hll field, out of
+ * memory): the row cannot be written as it is. */
 int rs_row_commands(const rs_spec_t *spec, const sluice_host_t *host, const sluice_row_t *row,
                     rs_cmds_t *c, char *why, size_t whylen);
 

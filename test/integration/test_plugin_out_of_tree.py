@@ -144,7 +144,7 @@ r = subprocess.run([SLUICE, "plugins", "-c", conf], capture_output=True, text=Tr
 t.eq(r.returncode, 0, "sluice plugins -c CONFIG exits 0")
 m = re.search(r"^lines (\S+) \(ABI (\d+\.\d+)\) (\S+)\n  (.*)$", r.stdout, re.M)
 t.ok(m and m.group(3) == so, "sluice plugins lists lines.so from plugin_dirs", r.stdout + r.stderr)
-t.ok(m and m.group(1) == "1.0.0" and m.group(2) == "1.1" and "the SDK's example" in m.group(4),
+t.ok(m and m.group(1) == "1.0.0" and m.group(2) == "1.2" and "the SDK's example" in m.group(4),
      "with its version, ABI and description", m and m.group(0))
 for opt, what in [("path", r"required\s+File the lines are appended to\."),
                   ("truncate", r"default\s+false\s+Empty the file"),

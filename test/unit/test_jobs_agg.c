@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "jobs/agg.h"
+#include "jobs/redis_hll.h"
 #include "tap.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -170,6 +171,7 @@ static void test_parse(void) {
   parses("first(msg)", SL_AGG_FIRST, "msg", 0);
   parses("last(msg)", SL_AGG_LAST, "msg", 0);
   parses("count_distinct(user.id)", SL_AGG_COUNT_DISTINCT, "user.id", 0);
+  parses("redis_hll(user.id)", SL_AGG_REDIS_HLL, "user.id", 0);
   parses("percentile(latency, 0.99)", SL_AGG_PERCENTILE, "latency", 0.99);
   parses("percentile(latency,.5)", SL_AGG_PERCENTILE, "latency", 0.5);
   parses("percentile( latency , 9.99e-1 )", SL_AGG_PERCENTILE, "latency", 0.999);
@@ -345,6 +347,9 @@ static const char *all_specs[] = {
     "count_distinct(w)",
     "count_distinct(s)",
     "percentile(d, 0.5)",
+    "redis_hll(v)",
+    "redis_hll(w)",
+    "redis_hll(s)",
 };
 #define N_SPECS (sizeof all_specs / sizeof all_specs[0])
 
@@ -816,6 +821,59 @@ static void test_distinct_values(void) {
 }
 
 /* first/last keep their own copy: the record may be freed. */
+/* redis_hll adds each value's text, as PFADD would be given it: checked
+ * against a sketch built from those texts directly. */
+static void test_redis_hll_elements(void) {
+  sl_agg_spec_t s = spec_of("redis_hll(v)");
+  const val_t vals[] = {I(3), D(3.0), U(3), S("3"), D(-0.0), I(0), D(4.5), D(1e20), D(NAN), D(-NAN),
+                        D(INFINITY), D(-INFINITY), T, I(-12), S(""), NIL, ABSENT, {V_END, 0, 0, 0, NULL}};
+  sl_agg_state_t *st = feed(&s, vals);
+  sl_redis_hll_t want = {0};
+  const char *texts[] = {"3", "0", "4.5", "1e+20", "nan", "inf", "-inf", "true", "-12", ""};
+  for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) sl_redis_hll_add(&want, texts[i], strlen(texts[i]));
+  const sl_redis_hll_t *got = sl_agg_redis_hll(&s, st);
+  sl_buf_t a = {0}, b = {0};
+  ok(got && !sl_redis_hll_to_redis(got, &a) && !sl_redis_hll_to_redis(&want, &b) && a.len == b.len &&
+         !memcmp(a.data, b.data, a.len),
+     "redis_hll: 3, 3.0 and \"3\" are the element \"3\"; -0.0 is \"0\", 4.5, 1e+20, nan, inf, true as their text");
+  sl_agg_result_t r;
+  sl_agg_result(&s, st, &r);
+  ok(r.kind == SL_AGG_INT && r.u.i == 10, "redis_hll: 10 elements counted (%lld)", (long long)r.u.i);
+  sl_buf_free(&a);
+  sl_buf_free(&b);
+  sl_redis_hll_free(&want);
+  state_del(&s, st);
+
+  /* A map as its JSON text: key order matters here. */
+  pack_t m;
+  pack_begin(&m);
+  msgpack_pack_map(&m.pk, 2);
+  pack_str(&m.pk, "x");
+  msgpack_pack_int(&m.pk, 1);
+  pack_str(&m.pk, "y");
+  msgpack_pack_array(&m.pk, 1);
+  msgpack_pack_double(&m.pk, 2.5);
+  st = state_new(&s);
+  sl_agg_update(&s, st, pack_end(&m), 0);
+  sl_redis_hll_t w2 = {0};
+  const char *json = "{\"x\":1,\"y\":[2.5]}";
+  sl_redis_hll_add(&w2, json, strlen(json));
+  ok(sl_redis_hll_count(sl_agg_redis_hll(&s, st)) == 1 && sl_redis_hll_count(&w2) == 1, "redis_hll: a map is one element");
+  sl_buf_free(&a);
+  sl_redis_hll_to_redis(sl_agg_redis_hll(&s, st), &a);
+  sl_redis_hll_to_redis(&w2, &b);
+  ok(a.len == b.len && !memcmp(a.data, b.data, a.len), "redis_hll: a map's element is its JSON text");
+  sl_buf_free(&a);
+  sl_buf_free(&b);
+  sl_redis_hll_free(&w2);
+  pack_free(&m);
+  state_del(&s, st);
+  sl_agg_spec_t other = spec_of("count_distinct(v)");
+  st = state_new(&other);
+  ok(sl_agg_redis_hll(&other, st) == NULL, "count_distinct has no Redis HyperLogLog");
+  state_del(&other, st);
+}
+
 static void test_pick_ownership(void) {
   sl_agg_spec_t last = spec_of("last(v)"), first = spec_of("first(v)");
   sl_agg_state_t *l = state_new(&last), *f = state_new(&first);
@@ -960,6 +1018,7 @@ int main(void) {
   test_parse();
   test_numbers();
   test_distinct_values();
+  test_redis_hll_elements();
   test_pick_ownership();
   test_against_reference();
   test_merge_splits();

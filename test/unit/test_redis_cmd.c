@@ -28,6 +28,8 @@ struct sluice_row {
   const field_t *f;
   size_t n;
   const char *json;
+  sluice_row_kind_t kind;
+  const char *hll_name, *hll; /* one redis_hll aggregate, its bytes a string here */
 };
 
 static bool h_row_get(const sluice_row_t *row, const char *name, sluice_value_t *v) {
@@ -54,10 +56,22 @@ static const char *h_row_json(const sluice_row_t *row, size_t *len) {
   return row->json;
 }
 
+static sluice_row_kind_t h_row_kind(const sluice_row_t *row) {
+  return row->kind;
+}
+
+static const void *h_row_hll(const sluice_row_t *row, const char *name, size_t *len) {
+  if (!row->hll_name || strcmp(row->hll_name, name)) return NULL;
+  *len = strlen(row->hll);
+  return row->hll;
+}
+
 static const sluice_host_t host = {.row_get = h_row_get,
                                    .row_nfields = h_row_nfields,
                                    .row_field = h_row_field,
-                                   .row_json = h_row_json};
+                                   .row_json = h_row_json,
+                                   .row_kind = h_row_kind,
+                                   .row_hll = h_row_hll};
 
 #define STR(x) \
   { .type = SLUICE_VALUE_STRING, .s = (x), .len = sizeof(x) - 1 }
@@ -85,7 +99,8 @@ static const field_t fields[] = {
 static const sluice_row_t row = {
     fields, sizeof fields / sizeof *fields,
     "{\"id\":\"00000000000000aa\",\"window_start\":\"2023-11-14T22:13:00.000Z\",\"page\":\"home\","
-    "\"region\":null,\"n\":42,\"avg\":0.1,\"up\":true,\"tags\":{\"a\":[1,\"}\\\"\"],\"b\":{}}}"};
+    "\"region\":null,\"n\":42,\"avg\":0.1,\"up\":true,\"tags\":{\"a\":[1,\"}\\\"\"],\"b\":{}}}",
+    SLUICE_ROW_FINAL, NULL, NULL};
 
 /* Command i of c as one line, decoded from its RESP: arguments separated
  * by '|' (a NUL shown as '0'); "(bad resp)" when the encoding is wrong. */
@@ -155,7 +170,7 @@ int main(void) {
                   {"c", FLT(1e21)},
                   {"d", FLT(-2.5)},
                   {"e", FLT(0.1)}};
-  sluice_row_t frow = {ff, 5, "{\"e\":1e-1}"};
+  sluice_row_t frow = {ff, 5, "{\"e\":1e-1}", SLUICE_ROW_FINAL, NULL, NULL};
   rs_buf_t fb = {0};
   for (size_t i = 0; i < 5; i++) {
     rs_value_text(&host, &frow, ff[i].name, &ff[i].v, &fb);
@@ -221,10 +236,30 @@ int main(void) {
   ok(rs_row_commands(&spec, &host, &row, &c, why, sizeof why) && strstr(why, "no field \"nope\""),
      "zadd: a missing score field is refused (%s)", why);
   field_t nanf[] = {{"page", STR("p")}, {"s", FLT(NAN)}};
-  sluice_row_t nanrow = {nanf, 2, "{}"};
+  sluice_row_t nanrow = {nanf, 2, "{}", SLUICE_ROW_FINAL, NULL, NULL};
   spec.score_field = "s";
   ok(rs_row_commands(&spec, &host, &nanrow, &c, why, sizeof why) != 0,
      "zadd: a NaN score is refused");
+
+  /* HyperLogLogs: SET <key>:<field> after the mode's commands. */
+  sluice_row_t hrow = row;
+  hrow.hll_name = "visitors";
+  hrow.hll = "HYLL-bytes";
+  char *one[] = {"visitors"}, *two[] = {"visitors", "buyers"};
+  spec = (rs_spec_t){.mode = RS_MODE_SET, .key = key, .ttl_ms = 5000, .hll_fields = one, .n_hll = 1};
+  ok(rs_row_commands(&spec, &host, &hrow, &c, why, sizeof why) == 0 && c.ncmds == 2, "hll_fields: two commands");
+  snprintf(want, sizeof want, "SET|pv:home|%s|PX|5000", row.json);
+  is_str(cmd_text(&c, 0), want, "hll_fields: the row's SET first");
+  is_str(cmd_text(&c, 1), "SET|pv:home:visitors|HYLL-bytes|PX|5000", "hll_fields: SET <key>:<field> hll PX ttl");
+  ok(c.ident_len == 7 && memcmp(c.text.p + c.ident_off, "pv:home", 7) == 0,
+     "hll_fields: the row's key still identifies what it overwrites");
+  spec.hll_fields = two;
+  spec.n_hll = 2;
+  ok(rs_row_commands(&spec, &host, &hrow, &c, why, sizeof why) && strstr(why, "no redis_hll aggregate \"buyers\""),
+     "hll_fields: a row without that redis_hll aggregate is refused (%s)", why);
+  hrow.kind = SLUICE_ROW_LATE;
+  ok(rs_row_commands(&spec, &host, &hrow, &c, why, sizeof why) == 0 && c.ncmds == 1,
+     "hll_fields: a late record is written without HyperLogLogs");
   rs_cmds_free(&c);
   rs_tmpl_free(key);
   rs_tmpl_free(member);

@@ -22,6 +22,7 @@
  *   1.1  option types MAP and FLOAT_LIST; the descriptor's check; the host's
  *        row_kind, row_nkeys, row_sketch (a percentile's distribution) and
  *        metric sets (series that change at run time on /metrics).
+ *   1.2  the host's row_hll (a redis_hll aggregate as a Redis HyperLogLog).
  *
  * Threads.  create is called at start, before the jobs thread's event loop
  * (a libuv loop, given to create) runs: handles made there on that loop
@@ -50,7 +51,7 @@ extern "C" {
 #endif
 
 #define SLUICE_SINK_ABI_MAJOR 1
-#define SLUICE_SINK_ABI_MINOR 1
+#define SLUICE_SINK_ABI_MINOR 2
 
 /* The name of the descriptor symbol every plugin exports. */
 #define SLUICE_SINK_SYMBOL "sluice_sink_plugin"
@@ -325,6 +326,17 @@ typedef struct sluice_host {
                        const double *bounds, const uint64_t *cumulative, size_t n_bounds, double sum);
   int (*set_publish)(sluice_ctx_t *ctx, sluice_metric_set_t *set);
   void (*set_free)(sluice_metric_set_t *set);
+
+  /* ---- ABI 1.2: read abi_minor before calling it ---- */
+
+  /* The registers behind the row's redis_hll aggregate `name`, as the
+   * string Redis keeps for a HyperLogLog ("HYLL", sparse or dense, its
+   * cached count marked stale): SET it and Redis's PFCOUNT, PFMERGE and
+   * PFADD take it as one they made, with exactly the registers PFADD of
+   * the window's elements would have set.  NULL (and *len untouched) when
+   * the row has no redis_hll field of that name (another aggregate, a late
+   * record).  Valid as long as the row. */
+  const void *(*row_hll)(const sluice_row_t *row, const char *name, size_t *len);
 } sluice_host_t;
 
 /* ---- the descriptor -------------------------------------------------------------- */
