@@ -63,7 +63,7 @@ static const sl_opt_t job_opts[] = {
      .help = "How long after a window's end late records still update it."},
     {.name = "aggregates", .type = SL_OPT_MAP, .flags = SL_OPT_REQUIRED, .offset = offsetof(sl_job_conf_t, aggregates),
      .help = "Output field = aggregate expression (count, sum, min, max, avg, first, last, count_distinct, "
-             "percentile)."},
+             "percentile, redis_hll)."},
     {.name = "sinks", .type = SL_OPT_STRING_LIST, .flags = SL_OPT_REQUIRED, .offset = offsetof(sl_job_conf_t, sinks),
      .help = "Names of `[[sink]]`s."},
     {.name = "max_keys", .type = SL_OPT_INT, .def = "100000", .min = 1, .max = 100000000,

@@ -36,6 +36,8 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "jobs/ddsketch.h"
+#include "jobs/engine.h"
+#include "jobs/redis_hll.h"
 #include "sinks/plugin_load.h"
 #include "sinks/sink_host.h"
 #include "sl_build.h"
@@ -1596,6 +1598,52 @@ static void test_abi_1_1_host(void) {
   close_sink(s2);
 }
 
+/* row_hll on a row whose sketches the engine's own encoder wrote: a
+ * redis_hll field gives Redis's string, nothing else does. */
+static void test_abi_1_2_host(void) {
+  reset();
+  sl_sink_t *s = make_ok("[[sink]]\nname = \"hll\"\nplugin = \"fake\"\n");
+  if (!s) return;
+  const sluice_host_t *h = fk.host;
+  ok(h->abi_minor >= 2 && h->row_hll, "the host table has row_hll (ABI 1.2)");
+  sl_redis_hll_t hll = {0};
+  for (int i = 0; i < 40; i++) {
+    char e[16];
+    sl_redis_hll_add(&hll, e, (size_t)snprintf(e, sizeof e, "u%d", i));
+  }
+  sl_dds_t d;
+  sl_dds_init(&d, SL_DDS_DEFAULT_ALPHA, SL_DDS_DEFAULT_MAX_BINS);
+  sl_dds_add(&d, 12.5);
+  const char *names[] = {"visitors", "p99", "n"};
+  sl_agg_result_t vals[3] = {{.kind = SL_AGG_INT, .u.i = 40}, {.kind = SL_AGG_DOUBLE, .u.d = 12.5},
+                             {.kind = SL_AGG_INT, .u.i = 40}};
+  const sl_dds_t *dds[3] = {NULL, &d, NULL};
+  const sl_redis_hll_t *hlls[3] = {&hll, NULL, NULL};
+  sl_job_row_t jr = {.job = "j", .id = 7, .window_start = 0, .window_end = 1000, .n_aggs = 3, .agg_names = names,
+                     .agg_values = vals, .agg_sketches = dds, .agg_hlls = hlls};
+  sl_buf_t b = {0}, want = {0};
+  int r = sl_job_row_to_msgpack(&jr, &b);
+  size_t map_len = b.len;
+  r |= sl_job_row_sketches_to_msgpack(&jr, &b) | sl_redis_hll_to_redis(&hll, &want);
+  sl_sink_row_t row = {.json = "{}", .json_len = 2, .msgpack = b.data, .msgpack_len = b.len, .job = "j"};
+  sl_sink_row_set_shape(&row, map_len, 0, SLUICE_ROW_FINAL);
+  size_t len = 0;
+  const void *got = h->row_hll(&row, "visitors", &len);
+  ok(!r && got && len == want.len && !memcmp(got, want.data, len), "row_hll: the redis_hll field as Redis's string");
+  len = 99;
+  ok(!h->row_hll(&row, "p99", &len) && !h->row_hll(&row, "n", &len) && !h->row_hll(&row, "nope", &len) && len == 99,
+     "row_hll: NULL for a percentile, a count and a missing name");
+  sluice_sketch_t sk;
+  ok(h->row_sketch(&row, "p99", &sk) && sk.count == 1 && !h->row_sketch(&row, "visitors", &sk),
+     "row_sketch still finds the percentile and not the HyperLogLog");
+  sl_sink_row_clear(&row);
+  sl_buf_free(&b);
+  sl_buf_free(&want);
+  sl_dds_free(&d);
+  sl_redis_hll_free(&hll);
+  close_sink(s);
+}
+
 int main(void) {
   sl_log_set_level(SL_LOG_ERROR); /* retries and drops are expected */
   setenv("SLUICE_PLUGIN_PATH", "/tmp/sluice-test-a:/tmp/sluice-test-b", 1);
@@ -1616,6 +1664,7 @@ int main(void) {
   test_host_functions();
   test_abi_1_1_options();
   test_abi_1_1_host();
+  test_abi_1_2_host();
   test_flush();
   test_close();
 
