@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "jobs/hll_store.h"
 
 #define SL_HLL_P 12               /* dense precision: m = 2^p registers */
 #define SL_HLL_M (1u << SL_HLL_P) /* dense registers (bytes) */
@@ -41,18 +42,10 @@
 #define SL_HLL_SPARSE_MAX 512     /* sparse entries before going dense */
 #define SL_HLL_RSE 0.01625        /* 1.04 / sqrt(2^SL_HLL_P) */
 
-/* A sketch.  Zero-initialised (or sl_hll_init) it is empty.  Owns its heap
- * (sparse list or dense registers); free with sl_hll_free. */
-typedef struct {
-  union {
-    uint32_t inl[2];  /* sparse entries while n <= 2 and cap == 0 */
-    uint32_t *sparse; /* sorted entries (index << 6 | rank), cap of them */
-    uint8_t *dense;   /* SL_HLL_M registers */
-  } u;
-  uint32_t n;   /* sparse entries */
-  uint16_t cap; /* heap capacity of the sparse list; 0: entries inline */
-  uint8_t is_dense;
-} sl_hll_t;
+/* A sketch: hll_store.h's storage, its sparse entries (fine index << 6 |
+ * rank), its dense registers SL_HLL_M.  Zero-initialised (or sl_hll_init)
+ * it is empty.  Owns its heap; free with sl_hll_free. */
+typedef sl_hll_store_t sl_hll_t;
 
 void sl_hll_init(sl_hll_t *h);
 void sl_hll_free(sl_hll_t *h); /* leaves it empty and reusable; accepts NULL */
@@ -89,22 +82,5 @@ int sl_hll_serialize(const sl_hll_t *h, sl_buf_t *out);
  * bytes that are not a sketch of these parameters (wrong header, entries
  * unsorted or out of range, truncated), with *h left empty; SL_ENOMEM. */
 int sl_hll_deserialize(sl_hll_t *h, const void *p, size_t len, size_t *used);
-
-/* ---- shared with redis_hll.c, whose sketch keeps its sparse entries the
- * same way: sorted (key << 6 | rank), one entry per key ---- */
-
-/* First position in e[0..n) whose key (entry >> 6) is >= key. */
-uint32_t sl_hll_sparse_find(const uint32_t *e, uint32_t n, uint32_t key);
-
-/* Union of two sorted entry lists into out (room for na + nb), the larger
- * rank winning on equal keys; returns the count.  out may not alias either
- * input. */
-uint32_t sl_hll_sparse_union(const uint32_t *a, uint32_t na, const uint32_t *b, uint32_t nb,
-                             uint32_t *out);
-
-/* Ertl's z for register histogram c[0..q+1] of m registers with q + 1
- * possible ranks: the estimate is alpha_inf m^2 / z, alpha_inf =
- * 1 / (2 ln 2). */
-double sl_hll_ertl_z(const uint32_t *c, int q, double m);
 
 #endif

@@ -19,34 +19,21 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "jobs/hll.h"
 
-#define RANK_BITS 6
-#define RANK_MASK ((1u << RANK_BITS) - 1)
+#define RANK_BITS SL_HLL_RANK_BITS
+#define RANK_MASK SL_HLL_RANK_MASK
 #define Q (64 - SL_REDIS_HLL_P)   /* 50 hash bits for the rank */
 #define RANK_MAX (Q + 1)          /* 51 */
 #define REG_BYTES (SL_REDIS_HLL_M * 6 / 8)
 #define SPARSE_VAL_MAX 32
 #define SEED 0xadc83b19ull
 
-static uint32_t *entries(sl_redis_hll_t *h) {
-  return h->cap ? h->u.sparse : h->u.inl;
-}
-static const uint32_t *centries(const sl_redis_hll_t *h) {
-  return h->cap ? h->u.sparse : h->u.inl;
-}
-
 void sl_redis_hll_init(sl_redis_hll_t *h) {
   memset(h, 0, sizeof *h);
 }
 
 void sl_redis_hll_free(sl_redis_hll_t *h) {
-  if (!h) return;
-  if (h->is_dense)
-    free(h->u.dense);
-  else if (h->cap)
-    free(h->u.sparse);
-  sl_redis_hll_init(h);
+  if (h) sl_hll_store_free(&h->s);
 }
 
 uint64_t sl_redis_hll_hash(const void *key, size_t len) {
@@ -92,103 +79,25 @@ static void fill_dense(uint8_t *reg, const uint32_t *e, uint32_t n) {
   }
 }
 
-/* Replaces h's sparse list by dense registers holding its entries and those
- * of e[0..n). */
-static int to_dense(sl_redis_hll_t *h, const uint32_t *e, uint32_t n) {
-  uint8_t *reg = calloc(SL_REDIS_HLL_M, 1);
-  if (!reg) return SL_ENOMEM;
-  fill_dense(reg, centries(h), h->n);
-  fill_dense(reg, e, n);
-  if (h->cap) free(h->u.sparse);
-  h->u.dense = reg;
-  h->n = h->cap = 0;
-  h->is_dense = 1;
-  return 0;
-}
-
-static int sparse_reserve(sl_redis_hll_t *h, uint32_t want) {
-  if ((want <= 2 && !h->cap) || want <= h->cap) return 0;
-  uint32_t cap = h->cap ? h->cap : 2;
-  while (cap < want) cap *= 2;
-  if (cap > SL_REDIS_HLL_SPARSE_MAX) cap = SL_REDIS_HLL_SPARSE_MAX;
-  uint32_t *p = h->cap ? realloc(h->u.sparse, cap * sizeof *p) : malloc(cap * sizeof *p);
-  if (!p) return SL_ENOMEM;
-  if (!h->cap) memcpy(p, h->u.inl, h->n * sizeof *p);
-  h->u.sparse = p;
-  h->cap = (uint16_t)cap;
-  return 0;
-}
-
-static int add_entry(sl_redis_hll_t *h, uint32_t e) {
-  if (h->is_dense) {
-    fill_dense(h->u.dense, &e, 1);
-    return 0;
-  }
-  uint32_t idx = e >> RANK_BITS, *v = entries(h);
-  uint32_t at = sl_hll_sparse_find(v, h->n, idx);
-  if (at < h->n && v[at] >> RANK_BITS == idx) {
-    if (e > v[at]) v[at] = e;
-    return 0;
-  }
-  if (h->n == SL_REDIS_HLL_SPARSE_MAX) return to_dense(h, &e, 1);
-  int r = sparse_reserve(h, h->n + 1);
-  if (r) return r;
-  v = entries(h);
-  memmove(v + at + 1, v + at, (h->n - at) * sizeof *v);
-  v[at] = e;
-  h->n++;
-  return 0;
-}
+static const sl_hll_layout_t layout = {.m = SL_REDIS_HLL_M, .sparse_max = SL_REDIS_HLL_SPARSE_MAX, .fill = fill_dense};
 
 int sl_redis_hll_add(sl_redis_hll_t *h, const void *p, size_t len) {
-  return add_entry(h, hash_entry(sl_redis_hll_hash(p, len)));
+  return sl_hll_store_add(&layout, &h->s, hash_entry(sl_redis_hll_hash(p, len)));
 }
 
 int sl_redis_hll_merge(sl_redis_hll_t *dst, const sl_redis_hll_t *src) {
-  if (src == dst || (!src->is_dense && !src->n)) return 0;
-  if (dst->is_dense) {
-    if (!src->is_dense) {
-      fill_dense(dst->u.dense, centries(src), src->n);
-      return 0;
-    }
-    for (uint32_t i = 0; i < SL_REDIS_HLL_M; i++)
-      if (src->u.dense[i] > dst->u.dense[i]) dst->u.dense[i] = src->u.dense[i];
-    return 0;
-  }
-  if (src->is_dense) {
-    uint8_t *reg = malloc(SL_REDIS_HLL_M);
-    if (!reg) return SL_ENOMEM;
-    memcpy(reg, src->u.dense, SL_REDIS_HLL_M);
-    fill_dense(reg, centries(dst), dst->n);
-    if (dst->cap) free(dst->u.sparse);
-    dst->u.dense = reg;
-    dst->n = dst->cap = 0;
-    dst->is_dense = 1;
-    return 0;
-  }
-  uint32_t total = dst->n + src->n, stack[64];
-  uint32_t *tmp = total <= 64 ? stack : malloc(total * sizeof *tmp);
-  if (!tmp) return SL_ENOMEM;
-  uint32_t n = sl_hll_sparse_union(centries(dst), dst->n, centries(src), src->n, tmp);
-  int r;
-  if (n > SL_REDIS_HLL_SPARSE_MAX) {
-    r = to_dense(dst, tmp, n);
-  } else if (!(r = sparse_reserve(dst, n))) {
-    memcpy(entries(dst), tmp, n * sizeof *tmp);
-    dst->n = n;
-  }
-  if (tmp != stack) free(tmp);
-  return r;
+  return sl_hll_store_merge(&layout, &dst->s, &src->s);
 }
 
 uint64_t sl_redis_hll_count(const sl_redis_hll_t *h) {
+  const sl_hll_store_t *s = &h->s;
   uint32_t c[RANK_MAX + 1] = {0};
-  if (h->is_dense) {
-    for (uint32_t i = 0; i < SL_REDIS_HLL_M; i++) c[h->u.dense[i]]++;
+  if (s->is_dense) {
+    for (uint32_t i = 0; i < SL_REDIS_HLL_M; i++) c[s->u.dense[i]]++;
   } else {
-    const uint32_t *e = centries(h);
-    c[0] = SL_REDIS_HLL_M - h->n;
-    for (uint32_t i = 0; i < h->n; i++) c[e[i] & RANK_MASK]++;
+    const uint32_t *e = sl_hll_store_entries(s);
+    c[0] = SL_REDIS_HLL_M - s->n;
+    for (uint32_t i = 0; i < s->n; i++) c[e[i] & RANK_MASK]++;
   }
   /* In Redis's order of operations, so that the rounding is PFCOUNT's. */
   const double m = SL_REDIS_HLL_M, alpha_inf = 0.721347520444481703680;
@@ -197,8 +106,7 @@ uint64_t sl_redis_hll_count(const sl_redis_hll_t *h) {
 }
 
 size_t sl_redis_hll_heap_bytes(const sl_redis_hll_t *h) {
-  if (h->is_dense) return SL_REDIS_HLL_M;
-  return (size_t)h->cap * sizeof(uint32_t);
+  return sl_hll_store_heap_bytes(&layout, &h->s);
 }
 
 /* ---- Redis's string --------------------------------------------------------- */
@@ -261,31 +169,33 @@ static int put_dense(sl_buf_t *out, const uint32_t *e, uint32_t n, const uint8_t
 }
 
 int sl_redis_hll_to_redis(const sl_redis_hll_t *h, sl_buf_t *out) {
+  const sl_hll_store_t *s = &h->s;
   size_t len0 = out->len;
-  if (!h->is_dense) {
-    int r = put_sparse(out, centries(h), h->n);
+  if (!s->is_dense) {
+    int r = put_sparse(out, sl_hll_store_entries(s), s->n);
     if (r != SL_ERANGE) return r;
     out->len = len0;
-    return put_dense(out, centries(h), h->n, NULL);
+    return put_dense(out, sl_hll_store_entries(s), s->n, NULL);
   }
   /* Dense registers: sparse still, when few are set and none above 32. */
+  const uint8_t *reg = s->u.dense;
   uint32_t set = 0, max = 0;
   for (uint32_t i = 0; i < SL_REDIS_HLL_M; i++) {
-    set += h->u.dense[i] != 0;
-    if (h->u.dense[i] > max) max = h->u.dense[i];
+    set += reg[i] != 0;
+    if (reg[i] > max) max = reg[i];
   }
   if (max <= SPARSE_VAL_MAX && set <= 4 * SL_REDIS_HLL_SPARSE_BYTES) {
     uint32_t *e = malloc(set * sizeof *e + 1);
     if (!e) return SL_ENOMEM;
     uint32_t n = 0;
     for (uint32_t i = 0; i < SL_REDIS_HLL_M; i++)
-      if (h->u.dense[i]) e[n++] = i << RANK_BITS | h->u.dense[i];
+      if (reg[i]) e[n++] = i << RANK_BITS | reg[i];
     int r = put_sparse(out, e, n);
     free(e);
     if (r != SL_ERANGE) return r;
     out->len = len0;
   }
-  return put_dense(out, NULL, 0, h->u.dense);
+  return put_dense(out, NULL, 0, reg);
 }
 
 int sl_redis_hll_from_redis(sl_redis_hll_t *h, const void *data, size_t len) {
@@ -308,8 +218,8 @@ int sl_redis_hll_from_redis(sl_redis_hll_t *h, const void *data, size_t len) {
         return SL_EBADSTATE;
       }
     }
-    h->u.dense = reg;
-    h->is_dense = 1;
+    h->s.u.dense = reg;
+    h->s.is_dense = 1;
     return 0;
   }
   uint32_t pos = 0;
@@ -332,7 +242,7 @@ int sl_redis_hll_from_redis(sl_redis_hll_t *h, const void *data, size_t len) {
       break;
     }
     if (op & 0x80)
-      for (uint32_t k = 0; k < run && !r; k++) r = add_entry(h, (pos + k) << RANK_BITS | (((op >> 2) & 0x1f) + 1));
+      for (uint32_t k = 0; k < run && !r; k++) r = sl_hll_store_add(&layout, &h->s, (pos + k) << RANK_BITS | (((op >> 2) & 0x1f) + 1));
     pos += run;
   }
   if (!r && pos != SL_REDIS_HLL_M) r = SL_EBADSTATE;

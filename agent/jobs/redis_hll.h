@@ -15,9 +15,9 @@
  * and later use the same estimator: Ertl's, as hll.h).
  *
  * Encodings.  A sketch starts as a sorted list of (register, rank) entries
- * (two inline, so a key with one or two elements costs no heap) and becomes
- * 2^14 one-byte registers past SL_REDIS_HLL_SPARSE_MAX entries; the list is
- * exact, so which one a sketch has never changes what it counts. */
+ * (hll_store.h) and becomes 2^14 one-byte registers past
+ * SL_REDIS_HLL_SPARSE_MAX entries; the list is exact, so which one a sketch
+ * has never changes what it counts. */
 #ifndef SL_REDIS_HLL_H
 #define SL_REDIS_HLL_H
 
@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "jobs/hll_store.h"
 
 #define SL_REDIS_HLL_P 14
 #define SL_REDIS_HLL_M (1u << SL_REDIS_HLL_P) /* registers */
@@ -39,17 +40,12 @@
  * keeps a HyperLogLog sparse up to hll-sparse-max-bytes, 3000 by default. */
 #define SL_REDIS_HLL_SPARSE_BYTES 3000
 
-/* A sketch.  Zero-initialised (or sl_redis_hll_init) it is empty.  Owns its
- * heap; free with sl_redis_hll_free. */
+/* A sketch: hll_store.h's storage, its sparse entries (register << 6 |
+ * rank), its dense registers SL_REDIS_HLL_M.  Zero-initialised (or
+ * sl_redis_hll_init) it is empty.  Owns its heap; free with
+ * sl_redis_hll_free. */
 typedef struct {
-  union {
-    uint32_t inl[2];  /* entries while n <= 2 and cap == 0 */
-    uint32_t *sparse; /* sorted entries (register << 6 | rank), cap of them */
-    uint8_t *dense;   /* SL_REDIS_HLL_M registers */
-  } u;
-  uint32_t n;   /* sparse entries */
-  uint16_t cap; /* heap capacity of the sparse list; 0: entries inline */
-  uint8_t is_dense;
+  sl_hll_store_t s;
 } sl_redis_hll_t;
 
 void sl_redis_hll_init(sl_redis_hll_t *h);

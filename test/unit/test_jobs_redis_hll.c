@@ -45,9 +45,9 @@ static int one_register(const sl_redis_hll_t *h, uint32_t *idx, uint32_t *rank) 
   sl_redis_hll_t back;
   int r = sl_redis_hll_to_redis(h, &b) || sl_redis_hll_from_redis(&back, b.data, b.len);
   sl_buf_free(&b);
-  if (r || back.is_dense || back.n != 1) return -1;
-  *idx = back.u.inl[0] >> 6;
-  *rank = back.u.inl[0] & 63;
+  if (r || back.s.is_dense || back.s.n != 1) return -1;
+  *idx = back.s.u.inl[0] >> 6;
+  *rank = back.s.u.inl[0] & 63;
   sl_redis_hll_free(&back);
   return 0;
 }
@@ -150,7 +150,7 @@ static void test_merge(void) {
     ok(!r && same_string(&one, &merged) && same_string(&one, &rev) &&
            sl_redis_hll_count(&one) == sl_redis_hll_count(&merged),
        "%" PRIu64 " adds split three ways and merged (either order) equal one pass (%s)", ns[k],
-       one.is_dense ? "dense" : "sparse");
+       one.s.is_dense ? "dense" : "sparse");
     sl_redis_hll_free(&one);
     sl_redis_hll_free(&merged);
     sl_redis_hll_free(&rev);
