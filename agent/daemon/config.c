@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "jobs/agg.h"
 #include "sinks/sink_host.h"
 
 static const sl_child_t input_children[] = {
@@ -80,6 +81,39 @@ const sl_section_t sl_schema_root = {
     .size = sizeof(sl_config_t),
 };
 
+/* Each sink's check_job against each job that names it in `sinks`. */
+static int check_sinks_jobs(const sl_config_t *c, const sl_toml_value_t *sinks, const char *path, sl_diag_t *d) {
+  const sl_job_conf_t *jobs = c->jobs.items;
+  int r = 0;
+  for (size_t k = 0; k < c->jobs.n; k++) {
+    const sl_job_conf_t *j = &jobs[k];
+    size_t n = j->aggregates.n;
+    const char **names = calloc(n + 1, sizeof *names), **fns = calloc(n + 1, sizeof *fns);
+    bool parsed = names && fns;
+    for (size_t a = 0; a < n && parsed; a++) {
+      sl_agg_spec_t spec;
+      parsed = sl_agg_parse(j->aggregates.items[a].value, &spec, NULL) == 0;
+      names[a] = j->aggregates.items[a].key;
+      fns[a] = sl_agg_fn_name(spec.fn);
+    }
+    sluice_job_info_t info = {.name = j->name, .n_aggregates = n, .aggregates = names, .functions = fns};
+    for (size_t i = 0; parsed && i < sinks->u.arr.len; i++) {
+      const sl_toml_value_t *name = sl_toml_get(sinks->u.arr.items[i], "name");
+      bool named = false;
+      for (size_t s = 0; name && name->type == SL_TOML_STRING && s < j->sinks.n && !named; s++)
+        named = !strcmp(j->sinks.items[s], name->u.str.ptr);
+      if (!named) continue;
+      char at[32];
+      snprintf(at, sizeof at, "sink[%zu]", i);
+      int e = sl_sink_check_job(sinks->u.arr.items[i], path, at, &info, d);
+      if (e && !r) r = e;
+    }
+    free(names);
+    free(fns);
+  }
+  return r;
+}
+
 int sl_config_load(const char *path, sl_config_t **out, sl_diag_t *d) {
   char err[1024];
   sl_config_t *c = calloc(1, sizeof *c);
@@ -109,6 +143,7 @@ int sl_config_load(const char *path, sl_config_t **out, sl_diag_t *d) {
     int e = sl_sink_check(sinks->u.arr.items[i], path, at, d);
     if (e && !r) r = e;
   }
+  if (!r && sinks && sinks->type == SL_TOML_ARRAY) r = check_sinks_jobs(c, sinks, path, d);
   if (r) goto fail;
   *out = c;
   return 0;

@@ -98,13 +98,10 @@ static sl_opt_t *combined_opts(const sl_plugin_t *p) {
   return all;
 }
 
-/* The plugin's own check (ABI 1.1).  A message that starts with one of
- * the table's keys and ": " is reported at that key. */
-static int plugin_check(const sl_plugin_t *pl, const void *conf, const sl_toml_value_t *table, const char *file,
-                        sl_diag_t *tmp) {
-  char err[512] = "";
-  if (pl->d->abi_minor < 1 || !pl->d->check || !pl->d->check(conf, err, sizeof err)) return 0;
-  if (!err[0]) snprintf(err, sizeof err, "the plugin's check failed");
+/* Reports a plugin check's message: at the table's key when it starts
+ * with one and ": ", else at the table. */
+static int report_check(char *err, size_t errlen, const sl_toml_value_t *table, const char *file, sl_diag_t *tmp) {
+  if (!err[0]) snprintf(err, errlen, "the plugin's check failed");
   size_t k = strcspn(err, ": ");
   const sl_toml_value_t *at = table;
   if (err[k] == ':' && err[k + 1] == ' ' && k < 128) {
@@ -118,6 +115,14 @@ static int plugin_check(const sl_plugin_t *pl, const void *conf, const sl_toml_v
     sl_diag_add(tmp, file, at->line, at->col, "top level: %s", err);
   }
   return SL_ECONFIG;
+}
+
+/* The plugin's own check (ABI 1.1). */
+static int plugin_check(const sl_plugin_t *pl, const void *conf, const sl_toml_value_t *table, const char *file,
+                        sl_diag_t *tmp) {
+  char err[512] = "";
+  if (pl->d->abi_minor < 1 || !pl->d->check || !pl->d->check(conf, err, sizeof err)) return 0;
+  return report_check(err, sizeof err, table, file, tmp);
 }
 
 static int prepare(sl_toml_value_t *table, const char *file, sl_diag_t *tmp, prepared_t *p) {
@@ -154,6 +159,23 @@ int sl_sink_check(sl_toml_value_t *table, const char *file, const char *path, sl
   unprepare(&p);
   if (tmp.n) move_diag(d, &tmp, file, path ? path : "sink");
   sl_diag_free(&tmp);
+  return rc;
+}
+
+int sl_sink_check_job(sl_toml_value_t *table, const char *file, const char *path, const sluice_job_info_t *job,
+                      sl_diag_t *d) {
+  sl_diag_t tmp = {0}, seen = {0};
+  prepared_t p = {0};
+  int rc = 0;
+  /* The table's own problems are sl_sink_check's to report. */
+  if (!prepare(table, file, &seen, &p) && p.plugin->d->abi_minor >= 2 && p.plugin->d->check_job) {
+    char err[512] = "";
+    if (p.plugin->d->check_job(p.conf, job, err, sizeof err)) rc = report_check(err, sizeof err, table, file, &tmp);
+  }
+  unprepare(&p);
+  if (tmp.n) move_diag(d, &tmp, file, path ? path : "sink");
+  sl_diag_free(&tmp);
+  sl_diag_free(&seen);
   return rc;
 }
 

@@ -63,6 +63,12 @@ typedef struct {
  * "file:line:col: sink[1].mode: reason".  0, SL_ECONFIG or SL_ENOMEM. */
 int sl_sink_check(sl_toml_value_t *table, const char *file, const char *path, sl_diag_t *d);
 
+/* The plugin's check_job (ABI 1.2) of a table that passed sl_sink_check,
+ * for one job that sends its rows there; errors as sl_sink_check's.  0,
+ * SL_ECONFIG or SL_ENOMEM. */
+int sl_sink_check_job(sl_toml_value_t *table, const char *file, const char *path, const sluice_job_info_t *job,
+                      sl_diag_t *d);
+
 typedef struct sl_sink sl_sink_t;
 
 /* Makes the instance a [[sink]] table describes (validated as by

@@ -248,6 +248,23 @@ static int redis_check(const void *conf_, char *err, size_t errlen) {
   return r ? -1 : 0;
 }
 
+/* Each of hll_fields must be one of the job's redis_hll aggregates: else
+ * every row of the job would be refused. */
+static int redis_check_job(const void *conf_, const sluice_job_info_t *job, char *err, size_t errlen) {
+  const redis_conf_t *conf = conf_;
+  for (size_t i = 0; i < conf->hll_fields.n; i++) {
+    const char *want = conf->hll_fields.items[i], *fn = NULL;
+    for (size_t a = 0; a < job->n_aggregates && !fn; a++)
+      if (!strcmp(job->aggregates[a], want)) fn = job->functions[a];
+    if (fn && !strcmp(fn, "redis_hll")) continue;
+    if (fn)
+      return fail_create(err, errlen, "hll_fields: \"%s\" of job \"%s\" is %s(), not redis_hll()", want, job->name,
+                         fn);
+    return fail_create(err, errlen, "hll_fields: job \"%s\" has no aggregate \"%s\"", job->name, want);
+  }
+  return 0;
+}
+
 static void sink_free(redis_sink_t *s) {
   free(s->score_field);
   rs_tmpl_free(s->key);
@@ -618,4 +635,5 @@ __attribute__((visibility("default"))) const sluice_sink_plugin_t sluice_sink_pl
     .write = redis_write,
     .destroy = redis_destroy,
     .check = redis_check,
+    .check_job = redis_check_job,
 };

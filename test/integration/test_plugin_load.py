@@ -84,8 +84,8 @@ want = {
     f"{bad}:{plug[1]}:10: sink[1].plugin: {PLUGIN_DIR}/flaky_nosym.so is not a sluice sink plugin: it has no "
     "sluice_sink_plugin symbol",
     "an ABI mismatch names the plugin's ABI and the agent's":
-    f"{bad}:{plug[2]}:10: sink[2].plugin: {PLUGIN_DIR}/flaky_abi99.so: built for sink plugin ABI 99.1, this "
-    "sluice has 1.1",
+    f"{bad}:{plug[2]}:10: sink[2].plugin: {PLUGIN_DIR}/flaky_abi99.so: built for sink plugin ABI 99.2, this "
+    "sluice has 1.2",
     "an unknown plugin option, with did-you-mean from the plugin's own table":
     f'{bad}:{line_of(text, "fail_frist")}:1: sink[3]: unknown key "fail_frist" (did you mean "fail_first"?)',
     "an unknown host option of a plugin's sink, with did-you-mean":
@@ -171,17 +171,17 @@ t.eq(r.returncode, 0, "sluice plugins -c: exit 0")
 first = r.stdout.splitlines()[0] if r.stdout else ""
 t.ok(first.startswith(f"search path: {PLUGIN_DIR} {EXTRA} ") and first.endswith(f" {BUILD_PLUGINS}"),
      "it prints the search path: plugin_dirs first, then SLUICE_PLUGIN_PATH, ..., the build tree's plugins/", first)
-t.ok(f"\nflaky 0.3.1 (ABI 1.1) {PLUGIN_DIR}/flaky.so\n  Test sink that fails on command" in r.stdout,
+t.ok(f"\nflaky 0.3.1 (ABI 1.2) {PLUGIN_DIR}/flaky.so\n  Test sink that fails on command" in r.stdout,
      "flaky is listed with its version, ABI, file and description", r.stdout)
 opts = {l.split()[0]: l for l in r.stdout.split("\nflaky ", 1)[-1].split("\n\n")[0].splitlines()[2:]}
 t.ok(list(opts) == ["path", "fail_first", "fatal_match", "hang", "control", "stall"]
      and "required" in opts["path"] and "default  0" in opts["fail_first"] and "default  false" in opts["hang"]
      and "unset" in opts["control"] and "every write fails" in opts["control"],
      "with each option: required or its default, and its help", r.stdout)
-t.ok(f"\nfile 1.0.0 (ABI 1.1) {BUILD_PLUGINS}/file.so" in r.stdout, "the file plugin of the build tree is listed too",
+t.ok(f"\nfile 1.0.0 (ABI 1.2) {BUILD_PLUGINS}/file.so" in r.stdout, "the file plugin of the build tree is listed too",
      r.stdout)
 t.ok(f"{PLUGIN_DIR}/flaky_nosym.so is not a sluice sink plugin: it has no sluice_sink_plugin symbol" in r.stderr
-     and f"{PLUGIN_DIR}/flaky_abi99.so: built for sink plugin ABI 99.1, this sluice has 1.1" in r.stderr,
+     and f"{PLUGIN_DIR}/flaky_abi99.so: built for sink plugin ABI 99.2, this sluice has 1.2" in r.stderr,
      "the broken files are reported with the reason", r.stderr)
 t.ok("flaky_nosym" not in r.stdout and "flaky_abi99" not in r.stdout, "and are not listed as plugins", r.stdout)
 

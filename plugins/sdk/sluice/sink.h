@@ -22,7 +22,8 @@
  *   1.1  option types MAP and FLOAT_LIST; the descriptor's check; the host's
  *        row_kind, row_nkeys, row_sketch (a percentile's distribution) and
  *        metric sets (series that change at run time on /metrics).
- *   1.2  the host's row_hll (a redis_hll aggregate as a Redis HyperLogLog).
+ *   1.2  the host's row_hll (a redis_hll aggregate as a Redis HyperLogLog);
+ *        the descriptor's check_job.
  *
  * Threads.  create is called at start, before the jobs thread's event loop
  * (a libuv loop, given to create) runs: handles made there on that loop
@@ -341,6 +342,16 @@ typedef struct sluice_host {
 
 /* ---- the descriptor -------------------------------------------------------------- */
 
+/* A job that sends its rows to a sink (check_job, ABI 1.2): its aggregate
+ * fields in row order, and each one's function as written ("count", "sum",
+ * "percentile", "redis_hll", ...).  Borrowed for the call. */
+typedef struct {
+  const char *name;
+  size_t n_aggregates;
+  const char *const *aggregates;
+  const char *const *functions;
+} sluice_job_info_t;
+
 typedef struct {
   uint32_t abi_major, abi_minor; /* SLUICE_SINK_PLUGIN_HEADER */
   const char *name;              /* the `plugin` value and the file name (name.so) */
@@ -384,6 +395,14 @@ typedef struct {
    * name and ": " is shown as that key's).  Pure: no I/O, no host.  May be
    * NULL. */
   int (*check)(const void *conf, char *err, size_t errlen);
+
+  /* ---- ABI 1.2 ---- */
+
+  /* Checks the options against each job whose `sinks` names this sink
+   * (an option that names a job's field, say), with the bound options,
+   * by `sluice check` and at start after check; 0, or non-zero with a
+   * message reported as check's.  Pure.  May be NULL. */
+  int (*check_job)(const void *conf, const sluice_job_info_t *job, char *err, size_t errlen);
 } sluice_sink_plugin_t;
 
 #define SLUICE_SINK_PLUGIN_HEADER .abi_major = SLUICE_SINK_ABI_MAJOR, .abi_minor = SLUICE_SINK_ABI_MINOR
