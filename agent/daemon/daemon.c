@@ -7,7 +7,10 @@
  * and its own handles, and the loop ends.  SIGHUP reloads the config file:
  * refused whole when invalid, else the live settings are applied (the
  * stages' reload op) and the others named as needing a restart.  The
- * watchdog ping and the STATUS line come from this loop.  Main thread. */
+ * watchdog ping and the STATUS line come from this loop; the ping is held
+ * back while a stage's loop thread has stopped turning (stage_thread.h), so
+ * that systemd restarts a process whose jobs or worker loop is stuck, not
+ * only one whose main loop is.  Main thread. */
 #include "daemon/daemon.h"
 
 #include <signal.h>
@@ -21,6 +24,7 @@
 #include "daemon/notify.h"
 #include "daemon/reload.h"
 #include "daemon/stage.h"
+#include "daemon/stage_thread.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
 #include "jobs/jobs_stage.h"
@@ -31,6 +35,7 @@
 
 #define DRAIN_POLL_MS 50
 #define STATUS_MS 1000
+#define STALL_WARN_MS 5000 /* a loop thread this late is logged */
 
 /* In start order; stopped in reverse. */
 static int (*const stage_new[])(const sl_stage_env_t *env, sl_stage_t *out) = {
@@ -51,6 +56,7 @@ typedef struct {
   uv_signal_t sigint, sigterm, sighup;
   uv_timer_t drain_timer, status_timer, watchdog_timer;
   uint64_t drain_deadline;
+  uint64_t stall_limit_ms; /* a loop thread this late holds back the watchdog ping */
   sl_kafka_probe_t *probe;
   sl_metric_t *connections; /* the forward input's gauge, for STATUS */
   double status_connections;
@@ -174,10 +180,14 @@ static void on_kafka_reachable(void *arg, int brokers) {
   became_ready(d);
 }
 
-/* Once a second: the STATUS line when the number of connections changed,
- * and the count of log lines the rate limits suppressed. */
+/* Once a second: the loop threads' heartbeats, the STATUS line when the
+ * number of connections changed, and the count of log lines the rate
+ * limits suppressed. */
 static void on_status_tick(uv_timer_t *t) {
   daemon_t *d = t->data;
+  char what[512];
+  if (sl_stage_threads_stalled(STALL_WARN_MS, what, sizeof what))
+    sl_log_rl(SL_LOG_WARN, "agent", "event loop blocked: %s since its last turn", what);
   sl_log_flush_suppressed();
   double n = sl_gauge_get(d->connections);
   if (!d->ready || d->stopping || d->next || n == d->status_connections) return;
@@ -185,17 +195,24 @@ static void on_status_tick(uv_timer_t *t) {
   sl_notify("STATUS=ready: %.0f forward connections", n);
 }
 
-/* From this loop, so a loop that stops turning stops the pings and systemd
- * restarts the process. */
+/* From this loop, so a main loop that stops turning stops the pings and
+ * systemd restarts the process; so does a loop thread that stopped. */
 static void on_watchdog_tick(uv_timer_t *t) {
-  (void)t;
+  daemon_t *d = t->data;
+  char what[512];
+  if (sl_stage_threads_stalled(d->stall_limit_ms, what, sizeof what)) {
+    sl_log_rl(SL_LOG_ERROR, "agent", "no systemd watchdog ping: %s since its event loop last turned", what);
+    return;
+  }
   sl_notify("WATCHDOG=1");
 }
 
 static void start_watchdog(daemon_t *d) {
   uint64_t ms = sl_notify_watchdog_ms();
   if (!ms) return;
-  sl_log(SL_LOG_INFO, "agent", "systemd watchdog: pinging every %llu ms", (unsigned long long)ms);
+  d->stall_limit_ms = 2 * ms > STALL_WARN_MS ? 2 * ms : STALL_WARN_MS;
+  sl_log(SL_LOG_INFO, "agent", "systemd watchdog: pinging every %llu ms while every loop thread turns within %llu ms",
+         (unsigned long long)ms, (unsigned long long)d->stall_limit_ms);
   uv_timer_start(&d->watchdog_timer, on_watchdog_tick, 0, ms);
 }
 

@@ -3,7 +3,12 @@
  * wake-up) that the loop thread carries out; the thread publishes its work
  * in hand every PUBLISH_MS (and right after a command) for the drain to
  * read, and reports "closed", fatal errors and reloads done back through a
- * uv_async on the main loop.  The thread is joined when it reports closed.  */
+ * uv_async on the main loop.  The thread is joined when it reports closed.
+ *
+ * Liveness.  The publish timer also stamps a heartbeat, so the main thread
+ * can tell a loop thread that stopped turning (a plugin blocking the jobs
+ * loop, a deadlock) from a busy one: sl_stage_threads_stalled, which the
+ * daemon's systemd watchdog asks before each ping. */
 #include "daemon/stage_thread.h"
 
 #include <stdatomic.h>
@@ -14,9 +19,11 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "kafka/kafka_bridge.h"
 
 #define PUBLISH_MS 20
+#define MAX_WATCHED 64
 
 enum { CMD_STOP = 1, CMD_CLOSE = 2, CMD_RELOAD = 4 };
 
@@ -44,6 +51,9 @@ typedef struct {
   _Atomic bool fatal;          /* a fatal error waits to be reported */
   _Atomic bool reloaded;       /* the inner stage's reload is done */
   _Atomic int reload_err;
+  _Atomic uint64_t beat_ms;    /* the thread's last publish tick, uv_hrtime in ms */
+  bool closing;                /* CMD_CLOSE sent: its beat stops, not its loop */
+  sl_metric_t *m_age;          /* sluice_loop_heartbeat_age_seconds{thread} */
   /* The reload in progress: set on the main thread before CMD_RELOAD. */
   const sl_config_t *reload_next;
   void (*reload_done)(void *arg, int err);
@@ -66,7 +76,13 @@ static void publish(hosted_t *h) {
   atomic_store(&h->inflight, n);
 }
 
-static void on_publish(uv_timer_t *t) { publish(t->data); }
+static uint64_t now_ms(void) { return uv_hrtime() / 1000000; }
+
+static void on_publish(uv_timer_t *t) {
+  hosted_t *h = t->data;
+  atomic_store(&h->beat_ms, now_ms());
+  publish(h);
+}
 
 static void on_thread_handle_closed(uv_handle_t *hd) {
   hosted_t *h = hd->data;
@@ -128,6 +144,36 @@ static int inner_never_ready(void *arg, char *why, size_t len) {
 
 /* ---- on the main thread ---------------------------------------------------- */
 
+/* The threads running now, for sl_stage_threads_stalled. */
+static hosted_t *watched[MAX_WATCHED];
+static size_t n_watched;
+
+static void watch(hosted_t *h, bool on) {
+  if (on && n_watched < MAX_WATCHED) watched[n_watched++] = h;
+  for (size_t i = 0; !on && i < n_watched; i++)
+    if (watched[i] == h) watched[i] = watched[--n_watched];
+}
+
+size_t sl_stage_threads_stalled(uint64_t limit_ms, char *what, size_t len) {
+  uint64_t now = now_ms();
+  size_t n = 0, used = 0;
+  if (len) what[0] = '\0';
+  for (size_t i = 0; i < n_watched; i++) {
+    hosted_t *h = watched[i];
+    uint64_t beat = atomic_load(&h->beat_ms), age = now > beat ? now - beat : 0;
+    if (h->closing) age = 0;
+    if (h->m_age) sl_gauge_set(h->m_age, (double)age / 1000);
+    if (age <= limit_ms) continue;
+    n++;
+    if (used < len) {
+      int w = snprintf(what + used, len - used, "%sthe %s thread (%.1f s)", n > 1 ? ", " : "", h->name,
+                       (double)age / 1000);
+      if (w > 0) used += (size_t)w;
+    }
+  }
+  return n;
+}
+
 static void on_news_closed(uv_handle_t *hd) {
   hosted_t *h = hd->data;
   if (h->on_closed) h->on_closed(h->on_closed_arg);
@@ -144,6 +190,7 @@ static void on_news(uv_async_t *a) {
   }
   if (atomic_exchange(&h->reloaded, false)) h->reload_done(h->reload_arg, atomic_load(&h->reload_err));
   if (atomic_load(&h->closed)) {
+    watch(h, false);
     uv_thread_join(&h->thread);
     h->thread_started = false;
     uv_close((uv_handle_t *)&h->news, on_news_closed);
@@ -164,6 +211,8 @@ static int st_start(void *self) {
     return r;
   }
   h->thread_started = true;
+  atomic_store(&h->beat_ms, now_ms());
+  watch(h, true);
   return 0;
 }
 
@@ -214,6 +263,7 @@ static void st_close(void *self, void (*on_closed)(void *arg), void *arg) {
   h->on_closed = on_closed;
   h->on_closed_arg = arg;
   if (h->thread_started) {
+    h->closing = true;
     command(h, CMD_CLOSE);
     return;
   }
@@ -281,6 +331,16 @@ int sl_stage_thread_new(const sl_stage_env_t *env, const char *name,
   uv_timer_init(&h->loop, &h->publish);
   h->publish.data = h;
   h->main_loop = env->loop;
+  if (env->metrics) {
+    static const char *const labels[] = {"thread", NULL};
+    static const sl_metric_desc_t age = {
+        .type = SL_METRIC_GAUGE,
+        .name = "sluice_loop_heartbeat_age_seconds",
+        .help = "Seconds since the thread's event loop last turned (checked every second; over a few "
+                "seconds: something blocks it).",
+        .labels = labels};
+    h->m_age = sl_metric_child(sl_metrics_family(env->metrics, &age), (const char *const[]){name});
+  }
   h->ops = thread_ops;
   h->ops.name = name;
   *out = (sl_stage_t){.ops = &h->ops, .self = h};

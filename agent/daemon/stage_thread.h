@@ -8,6 +8,9 @@
 #ifndef SL_STAGE_THREAD_H
 #define SL_STAGE_THREAD_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "daemon/stage.h"
 
 /* Creates `create`'s stage on a new loop, with a Kafka bridge of its own
@@ -17,6 +20,12 @@
  * off.  0 or a negative error (logged). */
 int sl_stage_thread_new(const sl_stage_env_t *env, const char *name,
                         int (*create)(const sl_stage_env_t *env, sl_stage_t *out), sl_stage_t *out);
+
+/* How many running loop threads have not turned their loop for over
+ * limit_ms (closing ones aside), with "the jobs thread (12.3 s), ..." in
+ * what; also sets each one's sluice_loop_heartbeat_age_seconds.  Main
+ * thread. */
+size_t sl_stage_threads_stalled(uint64_t limit_ms, char *what, size_t len);
 
 /* The stage the thread hosts, for calls made before start (main thread). */
 sl_stage_t *sl_stage_thread_inner(const sl_stage_t *st);

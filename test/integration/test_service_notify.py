@@ -2,9 +2,10 @@
 systemd's NOTIFY_SOCKET: READY=1 comes only once the forward port accepts
 connections and Kafka answers (not while the broker is down), STATUS lines
 say what the daemon does, WATCHDOG=1 pings come at half of WATCHDOG_USEC
-(and not when WATCHDOG_PID names another process), SIGHUP says RELOADING=1
-then READY=1, SIGTERM says STOPPING=1.  And the systemd unit passes
-`systemd-analyze verify`."""
+(and not when WATCHDOG_PID names another process), and stop while the jobs
+thread's loop is stuck (a sink plugin blocking it, test/plugins/flaky.c),
+SIGHUP says RELOADING=1 then READY=1, SIGTERM says STOPPING=1.  And the
+systemd unit passes `systemd-analyze verify`."""
 import os
 import re
 import shutil
@@ -164,6 +165,66 @@ try:
 finally:
     s.kill()
     ns.close()
+
+# ---- a stuck jobs loop stops the pings -------------------------------------------
+# A job whose sink blocks the jobs loop 7 s in its write: the pings (every
+# 200 ms) stop once the loop is 5 s late (the floor of the limit, which is
+# otherwise WATCHDOG_USEC), the log says which thread, and they resume
+# when the loop turns again.
+PLUGIN_DIR = os.environ.get("TEST_PLUGIN_DIR", "")
+if os.path.exists(os.path.join(PLUGIN_DIR, "flaky.so")):
+    out = os.path.join(tempdir(), "rows.jsonl")
+    JOB = f"""
+[[job]]
+name = "stuck"
+topics = ["n.logs"]
+time = "processing"
+window = {{ type = "tumbling", size = "1s" }}
+aggregates = {{ n = "count()" }}
+sinks = ["blocker"]
+
+[[sink]]
+name = "blocker"
+plugin = "flaky"
+path = "{out}"
+block = "7s"
+"""
+    ns = NotifySocket()
+    s = Sluice(f'plugin_dirs = ["{PLUGIN_DIR}"]\n' + sluice_config(broker.bootstrap, ROUTE + JOB), wait_ready=False,
+               extra_env={"NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "400000"})
+    try:
+        s.wait_ready()
+        ns.wait(lambda m: m.get("READY") == "1", 20)
+        c = ForwardClient(s.port)
+        c.send_message("n.app", int(time.time()), {"k": 1}, chunk="s1")
+        t.ok(c.wait_ack("s1", 20), "a record for the job is acked")
+
+        def row_written():
+            return os.path.exists(out) and os.path.getsize(out) > 0
+
+        # The socket is read all along: a full one would block sd_notify.
+        end = time.monotonic() + 40
+        while not row_written() and time.monotonic() < end:
+            ns.drain(0.25)
+        t.ok(row_written(), "the blocked write completes and its row is written")
+        ns.drain(1.0)
+        pings = [at for at, m in ns.msgs if m.get("WATCHDOG") == "1"]
+        gap = max((b - a for a, b in zip(pings, pings[1:])), default=0)
+        t.ok(1.0 <= gap <= 3.5, f"the longest gap between pings is {gap:.2f} s (7 s blocked, 5 s allowed)")
+        t.ok(pings and pings[-1] > time.monotonic() - 0.8, "the pings come again once the loop turns")
+        t.ok(s.log.seen(r"error agent: no systemd watchdog ping: the jobs thread \(5\.\d s\) since its event loop "
+                        r"last turned"), "the log says which thread holds the ping back", s.log.text()[-2000:])
+        t.ok(s.log.seen(r"warn\s+agent: event loop blocked: the jobs thread \(\d+\.\d s\) since its last turn"),
+             "and warns that its event loop is blocked")
+        t.ok(s.metric('sluice_loop_heartbeat_age_seconds{thread="jobs"}') < 5,
+             "sluice_loop_heartbeat_age_seconds{thread=\"jobs\"} is small again")
+        c.close()
+        t.eq(s.stop(), 0, "exit code 0")
+    finally:
+        s.kill()
+        ns.close()
+else:
+    t.ok(True, f"# SKIP no flaky.so in {PLUGIN_DIR!r}")
 
 # ---- without NOTIFY_SOCKET nothing changes ---------------------------------------
 s = Sluice(sluice_config(broker.bootstrap, ROUTE), extra_env={"NOTIFY_SOCKET": "", "WATCHDOG_USEC": "100000"})

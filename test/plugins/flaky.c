@@ -13,7 +13,9 @@
  *   hang         writes never complete; destroy completes them CANCELED;
  *   stall        while this file exists, writes wait unanswered (a slow
  *                sink that blocks; checked every STALL_POLL_MS), then are
- *                carried out as the other options say.
+ *                carried out as the other options say;
+ *   block        each write blocks the jobs loop this long before it is
+ *                accepted (a plugin that wrongly blocks its loop).
  *
  * Writes are completed from a host timer (never from inside write), in the
  * order they came.  Runs on the jobs loop; sees only the SDK header and
@@ -35,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef FLAKY_NAME
@@ -52,6 +55,7 @@ typedef struct {
   bool hang;
   char *control;
   char *stall;
+  int64_t block_ns;
 } flaky_conf_t;
 
 static const sluice_opt_t flaky_opts[] = {
@@ -84,6 +88,13 @@ static const sluice_opt_t flaky_opts[] = {
      .type = SLUICE_OPT_STRING,
      .offset = offsetof(flaky_conf_t, stall),
      .help = "While this file exists, writes wait without an answer (a sink that blocks)."},
+    {.name = "block",
+     .type = SLUICE_OPT_DURATION,
+     .def = "\"0s\"",
+     .min = 0,
+     .max = 600000000000LL,
+     .offset = offsetof(flaky_conf_t, block_ns),
+     .help = "Each write blocks the jobs loop this long (sleeping inside write)."},
     {0},
 };
 
@@ -101,6 +112,7 @@ typedef struct {
   int fd;
   char *path, *fatal_match, *control, *stall; /* owned copies */
   bool hang;
+  int64_t block_ns;
   int64_t fail_left;
   sluice_timer_t *timer;
   bool timer_armed;
@@ -128,6 +140,7 @@ static int flaky_create(const sluice_host_t *host, sluice_ctx_t *ctx, const void
   f->host = host;
   f->ctx = ctx;
   f->hang = conf->hang;
+  f->block_ns = conf->block_ns;
   f->fail_left = conf->fail_first;
   if (!(f->path = strdup(conf->path)) || (conf->fatal_match && !(f->fatal_match = strdup(conf->fatal_match))) ||
       (conf->control && !(f->control = strdup(conf->control))) || (conf->stall && !(f->stall = strdup(conf->stall))))
@@ -284,6 +297,11 @@ static void arm(flaky_t *f) {
 static int flaky_write(void *self, sluice_write_t *w, const sluice_row_t *const *rows, size_t n) {
   flaky_t *f = self;
   if (f->closing) return -1;
+  if (f->block_ns) {
+    struct timespec ts = {.tv_sec = f->block_ns / 1000000000, .tv_nsec = f->block_ns % 1000000000};
+    while (nanosleep(&ts, &ts) && errno == EINTR) {
+    }
+  }
   op_t *op = calloc(1, sizeof *op);
   if (!op) return -1;
   *op = (op_t){.w = w, .rows = rows, .n = n};
