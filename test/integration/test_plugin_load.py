@@ -174,7 +174,7 @@ t.ok(first.startswith(f"search path: {PLUGIN_DIR} {EXTRA} ") and first.endswith(
 t.ok(f"\nflaky 0.3.1 (ABI 1.2) {PLUGIN_DIR}/flaky.so\n  Test sink that fails on command" in r.stdout,
      "flaky is listed with its version, ABI, file and description", r.stdout)
 opts = {l.split()[0]: l for l in r.stdout.split("\nflaky ", 1)[-1].split("\n\n")[0].splitlines()[2:]}
-t.ok(list(opts) == ["path", "fail_first", "fatal_match", "hang", "control", "stall"]
+t.ok(list(opts) == ["path", "fail_first", "fatal_match", "hang", "control", "stall", "block"]
      and "required" in opts["path"] and "default  0" in opts["fail_first"] and "default  false" in opts["hang"]
      and "unset" in opts["control"] and "every write fails" in opts["control"],
      "with each option: required or its default, and its help", r.stdout)
