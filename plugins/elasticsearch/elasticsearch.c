@@ -207,7 +207,7 @@ struct es_sink {
   bool kick_open;
   op_t *head, *tail;
   bool closing, closed;
-  es_buf_t scratch, body;
+  pt_buf_t scratch, body;
   sluice_metric_t *m_requests, *m_req_failed, *m_items_retry, *m_items_rejected, *m_bytes;
 };
 
@@ -218,18 +218,6 @@ static void kick(es_sink_t *s) {
 
 /* ---- creating ------------------------------------------------------------------------ */
 
-static int fail_create(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail_create(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 static void sink_free(es_sink_t *s) {
   for (size_t i = 0; s->hosts && i < s->nhosts; i++) {
     free(s->hosts[i].base);
@@ -238,8 +226,8 @@ static void sink_free(es_sink_t *s) {
   }
   free(s->hosts);
   es_index_free(s->index);
-  es_buf_free(&s->scratch);
-  es_buf_free(&s->body);
+  pt_buf_free(&s->scratch);
+  pt_buf_free(&s->body);
   free(s);
 }
 
@@ -250,17 +238,17 @@ static int es_create(const sluice_host_t *host, sluice_ctx_t *ctx, const void *c
   const es_conf_t *conf = conf_;
   *self = NULL;
   if (host->abi_major != SLUICE_SINK_ABI_MAJOR)
-    return fail_create(err, errlen, "the agent's sink ABI is %u.%u, the elasticsearch sink's %d.%d",
+    return pt_fail(err, errlen, "the agent's sink ABI is %u.%u, the elasticsearch sink's %d.%d",
                        (unsigned)host->abi_major, (unsigned)host->abi_minor, SLUICE_SINK_ABI_MAJOR,
                        SLUICE_SINK_ABI_MINOR);
-  if (!conf->hosts.n) return fail_create(err, errlen, "hosts is empty");
+  if (!conf->hosts.n) return pt_fail(err, errlen, "hosts is empty");
   if (!!conf->username + !!conf->api_key + !!conf->bearer > 1)
-    return fail_create(err, errlen, "username, api_key and bearer exclude one another: write one");
+    return pt_fail(err, errlen, "username, api_key and bearer exclude one another: write one");
   if (!!conf->username != !!conf->password)
-    return fail_create(err, errlen,
+    return pt_fail(err, errlen,
                        conf->username ? "username needs password" : "password needs username");
   es_sink_t *s = calloc(1, sizeof *s);
-  if (!s) return fail_create(err, errlen, "out of memory");
+  if (!s) return pt_fail(err, errlen, "out of memory");
   s->host = host;
   s->ctx = ctx;
   s->loop = loop;
@@ -315,7 +303,7 @@ static int es_create(const sluice_host_t *host, sluice_ctx_t *ctx, const void *c
   *self = s;
   return 0;
 nomem:
-  fail_create(err, errlen, "out of memory");
+  pt_fail(err, errlen, "out of memory");
 fail:
   sink_free(s);
   return -1;
@@ -489,7 +477,7 @@ static void send_bulk(es_sink_t *s, op_t *op) {
   b->s = s;
   b->op = op;
   b->host = s->cur;
-  es_buf_t *body = &s->body;
+  pt_buf_t *body = &s->body;
   body->len = 0;
   char why[512], msg[700];
   while (op->next_row < op->n && b->n < cap) {
@@ -519,10 +507,10 @@ static void send_bulk(es_sink_t *s, op_t *op) {
     bulk_free(b);
     return;
   }
-  es_buf_t send = {0};
+  pt_buf_t send = {0};
   if (s->gzip) {
     if (es_gzip(body->p, body->len, &send)) {
-      es_buf_free(&send);
+      pt_buf_free(&send);
       for (size_t k = 0; k < b->n; k++)
         row_set(op, b->rows[k], SLUICE_RETRY, "cannot gzip the bulk body");
       bulk_free(b);
@@ -530,7 +518,7 @@ static void send_bulk(es_sink_t *s, op_t *op) {
     }
   } else {
     send = *body; /* taken; the scratch body starts again empty */
-    *body = (es_buf_t){0};
+    *body = (pt_buf_t){0};
   }
   size_t bytes = send.len;
   if (es_http_send(&s->http, s->hosts[b->host].bulk_url, &send, s->gzip, on_bulk, b)) {

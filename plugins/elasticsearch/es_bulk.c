@@ -24,62 +24,16 @@
 #include <time.h>
 #include <zlib.h>
 
-/* ---- buffers -------------------------------------------------------------------- */
-
-int es_buf_append(es_buf_t *b, const void *data, size_t n) {
-  if (b->cap - b->len < n) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->len < n) {
-      if (cap > SIZE_MAX / 2) return -1;
-      cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (!p) return -1;
-    b->p = p;
-    b->cap = cap;
-  }
-  if (n) memcpy(b->p + b->len, data, n);
-  b->len += n;
-  return 0;
-}
-
-void es_buf_free(es_buf_t *b) {
-  free(b->p);
-  *b = (es_buf_t){0};
-}
-
 /* ---- index templates -------------------------------------------------------------- */
 
-typedef struct {
-  char *text; /* literal text (a strftime format), or the field name */
-  bool field;
-  bool has_pct; /* literal: holds a '%' (else copied as it is) */
-} part_t;
-
 struct es_index {
-  char *source;
-  part_t *parts;
-  size_t n;
+  pt_tmpl_t *t;
 };
 
 void es_index_free(es_index_t *t) {
   if (!t) return;
-  for (size_t i = 0; i < t->n; i++) free(t->parts[i].text);
-  free(t->parts);
-  free(t->source);
+  pt_tmpl_free(t->t);
   free(t);
-}
-
-static int add_part(es_index_t *t, const char *text, size_t len, bool field) {
-  part_t *parts = realloc(t->parts, (t->n + 1) * sizeof *parts);
-  if (!parts) return -1;
-  t->parts = parts;
-  char *copy = malloc(len + 1);
-  if (!copy) return -1;
-  memcpy(copy, text, len);
-  copy[len] = '\0';
-  t->parts[t->n++] = (part_t){copy, field, memchr(copy, '%', len) != NULL};
-  return 0;
 }
 
 int es_index_compile(const char *text, es_index_t **out, char *err, size_t errlen) {
@@ -89,58 +43,32 @@ int es_index_compile(const char *text, es_index_t **out, char *err, size_t errle
     return -1;
   }
   es_index_t *t = calloc(1, sizeof *t);
-  if (!t || !(t->source = strdup(text))) goto nomem;
-  const char *p = text;
-  while (*p) {
-    const char *open = strstr(p, "${");
-    size_t lit = open ? (size_t)(open - p) : strlen(p);
-    if (lit) {
-      /* A '%' that ends a literal part formats nothing: strftime's
-       * behaviour is undefined there. */
-      size_t pct = 0;
-      for (size_t i = lit; i > 0 && p[i - 1] == '%'; i--) pct++;
-      if (pct % 2) {
-        snprintf(err, errlen,
-                 "index \"%s\": a '%%' ends the text before %s (write %%%% for a '%%')", text,
-                 open ? "a ${field}" : "the end");
-        goto fail;
-      }
-      if (add_part(t, p, lit, false)) goto nomem;
-    }
-    if (!open) break;
-    const char *close = strchr(open + 2, '}');
-    if (!close) {
-      snprintf(err, errlen, "index \"%s\" has an unclosed \"${\"", text);
+  if (!t) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  if (pt_tmpl_compile(text, "index", &t->t, err, errlen)) goto fail;
+  for (size_t i = 0; i < pt_tmpl_nparts(t->t); i++) {
+    const pt_part_t *part = pt_tmpl_part(t->t, i);
+    if (part->field) continue;
+    /* A '%' that ends a literal part formats nothing: strftime's
+     * behaviour is undefined there. */
+    size_t pct = 0;
+    for (size_t k = part->len; k > 0 && part->text[k - 1] == '%'; k--) pct++;
+    if (pct % 2) {
+      snprintf(err, errlen, "index \"%s\": a '%%' ends the text before %s (write %%%% for a '%%')", text,
+               i + 1 < pt_tmpl_nparts(t->t) ? "a ${field}" : "the end");
       goto fail;
     }
-    if (close == open + 2) {
-      snprintf(err, errlen,
-               "index \"%s\" has an empty \"${}\": write ${field} with a field of the row", text);
-      goto fail;
-    }
-    if (add_part(t, open + 2, (size_t)(close - open - 2), true)) goto nomem;
-    p = close + 1;
   }
   *out = t;
   return 0;
-nomem:
-  snprintf(err, errlen, "out of memory");
 fail:
   es_index_free(t);
   return -1;
 }
 
-/* The fewest digits that read back as d (see redis_cmd.c's `shortest`). */
-static int shortest(double d, char *b, size_t cap) {
-  int n = 0;
-  for (int prec = 15; prec <= 17; prec++) {
-    n = snprintf(b, cap, "%.*g", prec, d);
-    if (prec == 17 || strtod(b, NULL) == d) break;
-  }
-  return n;
-}
-
-static int append_strftime(const char *fmt, const struct tm *tm, es_buf_t *out) {
+static int append_strftime(const char *fmt, const struct tm *tm, pt_buf_t *out) {
   char stack[256];
   size_t cap = sizeof stack;
   char *b = stack;
@@ -149,7 +77,7 @@ static int append_strftime(const char *fmt, const struct tm *tm, es_buf_t *out) 
     /* 0 is either "did not fit" or an empty result (%p in some locales):
      * a buffer 16 times the format's length holds any real result. */
     if (n || cap > 16 * strlen(fmt) + 256) {
-      int r = es_buf_append(out, b, n);
+      int r = pt_buf_append(out, b, n);
       if (b != stack) free(b);
       return r;
     }
@@ -164,56 +92,30 @@ static int append_strftime(const char *fmt, const struct tm *tm, es_buf_t *out) 
 }
 
 int es_index_render(const es_index_t *t, const sluice_host_t *host, const sluice_row_t *row,
-                    es_buf_t *out, char *why, size_t whylen) {
+                    pt_buf_t *out, char *why, size_t whylen) {
   struct tm tm;
   bool have_tm = false;
-  for (size_t i = 0; i < t->n; i++) {
-    const part_t *part = &t->parts[i];
-    if (!part->field) {
-      if (!part->has_pct) {
-        if (es_buf_append(out, part->text, strlen(part->text))) goto nomem;
-        continue;
-      }
-      if (!have_tm) {
-        int64_t ms = host->row_window_start(row);
-        time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-        if (!gmtime_r(&secs, &tm)) {
-          snprintf(why, whylen, "index \"%s\": the window start %" PRId64 " ms is out of range",
-                   t->source, ms);
-          return -1;
-        }
-        have_tm = true;
-      }
-      if (append_strftime(part->text, &tm, out)) goto nomem;
+  for (size_t i = 0; i < pt_tmpl_nparts(t->t); i++) {
+    const pt_part_t *part = pt_tmpl_part(t->t, i);
+    if (part->field) {
+      if (pt_field_text(t->t, part->text, host, row, out, why, whylen)) return -1;
       continue;
     }
-    sluice_value_t v = {0};
-    if (!host->row_get(row, part->text, &v)) {
-      snprintf(why, whylen, "index \"%s\": the row has no field \"%s\"", t->source, part->text);
-      return -1;
+    if (!memchr(part->text, '%', part->len)) {
+      if (pt_buf_append(out, part->text, part->len)) goto nomem;
+      continue;
     }
-    char b[64];
-    int r = 0;
-    switch (v.type) {
-      case SLUICE_VALUE_STRING:
-        r = es_buf_append(out, v.s, v.len);
-        break;
-      case SLUICE_VALUE_INT:
-        r = es_buf_append(out, b, (size_t)snprintf(b, sizeof b, "%" PRId64, v.i));
-        break;
-      case SLUICE_VALUE_FLOAT:
-        r = es_buf_append(out, b, (size_t)shortest(v.f, b, sizeof b));
-        break;
-      case SLUICE_VALUE_BOOL:
-        r = es_buf_append(out, v.b ? "true" : "false", v.b ? 4 : 5);
-        break;
-      default:
-        snprintf(
-            why, whylen, "index \"%s\": field \"%s\" is %s", t->source, part->text,
-            v.type == SLUICE_VALUE_NULL ? "null (missing in the records)" : "a map or an array");
+    if (!have_tm) {
+      int64_t ms = host->row_window_start(row);
+      time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+      if (!gmtime_r(&secs, &tm)) {
+        snprintf(why, whylen, "index \"%s\": the window start %" PRId64 " ms is out of range",
+                 pt_tmpl_source(t->t), ms);
         return -1;
+      }
+      have_tm = true;
     }
-    if (r) goto nomem;
+    if (append_strftime(part->text, &tm, out)) goto nomem;
   }
   return 0;
 nomem:
@@ -224,11 +126,11 @@ nomem:
 /* ---- bulk items ------------------------------------------------------------------- */
 
 static int dump_cb(const char *buf, size_t size, void *data) {
-  return es_buf_append(data, buf, size);
+  return pt_buf_append(data, buf, size);
 }
 
 int es_bulk_item(int op, const char *index, size_t index_len, const char *id, const char *doc,
-                 size_t doc_len, es_buf_t *body, char *why, size_t whylen) {
+                 size_t doc_len, pt_buf_t *body, char *why, size_t whylen) {
   size_t mark = body->len;
   json_t *meta = json_object();
   json_t *name = json_stringn(index, index_len);
@@ -243,8 +145,8 @@ int es_bulk_item(int op, const char *index, size_t index_len, const char *id, co
       (id && json_object_set_new(meta, "_id", json_string(id))) ||
       json_object_set(action, op == ES_OP_CREATE ? "create" : "index", meta))
     goto nomem;
-  if (json_dump_callback(action, dump_cb, body, JSON_COMPACT) || es_buf_append(body, "\n", 1) ||
-      es_buf_append(body, doc, doc_len) || es_buf_append(body, "\n", 1))
+  if (json_dump_callback(action, dump_cb, body, JSON_COMPACT) || pt_buf_append(body, "\n", 1) ||
+      pt_buf_append(body, doc, doc_len) || pt_buf_append(body, "\n", 1))
     goto nomem;
   r = 0;
   goto out;
@@ -388,7 +290,7 @@ int es_root_info(const char *body, size_t len, char *version, size_t vlen, char 
 
 /* ---- gzip and URLs ----------------------------------------------------------------------- */
 
-int es_gzip(const void *in, size_t n, es_buf_t *out) {
+int es_gzip(const void *in, size_t n, pt_buf_t *out) {
   z_stream z = {0};
   out->len = 0;
   /* 15 + 16: a gzip header and trailer, not zlib's. */
@@ -450,22 +352,22 @@ char *es_bulk_url(const char *base, const char *pipeline) {
   static const char path[] =
       "/_bulk?filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason,"
       "items.*.error.caused_by.type,items.*.error.caused_by.reason";
-  es_buf_t b = {0};
-  int r = es_buf_append(&b, base, strlen(base)) | es_buf_append(&b, path, sizeof path - 1);
+  pt_buf_t b = {0};
+  int r = pt_buf_append(&b, base, strlen(base)) | pt_buf_append(&b, path, sizeof path - 1);
   if (pipeline) {
-    r |= es_buf_append(&b, "&pipeline=", 10);
+    r |= pt_buf_append(&b, "&pipeline=", 10);
     for (const unsigned char *p = (const unsigned char *)pipeline; *p; p++) {
       char e[4];
       if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
           *p == '-' || *p == '_' || *p == '.' || *p == '~')
-        r |= es_buf_append(&b, p, 1);
+        r |= pt_buf_append(&b, p, 1);
       else
-        r |= es_buf_append(&b, e, (size_t)snprintf(e, sizeof e, "%%%02X", *p));
+        r |= pt_buf_append(&b, e, (size_t)snprintf(e, sizeof e, "%%%02X", *p));
     }
   }
-  r |= es_buf_append(&b, "", 1);
+  r |= pt_buf_append(&b, "", 1);
   if (r) {
-    es_buf_free(&b);
+    pt_buf_free(&b);
     return NULL;
   }
   return b.p;

@@ -13,14 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A growable byte buffer; zeroed is empty.  es_buf_free releases it. */
-typedef struct {
-  char *p;
-  size_t len, cap;
-} es_buf_t;
-
-int es_buf_append(es_buf_t *b, const void *data, size_t n); /* 0 or -1 (out of memory) */
-void es_buf_free(es_buf_t *b);
+#include "plug_text.h"
 
 /* ---- index names ------------------------------------------------------------------ */
 
@@ -39,7 +32,7 @@ void es_index_free(es_index_t *t);
  * Unix ms; 0 for a late record).  -1 with why when a field is missing,
  * null, a map or an array, or when out of memory ("out of memory"). */
 int es_index_render(const es_index_t *t, const sluice_host_t *host, const sluice_row_t *row,
-                    es_buf_t *out, char *why, size_t whylen);
+                    pt_buf_t *out, char *why, size_t whylen);
 
 /* ---- bulk requests -------------------------------------------------------------- */
 
@@ -51,7 +44,7 @@ enum { ES_OP_INDEX = 0, ES_OP_CREATE };
  * row's JSON as the host gives it (one object, no newline).  0, or -1
  * with why (the index is not UTF-8, out of memory). */
 int es_bulk_item(int op, const char *index, size_t index_len, const char *id, const char *doc,
-                 size_t doc_len, es_buf_t *body, char *why, size_t whylen);
+                 size_t doc_len, pt_buf_t *body, char *why, size_t whylen);
 
 /* ---- responses -------------------------------------------------------------------- */
 
@@ -97,7 +90,7 @@ int es_root_info(const char *body, size_t len, char *version, size_t vlen, char 
 /* ---- compression and URLs ---------------------------------------------------------- */
 
 /* in[0..n) gzipped into out (replacing what it held).  0 or -1. */
-int es_gzip(const void *in, size_t n, es_buf_t *out);
+int es_gzip(const void *in, size_t n, pt_buf_t *out);
 
 /* A `hosts` entry as a base URL without a trailing '/': "es1:9200" gets
  * "http://"; "https://x/prefix/" keeps its scheme and path.  Returns an

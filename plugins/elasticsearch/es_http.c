@@ -33,7 +33,7 @@ typedef struct es_req {
   es_http_t *h;
   CURL *easy;
   struct curl_slist *headers;
-  es_buf_t body, answer;
+  pt_buf_t body, answer;
   es_http_cb cb;
   void *arg;
   uint64_t started;
@@ -139,8 +139,8 @@ static void req_unlink(es_req_t *r) {
 static void req_free(es_req_t *r) {
   if (r->easy) curl_easy_cleanup(r->easy);
   curl_slist_free_all(r->headers);
-  es_buf_free(&r->body);
-  es_buf_free(&r->answer);
+  pt_buf_free(&r->body);
+  pt_buf_free(&r->answer);
   free(r);
 }
 
@@ -155,7 +155,7 @@ static void finish(es_req_t *r, CURLcode code) {
     res.timed_out = code == CURLE_OPERATION_TIMEDOUT;
     res.error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(code);
   }
-  if (es_buf_append(&r->answer, "", 1) == 0) r->answer.len--;
+  if (pt_buf_append(&r->answer, "", 1) == 0) r->answer.len--;
   res.body = r->answer.p ? r->answer.p : "";
   res.len = r->answer.len;
   curl_multi_remove_handle(h->multi, r->easy);
@@ -179,15 +179,15 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg) {
   es_req_t *r = arg;
   /* A body past 64 MiB is no answer of _bulk's: stop reading (curl then
    * fails the transfer). */
-  if (r->answer.len + size * n > 64u << 20 || es_buf_append(&r->answer, p, size * n)) return 0;
+  if (r->answer.len + size * n > 64u << 20 || pt_buf_append(&r->answer, p, size * n)) return 0;
   return size * n;
 }
 
-int es_http_send(es_http_t *h, const char *url, es_buf_t *body, bool gzipped, es_http_cb cb,
+int es_http_send(es_http_t *h, const char *url, pt_buf_t *body, bool gzipped, es_http_cb cb,
                  void *arg) {
   es_req_t *r = calloc(1, sizeof *r);
   if (!r) {
-    if (body) es_buf_free(body);
+    if (body) pt_buf_free(body);
     return -1;
   }
   r->h = h;
@@ -195,7 +195,7 @@ int es_http_send(es_http_t *h, const char *url, es_buf_t *body, bool gzipped, es
   r->arg = arg;
   if (body) {
     r->body = *body;
-    *body = (es_buf_t){0};
+    *body = (pt_buf_t){0};
   }
   const es_http_opts_t *o = &h->opts;
   CURL *e = r->easy = curl_easy_init();

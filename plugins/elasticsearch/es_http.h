@@ -61,7 +61,7 @@ int es_http_init(es_http_t *h, uv_loop_t *loop, const es_http_opts_t *opts, char
  * gzip when gzipped.  0: cb(arg, result) is called once, on the loop,
  * never from inside this call; -1 (out of memory): cb is not called and
  * body is freed all the same. */
-int es_http_send(es_http_t *h, const char *url, es_buf_t *body, bool gzipped, es_http_cb cb,
+int es_http_send(es_http_t *h, const char *url, pt_buf_t *body, bool gzipped, es_http_cb cb,
                  void *arg);
 
 /* Requests in flight. */

@@ -31,8 +31,6 @@
 #define _POSIX_C_SOURCE 200809L /* strdup under -std=c11 */
 #endif
 
-#include <inttypes.h>
-#include <math.h>
 #include <sluice/sink.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -40,6 +38,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "plug_text.h"
 
 #define TOPIC_MAX 249 /* Kafka's limit on a topic name */
 
@@ -70,13 +70,6 @@ static const sluice_opt_t kafka_opts[] = {
     {0},
 };
 
-/* The topic template, cut into literal text and field names. */
-typedef struct {
-  bool field;
-  char *text; /* owned: the literal, or the field's name */
-  size_t len;
-} segment_t;
-
 typedef struct kwrite kwrite_t;
 
 /* The arg of one record's delivery report. */
@@ -99,8 +92,7 @@ typedef struct kafka_sink {
   const sluice_host_t *host; /* borrowed until destroyed */
   sluice_ctx_t *ctx;         /* borrowed until destroyed */
   char *template;            /* owned: the topic option, for messages */
-  segment_t *segs;           /* owned */
-  size_t n_segs;
+  pt_tmpl_t *topic;          /* owned: the template */
   char *fixed_topic; /* owned: the topic when the template names no field */
   int format;
   /* Writes that have nothing left to wait for and are completed from the
@@ -128,133 +120,25 @@ static const char *bad_topic_char(const char *s, size_t len) {
   return NULL;
 }
 
-static int fail_create(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail_create(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
-static int add_segment(kafka_sink_t *s, bool field, const char *text, size_t len) {
-  segment_t *segs = realloc(s->segs, (s->n_segs + 1) * sizeof *segs);
-  if (!segs) return -1;
-  s->segs = segs;
-  char *copy = malloc(len + 1);
-  if (!copy) return -1;
-  memcpy(copy, text, len);
-  copy[len] = '\0';
-  s->segs[s->n_segs++] = (segment_t){.field = field, .text = copy, .len = len};
-  return 0;
-}
-
-/* Cuts `topic` into segments; a `$` not followed by `{` is literal text
- * (and then refused as a topic character). */
+/* Compiles `topic`; a `$` not followed by `{` is literal text (and then
+ * refused as a topic character). */
 static int parse_topic(kafka_sink_t *s, const char *topic, char *err, size_t errlen) {
-  const char *p = topic;
-  if (!*p) return fail_create(err, errlen, "topic is empty");
-  while (*p) {
-    const char *open = strstr(p, "${");
-    const char *lit_end = open ? open : p + strlen(p);
-    if (lit_end > p) {
-      const char *bad = bad_topic_char(p, (size_t)(lit_end - p));
-      if (bad)
-        return fail_create(err, errlen,
-                           "topic \"%s\": '%c' cannot be in a Kafka topic name (letters, digits, "
-                           "'.', '_' and '-')",
-                           topic, *bad);
-      if (add_segment(s, false, p, (size_t)(lit_end - p)))
-        return fail_create(err, errlen, "out of memory");
-    }
-    if (!open) break;
-    const char *name = open + 2;
-    const char *close = strchr(name, '}');
-    if (!close)
-      return fail_create(err, errlen, "topic \"%s\": \"${\" without its closing \"}\"", topic);
-    if (close == name)
-      return fail_create(err, errlen, "topic \"%s\": \"${}\" names no field", topic);
-    if (add_segment(s, true, name, (size_t)(close - name)))
-      return fail_create(err, errlen, "out of memory");
-    p = close + 1;
+  if (!*topic) return pt_fail(err, errlen, "topic is empty");
+  if (pt_tmpl_compile(topic, "topic", &s->topic, err, errlen)) return -1;
+  for (size_t i = 0; i < pt_tmpl_nparts(s->topic); i++) {
+    const pt_part_t *part = pt_tmpl_part(s->topic, i);
+    const char *bad = part->field ? NULL : bad_topic_char(part->text, part->len);
+    if (bad)
+      return pt_fail(err, errlen,
+                         "topic \"%s\": '%c' cannot be in a Kafka topic name (letters, digits, "
+                         "'.', '_' and '-')",
+                         topic, *bad);
   }
-  bool fields = false;
-  size_t len = 0;
-  for (size_t i = 0; i < s->n_segs; i++) {
-    fields |= s->segs[i].field;
-    len += s->segs[i].len;
-  }
-  if (fields) return 0;
-  if (len > TOPIC_MAX || !strcmp(topic, ".") || !strcmp(topic, ".."))
-    return fail_create(err, errlen, "topic \"%s\" is not a valid Kafka topic name", topic);
-  if (!(s->fixed_topic = strdup(topic))) return fail_create(err, errlen, "out of memory");
+  if (pt_tmpl_has_fields(s->topic)) return 0;
+  if (strlen(topic) > TOPIC_MAX || !strcmp(topic, ".") || !strcmp(topic, ".."))
+    return pt_fail(err, errlen, "topic \"%s\" is not a valid Kafka topic name", topic);
+  if (!(s->fixed_topic = strdup(topic))) return pt_fail(err, errlen, "out of memory");
   return 0;
-}
-
-/* Appends a field's value as text: out has TOPIC_MAX + 1 bytes, *at the
- * length so far.  Returns NULL, or why the row cannot be written (in why). */
-static const char *append_field(const kafka_sink_t *s, const sluice_row_t *row,
-                                const segment_t *seg, char *out, size_t *at, char *why,
-                                size_t whylen) {
-  sluice_value_t v;
-  char num[64];
-  const char *text = num;
-  size_t len = 0;
-  if (!s->host->row_get(row, seg->text, &v)) {
-    /* A late record (to a job's late_sink) has its own fields only; its
-     * job is still known. */
-    const char *job = strcmp(seg->text, "job") ? NULL : s->host->row_job(row);
-    if (!job) {
-      snprintf(why, whylen, "the row has no field \"%s\"", seg->text);
-      return why;
-    }
-    v = (sluice_value_t){.type = SLUICE_VALUE_STRING, .s = job, .len = strlen(job)};
-  }
-  switch (v.type) {
-    case SLUICE_VALUE_STRING:
-      text = v.s;
-      len = v.len;
-      break;
-    case SLUICE_VALUE_INT:
-      len = (size_t)snprintf(num, sizeof num, "%" PRId64, v.i);
-      break;
-    case SLUICE_VALUE_BOOL:
-      len = (size_t)snprintf(num, sizeof num, "%s", v.b ? "true" : "false");
-      break;
-    case SLUICE_VALUE_FLOAT:
-      if (!isfinite(v.f)) {
-        snprintf(why, whylen, "field \"%s\" is not a finite number", seg->text);
-        return why;
-      }
-      /* The shortest text that reads back as the same double. */
-      for (int prec = 1; prec <= 17; prec++) {
-        len = (size_t)snprintf(num, sizeof num, "%.*g", prec, v.f);
-        if (strtod(num, NULL) == v.f) break;
-      }
-      break;
-    case SLUICE_VALUE_NULL:
-      snprintf(why, whylen, "field \"%s\" is null", seg->text);
-      return why;
-    default:
-      snprintf(why, whylen, "field \"%s\" is a map or an array, not a scalar", seg->text);
-      return why;
-  }
-  const char *bad = bad_topic_char(text, len);
-  if (bad) {
-    snprintf(why, whylen, "field \"%s\" is \"%.*s\": '%c' cannot be in a Kafka topic name",
-             seg->text, len > 64 ? 64 : (int)len, text, *bad);
-    return why;
-  }
-  if (len > TOPIC_MAX - *at) {
-    snprintf(why, whylen, "the topic name would be longer than %d characters", TOPIC_MAX);
-    return why;
-  }
-  memcpy(out + *at, text, len);
-  *at += len;
-  return NULL;
 }
 
 /* The row's topic (in out, TOPIC_MAX + 1 bytes, or the fixed topic), or
@@ -262,33 +146,47 @@ static const char *append_field(const kafka_sink_t *s, const sluice_row_t *row,
 static const char *render_topic(const kafka_sink_t *s, const sluice_row_t *row, char *out,
                                 char *why, size_t whylen) {
   if (s->fixed_topic) return s->fixed_topic;
-  size_t at = 0;
-  for (size_t i = 0; i < s->n_segs; i++) {
-    const segment_t *seg = &s->segs[i];
-    if (seg->field) {
-      if (append_field(s, row, seg, out, &at, why, whylen)) return NULL;
+  pt_buf_t b = {0};
+  const char *topic = NULL;
+  for (size_t i = 0; i < pt_tmpl_nparts(s->topic); i++) {
+    const pt_part_t *part = pt_tmpl_part(s->topic, i);
+    size_t at = b.len;
+    if (!part->field) {
+      if (pt_buf_append(&b, part->text, part->len)) {
+        snprintf(why, whylen, "out of memory");
+        goto done;
+      }
       continue;
     }
-    if (seg->len > TOPIC_MAX - at) {
-      snprintf(why, whylen, "the topic name would be longer than %d characters", TOPIC_MAX);
-      return NULL;
+    if (pt_field_text(s->topic, part->text, s->host, row, &b, why, whylen)) goto done;
+    const char *bad = bad_topic_char(b.p + at, b.len - at);
+    if (bad) {
+      snprintf(why, whylen, "topic \"%s\": field \"%s\" is \"%.*s\": '%c' cannot be in a Kafka topic name",
+               s->template, part->text, b.len - at > 64 ? 64 : (int)(b.len - at), b.p + at, *bad);
+      goto done;
     }
-    memcpy(out + at, seg->text, seg->len);
-    at += seg->len;
   }
-  out[at] = '\0';
-  if (!strcmp(out, ".") || !strcmp(out, "..") || at == 0) {
-    snprintf(why, whylen, "\"%s\" is not a valid Kafka topic name", out);
-    return NULL;
+  if (b.len > TOPIC_MAX) {
+    snprintf(why, whylen, "topic \"%s\": the topic name would be longer than %d characters", s->template,
+             TOPIC_MAX);
+    goto done;
   }
-  return out;
+  if (b.len) memcpy(out, b.p, b.len);
+  out[b.len] = '\0';
+  if (!strcmp(out, ".") || !strcmp(out, "..") || b.len == 0) {
+    snprintf(why, whylen, "topic \"%s\": \"%s\" is not a valid Kafka topic name", s->template, out);
+    goto done;
+  }
+  topic = out;
+done:
+  pt_buf_free(&b);
+  return topic;
 }
 
 /* ---- instances ------------------------------------------------------------------- */
 
 static void free_sink(kafka_sink_t *s) {
-  for (size_t i = 0; i < s->n_segs; i++) free(s->segs[i].text);
-  free(s->segs);
+  pt_tmpl_free(s->topic);
   free(s->fixed_topic);
   free(s->template);
   free(s);
@@ -302,17 +200,17 @@ static int kafka_create(const sluice_host_t *host, sluice_ctx_t *ctx, const void
   (void)loop;
   *self = NULL;
   if (host->abi_major != SLUICE_SINK_ABI_MAJOR)
-    return fail_create(err, errlen, "the agent's sink ABI is %u.%u, the kafka sink's %d.%d",
+    return pt_fail(err, errlen, "the agent's sink ABI is %u.%u, the kafka sink's %d.%d",
                        (unsigned)host->abi_major, (unsigned)host->abi_minor, SLUICE_SINK_ABI_MAJOR,
                        SLUICE_SINK_ABI_MINOR);
   kafka_sink_t *s = calloc(1, sizeof *s);
-  if (!s) return fail_create(err, errlen, "out of memory");
+  if (!s) return pt_fail(err, errlen, "out of memory");
   s->host = host;
   s->ctx = ctx;
   s->format = conf->format;
   if (!(s->template = strdup(conf->topic))) {
     free_sink(s);
-    return fail_create(err, errlen, "out of memory");
+    return pt_fail(err, errlen, "out of memory");
   }
   if (parse_topic(s, conf->topic, err, errlen)) {
     free_sink(s);
@@ -320,7 +218,7 @@ static int kafka_create(const sluice_host_t *host, sluice_ctx_t *ctx, const void
   }
   if (!(s->ready_timer = host->timer_new(ctx, on_ready_timer, s))) {
     free_sink(s);
-    return fail_create(err, errlen, "out of memory");
+    return pt_fail(err, errlen, "out of memory");
   }
   /* Rows written and failed are the host's metrics already
    * (sluice_sink_rows_total, sluice_sink_errors_total). */
@@ -402,7 +300,7 @@ static void produce_row(kafka_sink_t *s, kwrite_t *kw, const sluice_row_t *row, 
   char topic_buf[TOPIC_MAX + 1], why[512], msg[600];
   const char *topic = render_topic(s, row, topic_buf, why, sizeof why);
   if (!topic) {
-    snprintf(msg, sizeof msg, "kafka: topic \"%s\": %s", s->template, why);
+    snprintf(msg, sizeof msg, "kafka: %s", why);
     h->row_done(kw->w, i, SLUICE_FATAL, msg);
     return;
   }

@@ -175,7 +175,7 @@ struct op {
   size_t pending; /* replies still due */
   row_t *row;
   cmd_ref_t *refs;
-  rs_buf_t idents; /* each row's key (and member) */
+  pt_buf_t idents; /* each row's key (and member) */
   char lost[768];  /* why the rows without a reply failed */
 };
 
@@ -184,7 +184,7 @@ struct redis_sink {
   sluice_ctx_t *ctx;
   uv_loop_t *loop;
   rs_conn_t conn;
-  rs_tmpl_t *key, *member;
+  pt_tmpl_t *key, *member;
   char *score_field;
   rs_spec_t spec;
   uint64_t command_timeout_ms;
@@ -210,40 +210,28 @@ static void on_conn_change(void *arg) {
 
 /* ---- creating ------------------------------------------------------------------ */
 
-static int fail_create(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail_create(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 /* What the option table cannot say; shared by `sluice check` and create. */
 static int redis_check(const void *conf_, char *err, size_t errlen) {
   const redis_conf_t *conf = conf_;
-  if (conf->username && !conf->password) return fail_create(err, errlen, "username: needs password");
+  if (conf->username && !conf->password) return pt_fail(err, errlen, "username: needs password");
   if (conf->mode == RS_MODE_ZADD && (!conf->score_field || !conf->member))
-    return fail_create(err, errlen, "mode: \"zadd\" needs score_field and member");
+    return pt_fail(err, errlen, "mode: \"zadd\" needs score_field and member");
   if (conf->mode != RS_MODE_ZADD && (conf->score_field || conf->member))
-    return fail_create(err, errlen, "%s: is for mode = \"zadd\"", conf->score_field ? "score_field" : "member");
+    return pt_fail(err, errlen, "%s: is for mode = \"zadd\"", conf->score_field ? "score_field" : "member");
   if (conf->hll_fields.n > RS_MAX_HLL)
-    return fail_create(err, errlen, "hll_fields: %zu fields, at most %d", conf->hll_fields.n, RS_MAX_HLL);
+    return pt_fail(err, errlen, "hll_fields: %zu fields, at most %d", conf->hll_fields.n, RS_MAX_HLL);
   for (size_t i = 0; i < conf->hll_fields.n; i++) {
-    if (!*conf->hll_fields.items[i]) return fail_create(err, errlen, "hll_fields: an empty name");
+    if (!*conf->hll_fields.items[i]) return pt_fail(err, errlen, "hll_fields: an empty name");
     for (size_t k = 0; k < i; k++)
       if (!strcmp(conf->hll_fields.items[i], conf->hll_fields.items[k]))
-        return fail_create(err, errlen, "hll_fields: \"%s\" is named twice", conf->hll_fields.items[i]);
+        return pt_fail(err, errlen, "hll_fields: \"%s\" is named twice", conf->hll_fields.items[i]);
   }
-  rs_tmpl_t *t = NULL;
-  int r = rs_tmpl_compile(conf->key, "key", &t, err, errlen);
-  rs_tmpl_free(t);
+  pt_tmpl_t *t = NULL;
+  int r = pt_tmpl_compile(conf->key, "key", &t, err, errlen);
+  pt_tmpl_free(t);
   if (!r && conf->member) {
-    r = rs_tmpl_compile(conf->member, "member", &t, err, errlen);
-    rs_tmpl_free(t);
+    r = pt_tmpl_compile(conf->member, "member", &t, err, errlen);
+    pt_tmpl_free(t);
   }
   return r ? -1 : 0;
 }
@@ -258,17 +246,17 @@ static int redis_check_job(const void *conf_, const sluice_job_info_t *job, char
       if (!strcmp(job->aggregates[a], want)) fn = job->functions[a];
     if (fn && !strcmp(fn, "redis_hll")) continue;
     if (fn)
-      return fail_create(err, errlen, "hll_fields: \"%s\" of job \"%s\" is %s(), not redis_hll()", want, job->name,
+      return pt_fail(err, errlen, "hll_fields: \"%s\" of job \"%s\" is %s(), not redis_hll()", want, job->name,
                          fn);
-    return fail_create(err, errlen, "hll_fields: job \"%s\" has no aggregate \"%s\"", job->name, want);
+    return pt_fail(err, errlen, "hll_fields: job \"%s\" has no aggregate \"%s\"", job->name, want);
   }
   return 0;
 }
 
 static void sink_free(redis_sink_t *s) {
   free(s->score_field);
-  rs_tmpl_free(s->key);
-  rs_tmpl_free(s->member);
+  pt_tmpl_free(s->key);
+  pt_tmpl_free(s->member);
   rs_cmds_free(&s->cmds);
   rs_guard_free(s->guard);
   free(s);
@@ -279,26 +267,26 @@ static int redis_create(const sluice_host_t *host, sluice_ctx_t *ctx, const void
   const redis_conf_t *conf = conf_;
   *self = NULL;
   if (host->abi_major != SLUICE_SINK_ABI_MAJOR)
-    return fail_create(err, errlen, "the agent's sink ABI is %u.%u, the redis sink's %d.%d",
+    return pt_fail(err, errlen, "the agent's sink ABI is %u.%u, the redis sink's %d.%d",
                        (unsigned)host->abi_major, (unsigned)host->abi_minor, SLUICE_SINK_ABI_MAJOR,
                        SLUICE_SINK_ABI_MINOR);
   if (redis_check(conf, err, errlen)) return -1;
   if (conf->hll_fields.n && host->abi_minor < 2)
-    return fail_create(err, errlen, "hll_fields: the agent's sink ABI is %u.%u; it needs 1.2",
+    return pt_fail(err, errlen, "hll_fields: the agent's sink ABI is %u.%u; it needs 1.2",
                        (unsigned)host->abi_major, (unsigned)host->abi_minor);
   redis_sink_t *s = calloc(1, sizeof *s);
-  if (!s) return fail_create(err, errlen, "out of memory");
+  if (!s) return pt_fail(err, errlen, "out of memory");
   s->host = host;
   s->ctx = ctx;
   s->loop = loop;
   s->command_timeout_ms = (uint64_t)(conf->command_timeout_ns / MS);
   if ((conf->score_field && !(s->score_field = strdup(conf->score_field))) ||
       !(s->guard = rs_guard_new(GUARD_MAX_RECORDS))) {
-    fail_create(err, errlen, "out of memory");
+    pt_fail(err, errlen, "out of memory");
     goto fail;
   }
-  if (rs_tmpl_compile(conf->key, "key", &s->key, err, errlen) ||
-      (conf->member && rs_tmpl_compile(conf->member, "member", &s->member, err, errlen)))
+  if (pt_tmpl_compile(conf->key, "key", &s->key, err, errlen) ||
+      (conf->member && pt_tmpl_compile(conf->member, "member", &s->member, err, errlen)))
     goto fail;
   uint64_t ttl_ms = (uint64_t)(conf->ttl_ns / MS);
   if (conf->ttl_ns > 0 && ttl_ms == 0) ttl_ms = 1;
@@ -417,7 +405,7 @@ static int admit_rows(redis_sink_t *s, op_t *op,
       continue;
     }
     row->ident_off = op->idents.len;
-    if (rs_buf_append(&op->idents, s->cmds.text.p + s->cmds.ident_off, s->cmds.ident_len)) {
+    if (pt_buf_append(&op->idents, s->cmds.text.p + s->cmds.ident_off, s->cmds.ident_len)) {
       row_fail(op, i, SLUICE_RETRY, "out of memory");
       continue;
     }
@@ -522,7 +510,7 @@ static void complete(redis_sink_t *s, op_t *op, sluice_status_t all, const char 
   for (size_t i = 0; op->row && i < op->n; i++) free(op->row[i].msg);
   free(op->row);
   free(op->refs);
-  rs_buf_free(&op->idents);
+  pt_buf_free(&op->idents);
   free(op);
 }
 

@@ -23,146 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- buffers ----------------------------------------------------------------- */
-
-int rs_buf_append(rs_buf_t *b, const void *data, size_t n) {
-  if (b->cap - b->len < n) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->len < n) {
-      if (cap > SIZE_MAX / 2) return -1;
-      cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (!p) return -1;
-    b->p = p;
-    b->cap = cap;
-  }
-  if (n) memcpy(b->p + b->len, data, n);
-  b->len += n;
-  return 0;
-}
-
-static int buf_puts(rs_buf_t *b, const char *s) {
-  return rs_buf_append(b, s, strlen(s));
-}
-
-void rs_buf_free(rs_buf_t *b) {
-  free(b->p);
-  *b = (rs_buf_t){0};
-}
-
-/* ---- templates --------------------------------------------------------------------- */
-
-typedef struct {
-  char *text; /* literal text, or the field name */
-  size_t len;
-  bool field;
-} part_t;
-
-struct rs_tmpl {
-  char *source; /* as written, for messages */
-  part_t *parts;
-  size_t n;
-};
-
-void rs_tmpl_free(rs_tmpl_t *t) {
-  if (!t) return;
-  for (size_t i = 0; i < t->n; i++) free(t->parts[i].text);
-  free(t->parts);
-  free(t->source);
-  free(t);
-}
-
-static int add_part(rs_tmpl_t *t, const char *text, size_t len, bool field) {
-  part_t *parts = realloc(t->parts, (t->n + 1) * sizeof *parts);
-  if (!parts) return -1;
-  t->parts = parts;
-  char *copy = malloc(len + 1);
-  if (!copy) return -1;
-  memcpy(copy, text, len);
-  copy[len] = '\0';
-  t->parts[t->n++] = (part_t){copy, len, field};
-  return 0;
-}
-
-int rs_tmpl_compile(const char *text, const char *what, rs_tmpl_t **out, char *err, size_t errlen) {
-  *out = NULL;
-  rs_tmpl_t *t = calloc(1, sizeof *t);
-  if (!t || !(t->source = strdup(text))) goto nomem;
-  const char *p = text;
-  while (*p) {
-    const char *open = strstr(p, "${");
-    size_t lit = open ? (size_t)(open - p) : strlen(p);
-    if (lit && add_part(t, p, lit, false)) goto nomem;
-    if (!open) break;
-    const char *close = strchr(open + 2, '}');
-    if (!close) {
-      snprintf(err, errlen, "%s \"%s\" has an unclosed \"${\"", what, text);
-      goto fail;
-    }
-    if (close == open + 2) {
-      snprintf(err, errlen,
-               "%s \"%s\" has an empty \"${}\": write ${field} with a field of the row", what,
-               text);
-      goto fail;
-    }
-    if (memchr(open + 2, '$', (size_t)(close - open - 2))) {
-      snprintf(err, errlen, "%s \"%s\": a placeholder cannot hold another one", what, text);
-      goto fail;
-    }
-    if (add_part(t, open + 2, (size_t)(close - open - 2), true)) goto nomem;
-    p = close + 1;
-  }
-  *out = t;
-  return 0;
-nomem:
-  snprintf(err, errlen, "out of memory");
-fail:
-  rs_tmpl_free(t);
-  return -1;
-}
-
-int rs_tmpl_render(const rs_tmpl_t *t, const sluice_host_t *host, const sluice_row_t *row,
-                   rs_buf_t *out, char *why, size_t whylen) {
-  for (size_t i = 0; i < t->n; i++) {
-    const part_t *part = &t->parts[i];
-    if (!part->field) {
-      if (rs_buf_append(out, part->text, part->len)) goto nomem;
-      continue;
-    }
-    sluice_value_t v = {0};
-    if (!host->row_get(row, part->text, &v)) {
-      snprintf(why, whylen, "template \"%s\": the row has no field \"%s\"", t->source, part->text);
-      return -1;
-    }
-    if (v.type == SLUICE_VALUE_NULL || v.type == SLUICE_VALUE_OTHER) {
-      snprintf(why, whylen, "template \"%s\": field \"%s\" is %s", t->source, part->text,
-               v.type == SLUICE_VALUE_NULL ? "null (missing in the records)" : "a map or an array");
-      return -1;
-    }
-    if (rs_value_text(host, row, part->text, &v, out)) goto nomem;
-  }
-  return 0;
-nomem:
-  snprintf(why, whylen, "out of memory");
-  return -1;
-}
-
 /* ---- values ------------------------------------------------------------------------- */
-
-/* The fewest digits that read back as d.  Why starting at 15 finds them:
- * when a decimal of k <= 15 digits reads back as d, it lies within half an
- * ulp of d (about 1.1e-16 of it), far closer than the 15-digit grid's
- * spacing, so it is what d rounds to at 15 digits, and %g drops the
- * trailing zeros.  Otherwise 16 or 17 digits are needed. */
-static size_t shortest(double d, char *b, size_t cap) {
-  int n = 0;
-  for (int prec = 15; prec <= 17; prec++) {
-    n = snprintf(b, cap, "%.*g", prec, d);
-    if (prec == 17 || strtod(b, NULL) == d) break;
-  }
-  return (size_t)n;
-}
 
 static void skip_ws(const char **p, const char *end) {
   while (*p < end && (**p == ' ' || **p == '\t' || **p == '\n' || **p == '\r')) (*p)++;
@@ -267,33 +128,33 @@ const char *rs_json_member(const char *json, size_t len, const char *name, size_
 /* A float as the row's JSON writes it (the agent's shortest digits,
  * found faster than printf finds them), or else its shortest %g form. */
 static int float_text(const sluice_host_t *host, const sluice_row_t *row, const char *name,
-                      double d, rs_buf_t *out) {
+                      double d, pt_buf_t *out) {
   size_t jl = 0, ml = 0;
   const char *json = name ? host->row_json(row, &jl) : NULL;
   const char *m = json ? rs_json_member(json, jl, name, &ml) : NULL;
   if (m && ml && ml < 32 && (*m == '-' || (*m >= '0' && *m <= '9')))
-    return rs_buf_append(out, m, ml);
+    return pt_buf_append(out, m, ml);
   char b[64];
-  return rs_buf_append(out, b, shortest(d, b, sizeof b));
+  return pt_buf_append(out, b, pt_shortest(d, b, sizeof b));
 }
 
 int rs_value_text(const sluice_host_t *host, const sluice_row_t *row, const char *name,
-                  const sluice_value_t *v, rs_buf_t *out) {
+                  const sluice_value_t *v, pt_buf_t *out) {
   char b[64];
   switch (v->type) {
     case SLUICE_VALUE_STRING:
-      return rs_buf_append(out, v->s, v->len);
+      return pt_buf_append(out, v->s, v->len);
     case SLUICE_VALUE_INT:
-      return rs_buf_append(out, b, (size_t)snprintf(b, sizeof b, "%" PRId64, v->i));
+      return pt_buf_append(out, b, (size_t)snprintf(b, sizeof b, "%" PRId64, v->i));
     case SLUICE_VALUE_FLOAT:
       return float_text(host, row, name, v->f, out);
     case SLUICE_VALUE_BOOL:
-      return buf_puts(out, v->b ? "true" : "false");
+      return pt_buf_puts(out, v->b ? "true" : "false");
     case SLUICE_VALUE_OTHER: {
       size_t jl = 0, ml = 0;
       const char *json = host->row_json(row, &jl);
       const char *m = json ? rs_json_member(json, jl, name, &ml) : NULL;
-      return m ? rs_buf_append(out, m, ml) : -1;
+      return m ? pt_buf_append(out, m, ml) : -1;
     }
     default:
       return -1;
@@ -309,8 +170,8 @@ void rs_cmds_reset(rs_cmds_t *c) {
 }
 
 void rs_cmds_free(rs_cmds_t *c) {
-  rs_buf_free(&c->text);
-  rs_buf_free(&c->resp);
+  pt_buf_free(&c->text);
+  pt_buf_free(&c->resp);
   free(c->off);
   free(c->len);
   *c = (rs_cmds_t){0};
@@ -339,7 +200,7 @@ static int push_arg(rs_cmds_t *c, size_t off, size_t len) {
 
 static int arg_text(rs_cmds_t *c, const char *s, size_t n) {
   size_t at = c->text.len;
-  return rs_buf_append(&c->text, s, n) || push_arg(c, at, n);
+  return pt_buf_append(&c->text, s, n) || push_arg(c, at, n);
 }
 
 static int arg_ext(rs_cmds_t *c, const char *s, size_t n) {
@@ -438,8 +299,8 @@ static int hll_cmds(const rs_spec_t *spec, const sluice_host_t *host, const slui
     if (arg_text(c, "SET", 3)) return -1;
     /* The key is rendered again rather than copied: text may move. */
     size_t at = c->text.len;
-    if (rs_tmpl_render(spec->key, host, row, &c->text, why, whylen) || rs_buf_append(&c->text, ":", 1) ||
-        buf_puts(&c->text, name) || push_arg(c, at, c->text.len - at) || arg_ext(c, hll, len))
+    if (pt_tmpl_render(spec->key, host, row, &c->text, why, whylen) || pt_buf_append(&c->text, ":", 1) ||
+        pt_buf_puts(&c->text, name) || push_arg(c, at, c->text.len - at) || arg_ext(c, hll, len))
       return -1;
     if (spec->ttl_ms && (arg_text(c, "PX", 2) || arg_u64(c, spec->ttl_ms))) return -1;
     end_cmd(c);
@@ -450,7 +311,7 @@ static int hll_cmds(const rs_spec_t *spec, const sluice_host_t *host, const slui
 int rs_row_commands(const rs_spec_t *spec, const sluice_host_t *host, const sluice_row_t *row,
                     rs_cmds_t *c, char *why, size_t whylen) {
   rs_cmds_reset(c);
-  if (rs_tmpl_render(spec->key, host, row, &c->text, why, whylen)) return -1;
+  if (pt_tmpl_render(spec->key, host, row, &c->text, why, whylen)) return -1;
   c->key_off = c->ident_off = 0;
   c->key_len = c->ident_len = c->text.len;
   int r = 0;
@@ -464,9 +325,9 @@ int rs_row_commands(const rs_spec_t *spec, const sluice_host_t *host, const slui
     case RS_MODE_ZADD: {
       /* The member follows the key after a NUL: key, NUL, member is what
        * a ZADD overwrites. */
-      if (rs_buf_append(&c->text, "", 1)) goto nomem;
+      if (pt_buf_append(&c->text, "", 1)) goto nomem;
       size_t mo = c->text.len;
-      if (rs_tmpl_render(spec->member, host, row, &c->text, why, whylen)) return -1;
+      if (pt_tmpl_render(spec->member, host, row, &c->text, why, whylen)) return -1;
       size_t ml = c->text.len - mo;
       c->ident_len = c->text.len;
       sluice_value_t v = {0};
@@ -484,7 +345,7 @@ int rs_row_commands(const rs_spec_t *spec, const sluice_host_t *host, const slui
       size_t so = c->text.len;
       int r2 = v.type == SLUICE_VALUE_INT
                    ? rs_value_text(host, row, spec->score_field, &v, &c->text)
-               : isinf(v.f) ? buf_puts(&c->text, v.f > 0 ? "+inf" : "-inf")
+               : isinf(v.f) ? pt_buf_puts(&c->text, v.f > 0 ? "+inf" : "-inf")
                             : float_text(host, row, spec->score_field, v.f, &c->text);
       if (r2 || push_arg(c, so, c->text.len - so) || push_arg(c, mo, ml)) goto nomem;
       end_cmd(c);
@@ -507,7 +368,7 @@ nomem:
 }
 
 /* Appends "<prefix><n>\r\n". */
-static int put_len(rs_buf_t *out, char prefix, size_t n) {
+static int put_len(pt_buf_t *out, char prefix, size_t n) {
   char b[24];
   size_t k = sizeof b;
   b[--k] = '\n';
@@ -517,10 +378,10 @@ static int put_len(rs_buf_t *out, char prefix, size_t n) {
     n /= 10;
   } while (n);
   b[--k] = prefix;
-  return rs_buf_append(out, b + k, sizeof b - k);
+  return pt_buf_append(out, b + k, sizeof b - k);
 }
 
-int rs_cmds_resp(const rs_cmds_t *c, size_t i, rs_buf_t *out) {
+int rs_cmds_resp(const rs_cmds_t *c, size_t i, pt_buf_t *out) {
   out->len = 0;
   size_t a = c->first[i], n = c->first[i + 1] - a;
   if (put_len(out, '*', n)) return -1;
@@ -528,7 +389,7 @@ int rs_cmds_resp(const rs_cmds_t *c, size_t i, rs_buf_t *out) {
     size_t len = c->len[k] & ~EXTERNAL;
     const char *p =
         c->len[k] & EXTERNAL ? (const char *)(uintptr_t)c->off[k] : c->text.p + c->off[k];
-    if (put_len(out, '$', len) || rs_buf_append(out, p, len) || rs_buf_append(out, "\r\n", 2))
+    if (put_len(out, '$', len) || pt_buf_append(out, p, len) || pt_buf_append(out, "\r\n", 2))
       return -1;
   }
   return 0;

@@ -203,7 +203,7 @@ t.ok(all(by_page_ok), "topic \"pages.${page}\": each page's rows in its own topi
 null_id = next(i for i, r in rows1.items() if r.get("page") is None)
 dlq = kcat_consume(broker.bootstrap, "pages.dlq", 1)
 t.ok(len(dlq) == 1 and dlq[0]["key"] == null_id
-     and headers_of(dlq[0]).get("sluice.error") == 'kafka: topic "pages.${page}": field "page" is null',
+     and headers_of(dlq[0]).get("sluice.error") == 'kafka: topic "pages.${page}": field "page" is null (missing in the records)',
      "the row whose page is null is refused (FATAL) with the reason, and dead-lettered", dlq)
 t.eq(metric_of(s, "sluice_sink_errors_total", sink="by_page", kind="fatal"), 1.0,
      "... counted as one fatal error")
@@ -281,7 +281,7 @@ bad = os.path.join(tmp, "bad.toml")
 with open(bad, "w") as f:
     f.write(config(os.path.join(tmp, "ref3.jsonl")).replace('topic = "results.${job}"', 'topic = "results.${job"'))
 p = subprocess.run([SLUICE, "run", "-c", bad], capture_output=True, text=True, timeout=30)
-t.ok(p.returncode != 0 and 'topic "results.${job": "${" without its closing "}"' in p.stderr,
+t.ok(p.returncode != 0 and 'topic "results.${job" has an unclosed "${"' in p.stderr,
      "an unterminated ${ stops sluice at start, with the reason at the [[sink]] table", p.stderr[-1500:])
 
 broker.stop()

@@ -358,7 +358,7 @@ t.eq(got, [latest_row[p][0] for p in PAGES], "username + password: AUTH in the A
 # ---- a key template naming a field the rows lack --------------------------------------
 t.eq(metric("sluice_sink_errors_total", sink="r_missing", kind="fatal"), float(len(rows)),
      "missing field: every row refused as FATAL")
-t.ok(sluice.log.seen(r'sink:redis:r_missing\S*: .*template \\?"m:\$\{region\}\\?": the row has no field '
+t.ok(sluice.log.seen(r'sink:redis:r_missing\S*: .*key \\?"m:\$\{region\}\\?": the row has no field '
                      r'\\?"region\\?"'), "missing field: the message names the template and the field")
 t.eq(metric("sluice_sink_rows_dropped_total", sink="r_missing"), float(len(rows)),
      "missing field: the rows follow on_failure (drop)")

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Every in-tree plugin (plugins/<name>/, all but plugins/sdk) sees only the
-SDK: its sources include <sluice/sink.h>, system and library headers, and
-headers of their own folder, never an agent header (nor the build's
-sl_build.h), and name nothing of the agent (no sl_* / SL_* identifier).
-The scan is only half the proof: each plugin is then compiled and linked
-into a shared object with nothing but -I plugins/sdk and libuv's cflags
-(no -D_GNU_SOURCE, no agent include path), which fails on any agent header
-however it is spelled, and the object may export only the descriptor.  The
+"""Every in-tree plugin (plugins/<name>/, all but plugins/sdk and
+plugins/common) sees only the SDK: its sources include <sluice/sink.h>,
+system and library headers, and headers of their own folder or of
+plugins/common (text helpers compiled into each plugin, held to the same
+rule), never an agent header (nor the build's sl_build.h), and name nothing
+of the agent (no sl_* / SL_* identifier).  The scan is only half the
+proof: each plugin is then compiled and linked, with plugins/common's
+sources, into a shared object with nothing but -I plugins/sdk,
+-I plugins/common and libuv's cflags (no -D_GNU_SOURCE, no agent include
+path), which fails on any agent header however it is spelled, and the
+object may export only the descriptor.  The
 shared modules meson built are checked for the same exports.  The checker
 first proves on a bad plugin of its own that it can fail.
 
@@ -54,7 +57,7 @@ def plugin_dirs(plugins):
     return sorted(
         os.path.join(plugins, d)
         for d in os.listdir(plugins)
-        if d != "sdk" and os.path.isdir(os.path.join(plugins, d))
+        if d not in ("sdk", "common") and os.path.isdir(os.path.join(plugins, d))
     )
 
 
@@ -80,8 +83,10 @@ def scan(srcdir, folder):
                 bad.append(f"{where}: #include {other.strip()}: only <...> or \"...\" names can be checked")
             elif kind == '"':
                 local = os.path.normpath(os.path.join(os.path.dirname(path), name))
-                if os.path.isabs(name) or ".." in name.split("/") or not os.path.isfile(local):
-                    bad.append(f'{where}: #include "{name}": a quoted include must be a header of the plugin\'s own folder')
+                common = os.path.join(srcdir, "plugins", "common", name)
+                if os.path.isabs(name) or ".." in name.split("/") or not (os.path.isfile(local) or os.path.isfile(common)):
+                    bad.append(f'{where}: #include "{name}": a quoted include must be a header of the plugin\'s own '
+                               'folder or of plugins/common')
             elif name.startswith("sluice/"):
                 if name != "sluice/sink.h":
                     bad.append(f"{where}: #include <{name}>: the SDK is <sluice/sink.h> only")
@@ -104,9 +109,9 @@ def build(cc, uv_cflags, uv_libs, srcdir, folder, out):
         cc
         + ["-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-Werror=implicit-int"]
         + ["-fPIC", "-shared", "-fvisibility=hidden", "-o", out]
-        + ["-I", os.path.join(srcdir, "plugins", "sdk")]
+        + ["-I", os.path.join(srcdir, "plugins", "sdk"), "-I", os.path.join(srcdir, "plugins", "common")]
         + uv_cflags
-        + [p for p in sources(folder) if p.endswith(".c")]
+        + [p for p in sources(folder) + sources(os.path.join(srcdir, "plugins", "common")) if p.endswith(".c")]
         + uv_libs
     )
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -171,6 +176,8 @@ def main():
         built, _ = build(args.cc, uv_cflags, uv_libs, srcdir, canary, os.path.join(tmp, "canary.so"))
         ok(not built, "the SDK-only compile fails on an agent header")
 
+        bad = scan(srcdir, os.path.join(plugins, "common"))
+        ok(not bad, "common: includes only <sluice/sink.h>, system and library headers", "\n".join(bad))
         folders = plugin_dirs(plugins)
         ok(folders, f"in-tree plugins: {', '.join(os.path.basename(f) for f in folders)}")
         for folder in folders:

@@ -65,15 +65,15 @@ static const char *render(const char *tmpl, const sluice_row_t *r, char *why, si
   static char out[512];
   es_index_t *t;
   if (es_index_compile(tmpl, &t, why, whylen)) return NULL;
-  es_buf_t b = {0};
+  pt_buf_t b = {0};
   int rc = es_index_render(t, &host, r, &b, why, whylen);
   es_index_free(t);
   if (rc) {
-    es_buf_free(&b);
+    pt_buf_free(&b);
     return NULL;
   }
   snprintf(out, sizeof out, "%.*s", (int)b.len, b.p);
-  es_buf_free(&b);
+  pt_buf_free(&b);
   return out;
 }
 
@@ -111,14 +111,14 @@ static void test_index(void) {
 static const char *item(int op, const char *index, const char *id, const char *doc) {
   static char out[1024];
   char why[128];
-  es_buf_t b = {0};
-  es_buf_append(&b, "x", 1); /* appended after what is there */
+  pt_buf_t b = {0};
+  pt_buf_append(&b, "x", 1); /* appended after what is there */
   if (es_bulk_item(op, index, strlen(index), id, doc, strlen(doc), &b, why, sizeof why)) {
     snprintf(out, sizeof out, "(error: %s; len %zu)", why, b.len);
   } else {
     snprintf(out, sizeof out, "%.*s", (int)b.len, b.p);
   }
-  es_buf_free(&b);
+  pt_buf_free(&b);
   return out;
 }
 
@@ -224,7 +224,7 @@ static void test_response(void) {
 
 static void test_gzip_urls(void) {
   const char *in = "{\"index\":{}}\n{\"a\":1}\n{\"index\":{}}\n{\"a\":1}\n";
-  es_buf_t z = {0};
+  pt_buf_t z = {0};
   ok(es_gzip(in, strlen(in), &z) == 0 && z.len > 10 && (unsigned char)z.p[0] == 0x1f &&
          (unsigned char)z.p[1] == 0x8b,
      "gzip: a gzip header");
@@ -239,7 +239,7 @@ static void test_gzip_urls(void) {
   ok(r == Z_STREAM_END && s.total_out == strlen(in) && !memcmp(back, in, strlen(in)),
      "gzip: inflates back");
   inflateEnd(&s);
-  es_buf_free(&z);
+  pt_buf_free(&z);
 
   char why[128];
   char *u = es_base_url("es1:9200", why, sizeof why);

@@ -106,7 +106,7 @@ static const sluice_row_t row = {
  * by '|' (a NUL shown as '0'); "(bad resp)" when the encoding is wrong. */
 static const char *cmd_text(rs_cmds_t *c, size_t i) {
   static char out[1024];
-  rs_buf_t b = {0};
+  pt_buf_t b = {0};
   if (rs_cmds_resp(c, i, &b)) return "(error)";
   const char *p = b.p, *end = b.p + b.len;
   size_t n = 0, argc = 0;
@@ -123,22 +123,22 @@ static const char *cmd_text(rs_cmds_t *c, size_t i) {
   }
   if (p != end) goto bad;
   out[n] = '\0';
-  rs_buf_free(&b);
+  pt_buf_free(&b);
   return out;
 bad:
-  rs_buf_free(&b);
+  pt_buf_free(&b);
   return "(bad resp)";
 }
 
 static const char *render(const char *tmpl, char *why, size_t whylen) {
   static char out[256];
-  rs_tmpl_t *t;
-  if (rs_tmpl_compile(tmpl, "key", &t, why, whylen)) return NULL;
-  rs_buf_t b = {0};
-  int r = rs_tmpl_render(t, &host, &row, &b, why, whylen);
+  pt_tmpl_t *t;
+  if (pt_tmpl_compile(tmpl, "key", &t, why, whylen)) return NULL;
+  pt_buf_t b = {0};
+  int r = pt_tmpl_render(t, &host, &row, &b, why, whylen);
   snprintf(out, sizeof out, "%.*s", (int)b.len, b.p ? b.p : "");
-  rs_buf_free(&b);
-  rs_tmpl_free(t);
+  pt_buf_free(&b);
+  pt_tmpl_free(t);
   return r ? NULL : out;
 }
 
@@ -153,7 +153,7 @@ int main(void) {
   is_str(render("e:${window_start}", why, sizeof why), "e:2023-11-14T22:13:00.000Z",
          "window_start as RFC 3339");
   ok(!render("k:${nope}", why, sizeof why) &&
-         strstr(why, "template \"k:${nope}\": the row has no field \"nope\""),
+         strstr(why, "key \"k:${nope}\": the row has no field \"nope\""),
      "a missing field names the template and the field (%s)", why);
   ok(!render("k:${region}", why, sizeof why) && strstr(why, "field \"region\" is null"),
      "a null field (%s)", why);
@@ -171,15 +171,15 @@ int main(void) {
                   {"d", FLT(-2.5)},
                   {"e", FLT(0.1)}};
   sluice_row_t frow = {ff, 5, "{\"e\":1e-1}", SLUICE_ROW_FINAL, NULL, NULL};
-  rs_buf_t fb = {0};
+  pt_buf_t fb = {0};
   for (size_t i = 0; i < 5; i++) {
     rs_value_text(&host, &frow, ff[i].name, &ff[i].v, &fb);
-    rs_buf_append(&fb, " ", 1);
+    pt_buf_append(&fb, " ", 1);
   }
-  rs_buf_append(&fb, "", 1);
+  pt_buf_append(&fb, "", 1);
   is_str(fb.p, "293.92857142857144 0.30000000000000004 1e+21 -2.5 1e-1 ",
          "floats: shortest digits that read back, or the JSON's own text");
-  rs_buf_free(&fb);
+  pt_buf_free(&fb);
 
   /* JSON members (for map and array values). */
   size_t ml = 0;
@@ -195,9 +195,9 @@ int main(void) {
   ok(m && ml == 1 && *m == '1', "an escaped member name");
 
   /* Commands. */
-  rs_tmpl_t *key, *member;
-  rs_tmpl_compile("pv:${page}", "key", &key, why, sizeof why);
-  rs_tmpl_compile("${page}", "member", &member, why, sizeof why);
+  pt_tmpl_t *key, *member;
+  pt_tmpl_compile("pv:${page}", "key", &key, why, sizeof why);
+  pt_tmpl_compile("${page}", "member", &member, why, sizeof why);
   rs_cmds_t c = {0};
   rs_spec_t spec = {.mode = RS_MODE_SET, .key = key};
   ok(rs_row_commands(&spec, &host, &row, &c, why, sizeof why) == 0 && c.ncmds == 1,
@@ -261,8 +261,8 @@ int main(void) {
   ok(rs_row_commands(&spec, &host, &hrow, &c, why, sizeof why) == 0 && c.ncmds == 1,
      "hll_fields: a late record is written without HyperLogLogs");
   rs_cmds_free(&c);
-  rs_tmpl_free(key);
-  rs_tmpl_free(member);
+  pt_tmpl_free(key);
+  pt_tmpl_free(member);
 
   /* Replies. */
 #define CLASSIFY(s) rs_classify_error(s, strlen(s))
