@@ -472,7 +472,9 @@ static int put_family(sl_buf_t *b, const sl_metric_family_t *f) {
       e = put_histogram(b, f, c);
     } else {
       e = put_series(b, f, c, "", NULL);
-      if (!e && f->d.type == SL_METRIC_COUNTER) e = put_u64(b, sl_metric_get(&c->m));
+      if (!e && f->d.type == SL_METRIC_COUNTER)
+        e = f->d.per_unit > 1 ? sl_metrics_put_double(b, (double)sl_metric_get(&c->m) / (double)f->d.per_unit)
+                              : put_u64(b, sl_metric_get(&c->m));
       if (!e && f->d.type == SL_METRIC_GAUGE) e = sl_metrics_put_double(b, sl_gauge_get(&c->m));
       if (!e) e = sl_buf_putc(b, '\n');
     }

@@ -48,6 +48,10 @@ typedef struct {
    * static storage. */
   const double *buckets;
   size_t n_buckets;
+  /* Counters only: how many counted units make one exposed unit (1000000
+   * for a counter of microseconds shown in seconds, so that integer
+   * counting keeps base units on /metrics); 0 or 1: shown as counted. */
+  uint64_t per_unit;
   /* Children kept; past it, new label sets share one overflow child that
    * is never rendered and are counted in
    * sluice_metrics_series_dropped_total{family="<name>"}.  0: the default. */

@@ -306,8 +306,11 @@ static bool handle_message(sl_fwd_conn_t *c, sl_fwd_frame_t *f) {
     if (!c->trackers && !c->pending_writes) sl_fwd_conn_close(c);
     return false;
   }
-  sl_metric_inc(s->m.messages);
-  sl_metric_add(s->m.records, msg.n_entries);
+  unsigned mode = (unsigned)msg.mode - 1; /* a parsed message has one of the four */
+  if (mode < 4) {
+    sl_metric_inc(s->m.messages[mode]);
+    sl_metric_add(s->m.records[mode], msg.n_entries);
+  }
   if (msg.n_skipped) {
     sl_metric_add(s->m.invalid_events, msg.n_skipped);
     sl_log_rl(SL_LOG_WARN, "forward", "%zu invalid entries skipped in a message from %s (tag %.*s)",

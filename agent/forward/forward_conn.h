@@ -43,11 +43,12 @@ typedef enum { SL_FWD_AUTH_KEY, SL_FWD_AUTH_USER, SL_FWD_AUTH_PING, SL_FWD_AUTH_
 /* The forward input's metrics, registered by sl_fwd_server_new. */
 typedef struct {
   sl_metric_t *conn_accepted, *conn_rejected, *conn_idle, *conn_active;
-  sl_metric_t *messages, *records, *bytes, *acks;
+  sl_metric_t *messages[4], *records[4]; /* by mode: sl_fwd_mode_t - 1 */
+  sl_metric_t *bytes, *acks;
   sl_metric_t *errors[SL_FWD_ERR__COUNT];
   sl_metric_t *invalid_events, *size_mismatch, *large, *signal_dropped;
   sl_metric_t *auth_failures[SL_FWD_AUTH__COUNT];
-  sl_metric_t *heartbeats, *pauses, *paused, *write_blocked, *pending_acks;
+  sl_metric_t *heartbeats, *pauses, *paused, *paused_us, *write_blocked, *pending_acks;
   sl_metric_t *worker_accepted; /* with workers only */
   /* With [input.forward.tls] only. */
   sl_metric_t *tls_handshakes, *tls_errors[SL_FWD_TLS_ERR__COUNT], *tls_expiry;
@@ -74,6 +75,7 @@ struct sl_fwd_server {
   size_t n_conns;
   int open_handles; /* listener handles not yet closed */
   bool paused, closing;
+  uint64_t paused_at; /* uv_hrtime of the pause, while paused */
   bool primary;   /* listens on unix paths and UDP heartbeats too */
   bool reuseport; /* one of several workers on the same TCP ports */
   void (*on_closed)(void *arg);

@@ -100,8 +100,18 @@ static void register_metrics(sl_fwd_metrics_t *m, sl_metrics_t *r) {
   m->conn_idle = sl_metrics_counter(r, "sluice_forward_connections_idle_closed_total",
                                     "Forward connections closed after idle_timeout.");
   m->conn_active = sl_metrics_gauge(r, "sluice_forward_connections", "Open forward connections.");
-  m->messages = sl_metrics_counter(r, "sluice_forward_messages_total", "Forward messages (requests) decoded.");
-  m->records = sl_metrics_counter(r, "sluice_forward_records_total", "Records received.");
+  static const char *const mode[] = {"mode", NULL};
+  static const char *const modes[4] = {"message", "forward", "packed_forward", "compressed_packed_forward"};
+  sl_metric_family_t *messages = sl_metrics_family(
+      r, &(sl_metric_desc_t){.type = SL_METRIC_COUNTER, .name = "sluice_forward_messages_total",
+                             .help = "Forward messages (requests) decoded, by the protocol's mode.", .labels = mode});
+  sl_metric_family_t *records = sl_metrics_family(
+      r, &(sl_metric_desc_t){.type = SL_METRIC_COUNTER, .name = "sluice_forward_records_total",
+                             .help = "Records received, by the mode of their message.", .labels = mode});
+  for (int i = 0; i < 4; i++) {
+    m->messages[i] = sl_metric_child(messages, (const char *const[]){modes[i]});
+    m->records[i] = sl_metric_child(records, (const char *const[]){modes[i]});
+  }
   m->bytes = sl_metrics_counter(r, "sluice_forward_bytes_total", "Bytes read from forward clients.");
   m->acks = sl_metrics_counter(r, "sluice_forward_acks_total", "Acks sent.");
 
@@ -145,6 +155,14 @@ static void register_metrics(sl_fwd_metrics_t *m, sl_metrics_t *r) {
                                  "Times reading from forward clients was paused because the producer queue was "
                                  "full.");
   m->paused = sl_metrics_gauge(r, "sluice_forward_paused", "1 while reading is paused (backpressure).");
+  m->paused_us = sl_metric_child(
+      sl_metrics_family(r, &(sl_metric_desc_t){.type = SL_METRIC_COUNTER,
+                                               .name = "sluice_forward_paused_seconds_total",
+                                               .help = "Time reading from forward clients was paused "
+                                                       "(backpressure), summed over workers; counted as each "
+                                                       "pause ends.",
+                                               .per_unit = 1000000}),
+      NULL);
   m->write_blocked = sl_metrics_counter(r, "sluice_forward_unread_replies_pauses_total",
                                         "Times a connection stopped being read because 1 MiB of its acks waited "
                                         "unread.");
@@ -386,6 +404,7 @@ int sl_fwd_server_reload_tls(sl_fwd_server_t *s, const sl_forward_conf_t *conf) 
 void sl_fwd_server_pause(sl_fwd_server_t *s) {
   if (s->paused) return;
   s->paused = true;
+  s->paused_at = uv_hrtime();
   sl_metric_inc(s->m.pauses);
   sl_gauge_inc(s->m.paused);
   for (sl_fwd_conn_t *c = s->conns; c; c = c->next) sl_fwd_conn_stop_reading(c);
@@ -398,6 +417,7 @@ void sl_fwd_server_resume(sl_fwd_server_t *s) {
   if (!s->paused) return;
   s->paused = false;
   sl_gauge_dec(s->m.paused);
+  sl_metric_add(s->m.paused_us, (uv_hrtime() - s->paused_at) / 1000);
   sl_fwd_conn_t *first = s->resume_from ? s->resume_from : s->conns;
   size_t n = s->n_conns;
   sl_fwd_conn_t *c = first;

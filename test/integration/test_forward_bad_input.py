@@ -187,7 +187,8 @@ def options(sl):
     after = sl.metrics()
     tap.eq(sum(delta(before, after, k) for k in after if k.startswith("sluice_forward_errors_total")), 0.0,
            "bare nil keepalives: no error counted")
-    tap.eq(delta(before, after, "sluice_forward_messages_total"), 1.0, "bare nil keepalives: one message counted")
+    tap.eq(delta(before, after, 'sluice_forward_messages_total{mode="message"}'), 1.0,
+           "bare nil keepalives: one message counted, in Message mode")
 
 
 def encodings(sl):
@@ -213,7 +214,7 @@ def encodings(sl):
         pack({"compressed": "text", "chunk": "pt", "size": 3})
     tap.ok(as_str[1 + len(pack("packed.text"))] in (0xd9, 0xda), "PackedForward payload sent as str (old clients)")
     delivered_case(sl, "PackedForward as str with compressed: \"text\"", as_str, "pt", want,
-                   "sluice_forward_records_total", key_delta=3)
+                   'sluice_forward_records_total{mode="packed_forward"}', key_delta=3)
 
     first = b"".join(pack([event_time(1700000080 + i, 7), {"m": 1, "i": i}]) for i in range(2))
     second = b"".join(pack([event_time(1700000090 + i, 8), {"m": 2, "i": i}]) for i in range(3))
@@ -222,7 +223,7 @@ def encodings(sl):
             [("cpf", rfc3339(1700000090 + i, 8), {"m": 2, "i": i}) for i in range(3)])
     delivered_case(sl, "CompressedPackedForward with two gzip members",
                    pack(["cpf", gz, {"compressed": "gzip", "chunk": "gz2", "size": 5}]), "gz2", want,
-                   "sluice_forward_records_total", key_delta=5)
+                   'sluice_forward_records_total{mode="compressed_packed_forward"}', key_delta=5)
 
 
 sl = Sluice(fwdlib.config(forward=LIMITS))

@@ -81,7 +81,8 @@ def python_fluent_logger():
         s.close()
         expect_records(out.records(len(cases)), want, "python fluent-logger")
         m = sl.metrics()
-        tap.eq(m.get("sluice_forward_records_total"), float(len(cases)), "sluice_forward_records_total counts them")
+        tap.eq(m.get('sluice_forward_records_total{mode="message"}'), float(len(cases)),
+               "sluice_forward_records_total counts them, in Message mode (one record an emit)")
         tap.eq(m.get("sluice_print_records_total"), float(len(cases)), "sluice_print_records_total counts them")
     finally:
         sl.stop()

@@ -400,9 +400,10 @@ def required_client_auth(broker):
 
         # The end of the handshake, a message and close_notify in one read:
         # the message is handled before the connection closes.
-        before = sl.metric("sluice_forward_messages_total")
+        msgs = 'sluice_forward_messages_total{mode="message"}'
+        before = sl.metric(msgs)
         one_flight(sl.port, message("tls.flight", {"one": "flight"}, "flight"))
-        tap.ok(fwdlib.metric_at_least(sl, "sluice_forward_messages_total", before + 1),
+        tap.ok(fwdlib.metric_at_least(sl, msgs, before + 1),
                "Finished, a message and close_notify in one read: the message is handled")
 
         # After all that the server is as it was.
@@ -436,11 +437,12 @@ def optional_client_auth_with_shared_key(broker):
         # A message right behind the TLS handshake, without the forward
         # handshake: taken as the (invalid) PING, never as a message.
         ping_fail = 'sluice_forward_auth_failures_total{reason="invalid ping message"}'
-        before = sl.metric("sluice_forward_messages_total")
+        msgs = 'sluice_forward_messages_total{mode="message"}'
+        before = sl.metric(msgs)
         one_flight(sl.port, message("tls.sneak", {"no": "key"}, "sneak"), cert=False)
         tap.ok(fwdlib.metric_at_least(sl, ping_fail, 1), "a message sent with the end of the TLS handshake still "
                                                          "meets the shared-key handshake: refused as a PING")
-        tap.eq(sl.metric("sluice_forward_messages_total"), before, "and it is not taken as a message")
+        tap.eq(sl.metric(msgs), before, "and it is not taken as a message")
         r = cat(sl.port, "tls.key", 1, "--ca", p("ca.crt"), "--shared-key", "wrong")
         tap.ok(r.returncode == 1 and b"shared_key mismatch" in r.stderr,
                "a wrong shared key inside TLS is refused by the forward handshake", r.stderr.decode())

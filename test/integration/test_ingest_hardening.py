@@ -131,6 +131,10 @@ try:
     m = s.metrics()
     t.ok(m.get("sluice_forward_pauses_total", 0) > 1, "the queue really filled up: sluice_forward_pauses_total > 1",
          m.get("sluice_forward_pauses_total"))
+    elapsed = time.monotonic() - t0
+    paused = m.get("sluice_forward_paused_seconds_total", 0)
+    t.ok(0 < paused <= elapsed + 1 and m.get("sluice_forward_paused") == 0,
+         f"sluice_forward_paused_seconds_total counts the time paused: {paused:.3f} s of {elapsed:.1f} s", paused)
     # Fair turns: by the time the luckiest connection had all its chunks
     # acked, every other one must have had several turns too.
     done_at = min((a[-1] for a in ack_times if len(a) == CHUNKS), default=None)

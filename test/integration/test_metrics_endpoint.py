@@ -36,6 +36,7 @@ EXPECTED = {
     "sluice_forward_heartbeats_total": "counter",
     "sluice_forward_pauses_total": "counter",
     "sluice_forward_paused": "gauge",
+    "sluice_forward_paused_seconds_total": "counter",
     "sluice_forward_unread_replies_pauses_total": "counter",
     "sluice_forward_pending_acks": "gauge",
     "sluice_route_unmatched_records_total": "counter",
@@ -98,7 +99,10 @@ m = s.metrics()
 t.ok(all(f'sluice_forward_errors_total{{reason="{r}"}}' in m for r in REASONS),
      "every error reason is exposed from the start (0 until it happens)", sorted(k for k in m if "errors" in k))
 t.eq(m['sluice_forward_errors_total{reason="bad_mode"}'], 1.0, "the bad message is counted under its reason")
-t.eq(m["sluice_forward_records_total"], 50.0, "records received counted")
+t.eq(m['sluice_forward_records_total{mode="packed_forward"}'], 50.0, "records received counted by mode")
+t.eq(m['sluice_forward_messages_total{mode="packed_forward"}'], 1.0, "one PackedForward message")
+t.ok(all(f'sluice_forward_messages_total{{mode="{x}"}}' in m for x in ("message", "forward", "compressed_packed_forward")),
+     "every mode is exposed from the start")
 t.eq(m["sluice_kafka_produced_total"], 50.0, "records produced counted")
 t.eq(m["sluice_kafka_inflight_records"], 0.0, "nothing in flight once acked")
 # One delivered record in 16 is timed: the 1st, 17th, 33rd and 49th.

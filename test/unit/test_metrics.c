@@ -619,8 +619,27 @@ static void set_concurrent(void) {
   sl_metrics_free(r);
 }
 
+/* A counter of microseconds shown in seconds (per_unit). */
+static void scaled_counter(void) {
+  sl_metrics_t *r = sl_metrics_new();
+  sl_metric_t *c = sl_metric_child(
+      sl_metrics_family(r, &(sl_metric_desc_t){.type = SL_METRIC_COUNTER, .name = "sluice_test_waited_seconds_total",
+                                               .help = "Waited.", .per_unit = 1000000}),
+      NULL);
+  sl_metric_add(c, 1500000);
+  sl_metric_add(c, 250);
+  render_is(r,
+            "# HELP sluice_test_waited_seconds_total Waited.\n"
+            "# TYPE sluice_test_waited_seconds_total counter\n"
+            "sluice_test_waited_seconds_total 1.50025\n",
+            "a counter of microseconds renders seconds");
+  is_int(sl_metric_get(c), 1500250, "and counts microseconds");
+  sl_metrics_free(r);
+}
+
 int main(void) {
   counter();
+  scaled_counter();
   gauge();
   labelled();
   histogram();
