@@ -18,14 +18,21 @@
 #define TOPIC_CACHE_MAX 1024
 #define TOPIC_CACHE_SLOTS 2048 /* power of two, > 2 * TOPIC_CACHE_MAX */
 
+/* A cached topic: its handle (whose opaque is the slot) and its share of
+ * the per-topic counters, gathered here and flushed once per serve. */
 typedef struct {
   char *name; /* owned */
   rd_kafka_topic_t *rkt;
+  sl_metric_t *produced, *delivered; /* {topic} children */
+  uint64_t produced_unflushed, delivered_unflushed;
+  bool dirty; /* in the producer's dirty list */
 } topic_slot_t;
 
 struct sl_kafka_producer {
   topic_slot_t topics[TOPIC_CACHE_SLOTS];
   size_t n_topics;
+  topic_slot_t *dirty[TOPIC_CACHE_MAX]; /* slots with unflushed counts */
+  size_t n_dirty;
   rd_kafka_t *rk;
   rd_kafka_queue_t *main_queue;
   sl_kafka_attach_t *attach;
@@ -39,14 +46,15 @@ struct sl_kafka_producer {
   bool want_room; /* a send found the queue full: tell on_room when below the mark */
   bool fatal_seen;
   bool closing; /* freeing: reports no longer go up */
-  /* Per-record counts gathered here and added to the shared metrics once
-   * per serve, so the hot path pays no atomic operation per record. */
-  uint64_t produced_unflushed, delivered_unflushed;
+  /* Per-record counts are gathered in the topic slots and added to the
+   * shared metrics once per serve, so the hot path pays no atomic
+   * operation per record. */
   uint64_t delivered_seen; /* every delivery: one in LATENCY_SAMPLE has its latency observed */
   size_t inflight_published; /* this producer's share of the shared gauge */
   sl_kafka_stats_client_t *stats; /* NULL with statistics.interval.ms = 0 */
   struct {
-    sl_metric_t *produced, *delivered, *failed, *rejected, *queue_full, *inflight, *delivery_seconds;
+    sl_metric_family_t *produced, *delivered; /* {topic} */
+    sl_metric_t *failed, *rejected, *queue_full, *inflight, *delivery_seconds;
     sl_metric_family_t *errors; /* {topic, error} */
   } m;
 };
@@ -75,10 +83,20 @@ static const char *const error_labels[] = {"topic", "error", NULL};
  * past this many (topic, error) pairs, failures are still counted in the
  * unlabelled totals. */
 #define ERROR_SERIES_MAX 256
+/* Series of the per-topic counters; past it (templated topics), new
+ * topics' records are counted in the family's dropped-series counter. */
+#define TOPIC_SERIES_MAX 512
 
 static void register_metrics(sl_kafka_producer_t *p, sl_metrics_t *r) {
-  p->m.produced = sl_metrics_counter(r, "sluice_kafka_produced_total", "Records handed to librdkafka.");
-  p->m.delivered = sl_metrics_counter(r, "sluice_kafka_delivered_total", "Records Kafka acknowledged.");
+  static const char *const topic_label[] = {"topic", NULL};
+  p->m.produced = sl_metrics_family(
+      r, &(sl_metric_desc_t){.type = SL_METRIC_COUNTER, .name = "sluice_kafka_produced_total",
+                             .help = "Records handed to librdkafka, by topic.", .labels = topic_label,
+                             .max_children = TOPIC_SERIES_MAX});
+  p->m.delivered = sl_metrics_family(
+      r, &(sl_metric_desc_t){.type = SL_METRIC_COUNTER, .name = "sluice_kafka_delivered_total",
+                             .help = "Records Kafka acknowledged, by topic.", .labels = topic_label,
+                             .max_children = TOPIC_SERIES_MAX});
   p->m.failed = sl_metrics_counter(r, "sluice_kafka_delivery_failed_total",
                                    "Records Kafka failed for good (their chunk is not acked, so the client "
                                    "re-sends).");
@@ -109,6 +127,36 @@ static void register_metrics(sl_kafka_producer_t *p, sl_metrics_t *r) {
 /* One delivered record in this many has its latency observed. */
 #define LATENCY_SAMPLE 16
 
+/* The cache slot of a handle this producer made, or NULL (a topic produced
+ * by name: librdkafka made its handle, whose opaque is not ours). */
+static topic_slot_t *slot_of(sl_kafka_producer_t *p, rd_kafka_topic_t *rkt) {
+  topic_slot_t *ts = rkt ? rd_kafka_topic_opaque(rkt) : NULL;
+  uintptr_t at = (uintptr_t)ts, lo = (uintptr_t)p->topics, hi = (uintptr_t)(p->topics + TOPIC_CACHE_SLOTS);
+  return at >= lo && at < hi && ts->rkt == rkt ? ts : NULL;
+}
+
+static void mark_dirty(sl_kafka_producer_t *p, topic_slot_t *ts) {
+  if (ts->dirty) return;
+  ts->dirty = true;
+  p->dirty[p->n_dirty++] = ts;
+}
+
+/* One record produced (delivered: 0) or delivered (1) to rkt / topic. */
+static void count_topic(sl_kafka_producer_t *p, rd_kafka_topic_t *rkt, const char *topic, int delivered) {
+  topic_slot_t *ts = slot_of(p, rkt);
+  if (ts) {
+    if (delivered)
+      ts->delivered_unflushed++;
+    else
+      ts->produced_unflushed++;
+    mark_dirty(p, ts);
+    return;
+  }
+  /* Uncached (past TOPIC_CACHE_MAX names): the registry's lookup. */
+  sl_metric_family_t *f = delivered ? p->m.delivered : p->m.produced;
+  sl_metric_inc(sl_metric_child(f, (const char *const[]){topic ? topic : rd_kafka_topic_name(rkt)}));
+}
+
 static void count_error(sl_kafka_producer_t *p, const char *topic, rd_kafka_resp_err_t err) {
   sl_metric_inc(sl_metric_child(p->m.errors, (const char *const[]){topic, rd_kafka_err2name(err)}));
 }
@@ -124,7 +172,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     sl_log_rl(SL_LOG_ERROR, "kafka", "record to topic %s failed: %s", rd_kafka_topic_name(m->rkt),
               rd_kafka_err2str(m->err));
   } else {
-    p->delivered_unflushed++;
+    count_topic(p, m->rkt, NULL, 1);
     /* Reading the clock for every record costs several per cent of the
      * ingest thread: a sample describes the latency as well. */
     if (p->delivered_seen++ % LATENCY_SAMPLE == 0) {
@@ -160,9 +208,14 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
 }
 
 static void flush_metrics(sl_kafka_producer_t *p) {
-  if (p->produced_unflushed) sl_metric_add(p->m.produced, p->produced_unflushed);
-  if (p->delivered_unflushed) sl_metric_add(p->m.delivered, p->delivered_unflushed);
-  p->produced_unflushed = p->delivered_unflushed = 0;
+  for (size_t i = 0; i < p->n_dirty; i++) {
+    topic_slot_t *ts = p->dirty[i];
+    if (ts->produced_unflushed) sl_metric_add(ts->produced, ts->produced_unflushed);
+    if (ts->delivered_unflushed) sl_metric_add(ts->delivered, ts->delivered_unflushed);
+    ts->produced_unflushed = ts->delivered_unflushed = 0;
+    ts->dirty = false;
+  }
+  p->n_dirty = 0;
   /* Several producers (forward workers) share the gauge: each adds what
    * changed of its own share. */
   if (p->inflight != p->inflight_published) {
@@ -245,14 +298,22 @@ static rd_kafka_topic_t *topic_handle(sl_kafka_producer_t *p, const char *topic)
   for (; p->topics[i].name; i = (i + 1) & (TOPIC_CACHE_SLOTS - 1))
     if (strcmp(p->topics[i].name, topic) == 0) return p->topics[i].rkt;
   if (p->n_topics >= TOPIC_CACHE_MAX) return NULL;
-  rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+  topic_slot_t *ts = &p->topics[i];
+  rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
+  if (!tc) return NULL;
+  rd_kafka_topic_conf_set_opaque(tc, ts);
+  rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, tc); /* takes tc when it succeeds */
+  if (!rkt) rd_kafka_topic_conf_destroy(tc);
   char *name = rkt ? strdup(topic) : NULL;
   if (!name) {
     if (rkt) rd_kafka_topic_destroy(rkt);
     return NULL;
   }
-  p->topics[i].name = name;
-  p->topics[i].rkt = rkt;
+  const char *const label[] = {topic};
+  *ts = (topic_slot_t){.name = name,
+                       .rkt = rkt,
+                       .produced = sl_metric_child(p->m.produced, label),
+                       .delivered = sl_metric_child(p->m.delivered, label)};
   p->n_topics++;
   return rkt;
 }
@@ -280,12 +341,12 @@ int sl_kafka_producer_send_to(sl_kafka_producer_t *p, sl_kafka_topic_t *topic, c
 }
 
 /* What became of a produce call: counted, and its return value. */
-static int outcome(sl_kafka_producer_t *p, rd_kafka_resp_err_t err, const char *topic, size_t key_len,
-                   size_t value_len) {
+static int outcome(sl_kafka_producer_t *p, rd_kafka_resp_err_t err, rd_kafka_topic_t *rkt, const char *topic,
+                   size_t key_len, size_t value_len) {
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     p->inflight++;
     p->inflight_bytes += value_len + key_len;
-    p->produced_unflushed++;
+    count_topic(p, rkt, topic, 0);
     return 0;
   }
   if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -323,7 +384,7 @@ static int produce(sl_kafka_producer_t *p, rd_kafka_topic_t *rkt, const char *to
   else
     err = SL_PRODUCE(RD_KAFKA_V_TOPIC(topic), );
 #undef SL_PRODUCE
-  return outcome(p, err, topic, key_len, value_len);
+  return outcome(p, err, rkt, topic, key_len, value_len);
 }
 
 int sl_kafka_producer_send_headers(sl_kafka_producer_t *p, const char *topic, const void *key, size_t key_len,
@@ -341,7 +402,7 @@ int sl_kafka_producer_send_headers(sl_kafka_producer_t *p, const char *topic, co
       RD_KAFKA_V_TIMESTAMP(timestamp_ms < 0 ? 0 : timestamp_ms), RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_OPAQUE(msg_opaque),
       RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_headers_destroy(hs); /* else the message owns them */
-  return outcome(p, err, topic, key_len, value_len);
+  return outcome(p, err, NULL, topic, key_len, value_len);
 }
 
 size_t sl_kafka_producer_inflight(const sl_kafka_producer_t *p) { return p->inflight; }

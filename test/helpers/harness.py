@@ -260,6 +260,10 @@ class Sluice:
     def metric(self, key):
         return self.metrics().get(key, 0.0)
 
+    def metric_sum(self, name):
+        """A family's series summed over their labels (PromQL's sum())."""
+        return sum(v for k, v in self.metrics().items() if k == name or k.startswith(name + "{"))
+
     def wait_metric(self, key, pred, timeout=20):
         return wait_for(lambda: pred(self.metric(key)), timeout, f"metric {key}")
 

@@ -115,11 +115,11 @@ try:
 
     total = len(expected)
     try:
-        s.wait_metric("sluice_kafka_delivered_total", lambda v: v >= total, 30)
+        wait_for(lambda: s.metric_sum("sluice_kafka_delivered_total") >= total, 30)
     except TimeoutError:
         pass
     m = s.metrics()
-    t.eq((m.get("sluice_kafka_delivered_total"), m.get("sluice_kafka_inflight_records")), (float(total), 0.0),
+    t.eq((s.metric_sum("sluice_kafka_delivered_total"), m.get("sluice_kafka_inflight_records")), (float(total), 0.0),
          f"Kafka acknowledged all {total} records, none left in flight")
 
     # ---- read back and compare every record -----------------------------------

@@ -248,14 +248,14 @@ def dense(sl, conns):
     note(f"b: {len(at)}-byte Forward message declaring {VALUES} values ({n_entries} records); "
          f"another declaring {VALUES + 1}")
     pauses = sl.metric("sluice_forward_pauses_total")
-    delivered = sl.metric("sluice_kafka_delivered_total")
+    delivered = sl.metric_sum("sluice_kafka_delivered_total")
     errors = send_each([(c, at) for c in conns])
     tap.ok(not errors, f"b: the at-limit message sent on all {MAX_CONN} connections", errors)
     ok = [acked(c, "b-at", 2 * T) for c in conns]
     tap.ok(all(ok), f"b: all {MAX_CONN} at-limit messages are accepted and acked", ok)
     tap.ok(sl.metric("sluice_forward_pauses_total") > pauses,
            "b: they overfilled the producer queue (reading paused, a message held back)")
-    got = sl.metric("sluice_kafka_delivered_total") - delivered
+    got = sl.metric_sum("sluice_kafka_delivered_total") - delivered
     tap.ok(got >= MAX_CONN * n_entries, f"b: Kafka acknowledged their {got:.0f} records ({MAX_CONN} x {n_entries})")
     before = error_count(sl, "decoded_values_limit")
     errors = send_each([(conns[0], over)])

@@ -79,7 +79,7 @@ t.ok(c.wait_ack("m-1", 20), "a 50-record chunk is acked after Kafka has it")
 bad = ForwardClient(s.port)
 bad.sock.sendall(b"\x91\xc0")  # [nil]: an array that fits no forward mode
 s.wait_metric('sluice_forward_errors_total{reason="bad_mode"}', lambda v: v == 1)
-s.wait_metric("sluice_kafka_delivered_total", lambda v: v == 50)
+s.wait_metric('sluice_kafka_delivered_total{topic="m.logs"}', lambda v: v == 50)
 
 status, body = s.http("/metrics")
 t.eq(status, 200, "/metrics answers 200")
@@ -103,7 +103,7 @@ t.eq(m['sluice_forward_records_total{mode="packed_forward"}'], 50.0, "records re
 t.eq(m['sluice_forward_messages_total{mode="packed_forward"}'], 1.0, "one PackedForward message")
 t.ok(all(f'sluice_forward_messages_total{{mode="{x}"}}' in m for x in ("message", "forward", "compressed_packed_forward")),
      "every mode is exposed from the start")
-t.eq(m["sluice_kafka_produced_total"], 50.0, "records produced counted")
+t.eq(m['sluice_kafka_produced_total{topic="m.logs"}'], 50.0, "records produced counted, by topic")
 t.eq(m["sluice_kafka_inflight_records"], 0.0, "nothing in flight once acked")
 # One delivered record in 16 is timed: the 1st, 17th, 33rd and 49th.
 t.eq(m["sluice_kafka_delivery_seconds_count"], 4.0, "one acknowledged record in 16 timed in the delivery histogram")

@@ -51,19 +51,23 @@ static inline void test_loop_run_for(test_loop_t *t, uint64_t ms) {
   uv_timer_stop(&t->deadline);
 }
 
-/* The value of an unlabelled series as a scrape shows it; -1 when absent
- * or when rendering failed. */
+/* The value of a series as a scrape shows it, a labelled family's series
+ * summed (as PromQL's sum()); -1 when absent or when rendering failed. */
 static inline long long test_metric(sl_metrics_t *r, const char *name) {
   sl_buf_t b = {0};
   long long v = -1;
   size_t n = strlen(name);
   if (sl_metrics_render(r, &b) == 0 && sl_buf_putc(&b, '\0') == 0) {
     for (const char *line = b.data; *line;) {
-      if (strncmp(line, name, n) == 0 && line[n] == ' ') {
-        v = strtoll(line + n + 1, NULL, 10);
-        break;
-      }
       const char *nl = strchr(line, '\n');
+      if (strncmp(line, name, n) == 0 && (line[n] == ' ' || line[n] == '{')) {
+        /* The value follows the line's last space; a labelled family's
+         * series are summed. */
+        const char *sp = line + n;
+        for (const char *q = sp; *q && q != nl; q++)
+          if (*q == ' ') sp = q;
+        v = (v < 0 ? 0 : v) + strtoll(sp + 1, NULL, 10);
+      }
       if (!nl) break;
       line = nl + 1;
     }
