@@ -178,10 +178,7 @@ int sl_kafka_stats_ready(char *why, size_t len) {
   union_locked(&up, &known, &reported);
   bool joined = clients != NULL;
   pthread_mutex_unlock(&lock);
-  if (!joined || up > 0) return 1;
-  if (!reported)
-    snprintf(why, len, "Kafka: no statistics from librdkafka yet (they come every statistics.interval.ms)");
-  else
-    snprintf(why, len, "Kafka: no broker reachable (librdkafka statistics: 0 of %zu up)", known);
+  if (!joined || !reported || up > 0) return 1;
+  snprintf(why, len, "Kafka: no broker reachable (librdkafka statistics: 0 of %zu up)", known);
   return 0;
 }

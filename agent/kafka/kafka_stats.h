@@ -54,9 +54,10 @@ void sl_kafka_stats_report(sl_kafka_stats_client_t *c, const char *json, size_t 
  * Accepts NULL. */
 void sl_kafka_stats_leave(sl_kafka_stats_client_t *c);
 
-/* 1 when no client has joined, or when some broker is UP for some client;
- * else 0 with the reason in why ("Kafka: no broker reachable ...", or
- * "Kafka: no statistics from librdkafka yet"). */
+/* 1 when no client has joined, when no statistics have come yet (until
+ * then Kafka's reachability is the daemon's own answer: its start waits
+ * for a metadata reply), or when some broker is UP for some client; else 0
+ * with the reason in why ("Kafka: no broker reachable ..."). */
 int sl_kafka_stats_ready(char *why, size_t len);
 
 #endif

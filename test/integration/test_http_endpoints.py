@@ -422,5 +422,13 @@ want = {k: float(v) for k, v in calls.items() if k[0] != "metrics"}  # the harne
 t.eq({k: counted.get(k) for k in want}, want, "sluice_http_requests_total counts every request by handler and code")
 
 t.eq(s.stop(), 0, "sluice exits 0")
+
+# ---- before librdkafka's first statistics ------------------------------------------------
+# The start waited for Kafka's metadata answer: until statistics come
+# (every 10 minutes here), that answer stands for Kafka in /readyz.
+s2 = Sluice(sluice_config(broker.bootstrap, "", properties={"statistics.interval.ms": "600000"}))
+s2.log.wait(r"agent: ready", 20)
+t.eq(s2.http("/readyz"), (200, "ready\n"), "/readyz is 200 as soon as the daemon is ready, before any statistics")
+t.eq(s2.stop(), 0, "that sluice exits 0")
 broker.stop()
 t.done()
