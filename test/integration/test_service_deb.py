@@ -39,7 +39,7 @@ want = ["/usr/bin/sluice", "/etc/sluice/sluice.toml", "/lib/systemd/system/sluic
         "/usr/share/man/man1/sluice.1.gz", "/usr/share/man/man5/sluice.toml.5.gz"]
 t.eq([f for f in want if f not in files], [], "sluice holds the daemon, the config, the unit and both man pages")
 plugins = sorted(os.path.basename(f) for f in files if re.match(r"/usr/lib/[^/]+/sluice/plugins/[^/]+\.so$", f))
-t.eq(plugins, ["elasticsearch.so", "file.so", "kafka.so", "redis.so"], "and the four plugins in the plugin folder")
+t.eq(plugins, ["elasticsearch.so", "file.so", "kafka.so", "prometheus.so", "redis.so"], "and the five plugins in the plugin folder")
 conffiles = subprocess.run(["dpkg-deb", "-I", debs["sluice"], "conffiles"], capture_output=True, text=True).stdout
 t.eq(conffiles.split(), ["/etc/sluice/sluice.toml"], "the config is a conffile (an upgrade keeps the operator's edits)")
 dev = contents(debs["sluice-dev"])
