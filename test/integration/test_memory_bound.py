@@ -26,16 +26,23 @@ does not count:
   f. chunk ids: each pending chunk keeps a copy of its id until Kafka has
      its records; an id over 256 bytes is refused, a full queue of chunks
      with 256-byte ids stays within the bound.
+And with [input.forward.tls]:
+  g. 256 idle TLS connections (handshake done) cost at most the formula's
+     TLS term each, and c's unfinished frames sent over TLS on every
+     connection stay within the bound with that term.
 The numbers (baseline, peak, bound and its terms) are printed as TAP
 comments."""
 import gzip
 import os
+import socket
+import ssl
+import subprocess
 import sys
 import threading
 
 import msgpack
 
-from harness import SRCDIR, Broker, Sluice, Tap, wait_for
+from harness import SRCDIR, Broker, Sluice, Tap, tempdir, wait_for
 
 sys.path.insert(0, os.path.join(SRCDIR, "test", "integration", "kafka"))
 from kafkatest import ForwardClient, sluice_config  # noqa: E402
@@ -81,9 +88,12 @@ def proc_kib(pid, field):
     raise RuntimeError(f"no {field} in /proc/{pid}/status")
 
 
-def bound_terms():
+TLS_PER_CONN = 64 * KiB  # the formula's TLS term, per connection
+
+
+def bound_terms(tls=False):
     """The README's "Memory." formula, term by term, in bytes."""
-    return [
+    return [("max_connections x 64 KiB (TLS)", MAX_CONN * TLS_PER_CONN)] * tls + [
         ("max_connections x (chunk_size_limit + 1.3 MiB)", MAX_CONN * (CHUNK + 1.3 * MiB)),
         ("2 x (32 B x decoded_values_limit + decompression_size_limit + chunk_size_limit)",
          2 * (32 * VALUES + DECOMP + CHUNK)),
@@ -93,8 +103,8 @@ def bound_terms():
     ]
 
 
-def bound_kib(baseline_kib):
-    return baseline_kib + int(sum(b for _, b in bound_terms()) / KiB)
+def bound_kib(baseline_kib, tls=False):
+    return baseline_kib + int(sum(b for _, b in bound_terms(tls)) / KiB)
 
 
 def pack(obj):
@@ -200,9 +210,9 @@ def start_agent(broker):
     return sl, proc_kib(sl.p.pid, "VmHWM")
 
 
-def check_peak(sl, baseline, what):
+def check_peak(sl, baseline, what, tls=False):
     peak = proc_kib(sl.p.pid, "VmHWM")
-    bound = bound_kib(baseline)
+    bound = bound_kib(baseline, tls)
     note(f"{what}: baseline VmHWM {baseline} KiB, peak VmHWM {peak} KiB, bound {bound} KiB "
          f"(peak - baseline = {peak - baseline} KiB of {bound - baseline} KiB allowed)")
     tap.ok(peak <= bound, f"{what}: VmHWM {peak} KiB <= the README's bound {bound} KiB",
@@ -439,9 +449,75 @@ def long_chunk_ids(broker):
     held_copies(broker, "f (256-byte chunk ids)", frames, n, [])
 
 
+# ---- g: TLS ------------------------------------------------------------------------
+
+
+class TlsClient:
+    """A forward client over TLS (the handshake done when made); .sock as
+    ForwardClient's, for send_each."""
+
+    def __init__(self, port):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        self.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=T))
+
+    def close(self):
+        self.sock.close()
+
+
+def tls_agent(broker, max_conn):
+    d = tempdir("sluice-mem-tls-")
+    key, crt = os.path.join(d, "server.key"), os.path.join(d, "server.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True)
+    forward = (FORWARD.replace(f"max_connections = {MAX_CONN}", f"max_connections = {max_conn}") +
+               f'[input.forward.tls]\ncert_file = "{crt}"\nkey_file = "{key}"\n')
+    sl = Sluice(sluice_config(broker.bootstrap, ROUTE, PROPS, forward=forward))
+    return sl, proc_kib(sl.p.pid, "VmHWM")
+
+
+def tls_connections(broker):
+    """g. What an idle TLS connection costs, then the unfinished frames of c
+    over TLS against the bound with its TLS term."""
+    n = 256
+    sl, _ = tls_agent(broker, n)
+    conns = []
+    try:
+        before = proc_kib(sl.p.pid, "VmRSS")
+        conns = [TlsClient(sl.port) for _ in range(n)]
+        tap.ok(metric_reaches(sl, "sluice_forward_tls_handshakes_total", lambda v: v >= n),
+               f"g: {n} TLS connections made (handshakes counted)")
+        after = proc_kib(sl.p.pid, "VmRSS")
+        per = (after - before) * KiB / n
+        note(f"g: VmRSS {before} KiB before, {after} KiB with {n} idle TLS connections: {per / KiB:.1f} KiB each")
+        tap.ok(per <= TLS_PER_CONN, f"g: an idle TLS connection costs {per / KiB:.1f} KiB, within the formula's "
+                                    f"{TLS_PER_CONN // KiB} KiB")
+    finally:
+        for c in conns:
+            c.close()
+        tap.eq(sl.stop(), 0, "g: sluice exits 0")
+
+    sl, baseline = tls_agent(broker, MAX_CONN)
+    conns = []
+    try:
+        conns = [TlsClient(sl.port) for _ in range(MAX_CONN)]
+        part = partial_frame("mem.tls", CHUNK - 16)
+        errors = send_each([(c, part) for c in conns])
+        tap.ok(not errors and metric_reaches(sl, "sluice_forward_bytes_total",
+                                             lambda v: v >= len(part) * MAX_CONN),
+               f"g: sluice read an unfinished {len(part)}-byte frame over TLS on {MAX_CONN} connections", errors)
+        check_peak(sl, baseline, "g (TLS, unfinished frames)", tls=True)
+    finally:
+        for c in conns:
+            c.close()
+        tap.eq(sl.stop(), 0, "g: sluice exits 0 after the TLS frames")
+
+
 broker = Broker(topics=[f"{TOPIC}:2"])
 try:
-    for part in (worst_inputs, long_tag, long_chunk_ids):
+    for part in (worst_inputs, long_tag, long_chunk_ids, tls_connections):
         try:
             part(broker)
         except Exception as e:  # one failure, the other parts still run
