@@ -489,6 +489,8 @@ static int redis_hll_add(sl_redis_hll_t *h, const msgpack_object *v) {
       if (isnan(d)) return sl_redis_hll_add(h, "nan", 3);
       if (d == nearbyint(d) && d >= -0x1p63 && d < 0x1p63) {
         n = sl_dtoa_i64((int64_t)d, num); /* 3.0 is 3, -0.0 is 0 */
+      } else if (d == nearbyint(d) && d >= 0x1p63 && d < 0x1p64) {
+        n = sl_dtoa_u64((uint64_t)d, num);
       } else {
         n = v->type == MSGPACK_OBJECT_FLOAT32 ? sl_dtoa_float((float)d, num, 0) : sl_dtoa_double(d, num, 0);
       }

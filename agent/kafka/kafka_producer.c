@@ -141,8 +141,9 @@ static void mark_dirty(sl_kafka_producer_t *p, topic_slot_t *ts) {
   p->dirty[p->n_dirty++] = ts;
 }
 
-/* One record produced (delivered: 0) or delivered (1) to rkt / topic. */
-static void count_topic(sl_kafka_producer_t *p, rd_kafka_topic_t *rkt, const char *topic, int delivered) {
+/* One record produced (delivered false) or delivered (true) to rkt, or by
+ * name to topic. */
+static void count_topic(sl_kafka_producer_t *p, rd_kafka_topic_t *rkt, const char *topic, bool delivered) {
   topic_slot_t *ts = slot_of(p, rkt);
   if (ts) {
     if (delivered)
@@ -172,7 +173,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     sl_log_rl(SL_LOG_ERROR, "kafka", "record to topic %s failed: %s", rd_kafka_topic_name(m->rkt),
               rd_kafka_err2str(m->err));
   } else {
-    count_topic(p, m->rkt, NULL, 1);
+    count_topic(p, m->rkt, NULL, true);
     /* Reading the clock for every record costs several per cent of the
      * ingest thread: a sample describes the latency as well. */
     if (p->delivered_seen++ % LATENCY_SAMPLE == 0) {
@@ -299,11 +300,12 @@ static rd_kafka_topic_t *topic_handle(sl_kafka_producer_t *p, const char *topic)
     if (strcmp(p->topics[i].name, topic) == 0) return p->topics[i].rkt;
   if (p->n_topics >= TOPIC_CACHE_MAX) return NULL;
   topic_slot_t *ts = &p->topics[i];
-  rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
+  /* The producer's topic settings (message.timeout.ms, partitioner, the
+   * user's topic properties), with the slot as the handle's opaque. */
+  rd_kafka_topic_conf_t *tc = rd_kafka_default_topic_conf_dup(p->rk);
   if (!tc) return NULL;
   rd_kafka_topic_conf_set_opaque(tc, ts);
-  rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, tc); /* takes tc when it succeeds */
-  if (!rkt) rd_kafka_topic_conf_destroy(tc);
+  rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, tc); /* takes tc, whatever it returns */
   char *name = rkt ? strdup(topic) : NULL;
   if (!name) {
     if (rkt) rd_kafka_topic_destroy(rkt);
@@ -346,7 +348,7 @@ static int outcome(sl_kafka_producer_t *p, rd_kafka_resp_err_t err, rd_kafka_top
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     p->inflight++;
     p->inflight_bytes += value_len + key_len;
-    count_topic(p, rkt, topic, 0);
+    count_topic(p, rkt, topic, false);
     return 0;
   }
   if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -396,13 +398,16 @@ int sl_kafka_producer_send_headers(sl_kafka_producer_t *p, const char *topic, co
   rd_kafka_headers_t *hs = rd_kafka_headers_new(n_headers);
   for (size_t i = 0; i < n_headers; i++)
     rd_kafka_header_add(hs, headers[i].name, -1, headers[i].value, (ssize_t)headers[i].value_len);
-  rd_kafka_resp_err_t err = rd_kafka_producev(
-      p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-      RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_KEY(key, key_len),
-      RD_KAFKA_V_TIMESTAMP(timestamp_ms < 0 ? 0 : timestamp_ms), RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_OPAQUE(msg_opaque),
-      RD_KAFKA_V_END);
+  rd_kafka_topic_t *rkt = topic_handle(p, topic);
+  rd_kafka_resp_err_t err;
+#define SL_PRODUCE(target)                                                                                         \
+  rd_kafka_producev(p->rk, target, RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE((void *)value, value_len), \
+                    RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_TIMESTAMP(timestamp_ms < 0 ? 0 : timestamp_ms),            \
+                    RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END)
+  err = rkt ? SL_PRODUCE(RD_KAFKA_V_RKT(rkt)) : SL_PRODUCE(RD_KAFKA_V_TOPIC(topic));
+#undef SL_PRODUCE
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_headers_destroy(hs); /* else the message owns them */
-  return outcome(p, err, NULL, topic, key_len, value_len);
+  return outcome(p, err, rkt, topic, key_len, value_len);
 }
 
 size_t sl_kafka_producer_inflight(const sl_kafka_producer_t *p) { return p->inflight; }

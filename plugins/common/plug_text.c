@@ -46,14 +46,9 @@ void pt_buf_free(pt_buf_t *b) {
   *b = (pt_buf_t){0};
 }
 
-/* Why starting at 15 digits finds the fewest: when a decimal of k <= 15
- * digits reads back as d, it lies within half an ulp of d (about 1.1e-16
- * of it), far closer than the 15-digit grid's spacing, so it is what d
- * rounds to at 15 digits, and %g drops the trailing zeros.  Otherwise 16
- * or 17 digits are needed. */
 size_t pt_shortest(double d, char *b, size_t cap) {
   int n = 0;
-  for (int prec = 15; prec <= 17; prec++) {
+  for (int prec = 1; prec <= 17; prec++) {
     n = snprintf(b, cap, "%.*g", prec, d);
     if (prec == 17 || strtod(b, NULL) == d) break;
   }

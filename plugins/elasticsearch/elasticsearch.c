@@ -239,14 +239,14 @@ static int es_create(const sluice_host_t *host, sluice_ctx_t *ctx, const void *c
   *self = NULL;
   if (host->abi_major != SLUICE_SINK_ABI_MAJOR)
     return pt_fail(err, errlen, "the agent's sink ABI is %u.%u, the elasticsearch sink's %d.%d",
-                       (unsigned)host->abi_major, (unsigned)host->abi_minor, SLUICE_SINK_ABI_MAJOR,
-                       SLUICE_SINK_ABI_MINOR);
+                   (unsigned)host->abi_major, (unsigned)host->abi_minor, SLUICE_SINK_ABI_MAJOR,
+                   SLUICE_SINK_ABI_MINOR);
   if (!conf->hosts.n) return pt_fail(err, errlen, "hosts is empty");
   if (!!conf->username + !!conf->api_key + !!conf->bearer > 1)
     return pt_fail(err, errlen, "username, api_key and bearer exclude one another: write one");
   if (!!conf->username != !!conf->password)
     return pt_fail(err, errlen,
-                       conf->username ? "username needs password" : "password needs username");
+                   conf->username ? "username needs password" : "password needs username");
   es_sink_t *s = calloc(1, sizeof *s);
   if (!s) return pt_fail(err, errlen, "out of memory");
   s->host = host;

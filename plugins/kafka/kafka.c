@@ -130,9 +130,9 @@ static int parse_topic(kafka_sink_t *s, const char *topic, char *err, size_t err
     const char *bad = part->field ? NULL : bad_topic_char(part->text, part->len);
     if (bad)
       return pt_fail(err, errlen,
-                         "topic \"%s\": '%c' cannot be in a Kafka topic name (letters, digits, "
-                         "'.', '_' and '-')",
-                         topic, *bad);
+                     "topic \"%s\": '%c' cannot be in a Kafka topic name (letters, digits, "
+                     "'.', '_' and '-')",
+                     topic, *bad);
   }
   if (pt_tmpl_has_fields(s->topic)) return 0;
   if (strlen(topic) > TOPIC_MAX || !strcmp(topic, ".") || !strcmp(topic, ".."))
@@ -201,8 +201,8 @@ static int kafka_create(const sluice_host_t *host, sluice_ctx_t *ctx, const void
   *self = NULL;
   if (host->abi_major != SLUICE_SINK_ABI_MAJOR)
     return pt_fail(err, errlen, "the agent's sink ABI is %u.%u, the kafka sink's %d.%d",
-                       (unsigned)host->abi_major, (unsigned)host->abi_minor, SLUICE_SINK_ABI_MAJOR,
-                       SLUICE_SINK_ABI_MINOR);
+                   (unsigned)host->abi_major, (unsigned)host->abi_minor, SLUICE_SINK_ABI_MAJOR,
+                   SLUICE_SINK_ABI_MINOR);
   kafka_sink_t *s = calloc(1, sizeof *s);
   if (!s) return pt_fail(err, errlen, "out of memory");
   s->host = host;

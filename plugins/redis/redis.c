@@ -247,7 +247,7 @@ static int redis_check_job(const void *conf_, const sluice_job_info_t *job, char
     if (fn && !strcmp(fn, "redis_hll")) continue;
     if (fn)
       return pt_fail(err, errlen, "hll_fields: \"%s\" of job \"%s\" is %s(), not redis_hll()", want, job->name,
-                         fn);
+                     fn);
     return pt_fail(err, errlen, "hll_fields: job \"%s\" has no aggregate \"%s\"", job->name, want);
   }
   return 0;
@@ -268,12 +268,12 @@ static int redis_create(const sluice_host_t *host, sluice_ctx_t *ctx, const void
   *self = NULL;
   if (host->abi_major != SLUICE_SINK_ABI_MAJOR)
     return pt_fail(err, errlen, "the agent's sink ABI is %u.%u, the redis sink's %d.%d",
-                       (unsigned)host->abi_major, (unsigned)host->abi_minor, SLUICE_SINK_ABI_MAJOR,
-                       SLUICE_SINK_ABI_MINOR);
+                   (unsigned)host->abi_major, (unsigned)host->abi_minor, SLUICE_SINK_ABI_MAJOR,
+                   SLUICE_SINK_ABI_MINOR);
   if (redis_check(conf, err, errlen)) return -1;
   if (conf->hll_fields.n && host->abi_minor < 2)
     return pt_fail(err, errlen, "hll_fields: the agent's sink ABI is %u.%u; it needs 1.2",
-                       (unsigned)host->abi_major, (unsigned)host->abi_minor);
+                   (unsigned)host->abi_major, (unsigned)host->abi_minor);
   redis_sink_t *s = calloc(1, sizeof *s);
   if (!s) return pt_fail(err, errlen, "out of memory");
   s->host = host;

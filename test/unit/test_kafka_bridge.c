@@ -275,6 +275,35 @@ static void room_after_full_queue(void) {
   free(c);
 }
 
+/* The producer's topic settings reach the topic handles it keeps: with
+ * message.timeout.ms = 1000 in the properties and the broker down, a record
+ * sent by topic name and one sent with two headers both fail after a
+ * second, not after librdkafka's default of five minutes. */
+static void topic_settings_kept(void) {
+  const char *name = "topic settings";
+  fixture_t fx;
+  client_t *c = calloc(1, sizeof *c);
+  sl_kv_t props[] = {KV("message.timeout.ms", "1000"), KV("linger.ms", "0")};
+  sl_kafka_conf_t k = conf_of(props, 2, 0.5);
+  bool up = fixture_setup(&fx, name);
+  if (up) rd_kafka_mock_broker_set_down(fx.mock, 1);
+  if (up && c && client_start(&fx, c, &k)) {
+    sl_kafka_header_t hs[2] = {{.name = "a", .value = "1", .value_len = 1}, {.name = "b", .value = "2", .value_len = 1}};
+    int r = send_record(c, 0, 100) |
+            sl_kafka_producer_send_headers(c->p, TOPIC, "k", 1, value_bytes, 100, 0, hs, 2, &c->reports_of[1]);
+    is_int(r, 0, "%s: both records accepted with the broker down", name);
+    c->want = 2;
+    ok(wait_until(&fx, client_reported, c, 10000), "%s: both are reported within 10 s", name);
+    is_int(c->failed, 2, "%s: both failed after message.timeout.ms", name);
+    is_int(test_metric(fx.metrics, "sluice_kafka_produced_total"), 2, "%s: produced_total 2", name);
+  } else {
+    ok(0, "%s: producer created", name);
+  }
+  client_t *clients[] = {c};
+  fixture_teardown(&fx, name, clients, c ? 1 : 0);
+  free(c);
+}
+
 static bool record_reported(void *arg) {
   return ((client_t *)arg)->reports_of[1] > 0;
 }
@@ -436,6 +465,7 @@ int main(void) {
   memset(value_bytes, 'v', sizeof value_bytes);
   delivery_on_the_loop();
   room_after_full_queue();
+  topic_settings_kept();
   refused_record();
   two_clients_one_bridge();
   detach_inside_serve();
