@@ -44,6 +44,7 @@ typedef struct {
   int64_t commit_off;   /* in the commit in flight; -1: not in it */
   int64_t commit_wm;    /* and its watermark */
   bool drift_paused;    /* fetching paused: too far ahead of the slowest partition */
+  uint64_t late;        /* records of it too late for every window (since the job started) */
 } part_t;
 
 /* The rows of one emission (or early rows, or late records) on their way
@@ -455,6 +456,7 @@ static void on_records(void *arg, const sl_kafka_record_t *recs, size_t n) {
     }
     int64_t ts = rec->timestamp_ms >= 0 ? rec->timestamp_ms : (int64_t)now;
     int r = sl_job_feed(rt->job, pid, rec->offset, obj, ts, (int64_t)now);
+    if (r == SL_JOB_LATE) rt->parts[pid].late++;
     if (r == SL_JOB_LATE && rt->late_sink)
       late_add(rt, rec, obj);
     else if (r < 0)
@@ -660,22 +662,25 @@ static void publish(job_rt_t *rt) {
   *o = s;
 }
 
-/* Adds each assigned partition's committed and end offsets and lag (the
- * records after the last one read, or after the committed offset before
- * any is read) to set, as far as they are known. */
-static void offsets_add(const job_rt_t *rt, sl_metrics_set_t *set, const int fam[3]) {
+enum { F_COMMITTED, F_END, F_LAG, F_LATE, N_PART_FAMILIES };
+
+/* Adds each assigned partition's late records, committed and end offsets
+ * and lag (the records after the last one read, or after the committed
+ * offset before any is read) to set, as far as they are known. */
+static void offsets_add(const job_rt_t *rt, sl_metrics_set_t *set, const int fam[N_PART_FAMILIES]) {
   for (size_t i = 0; i < rt->n_parts; i++) {
     const part_t *p = &rt->parts[i];
     if (!p->assigned) continue;
     char partition[16];
     snprintf(partition, sizeof partition, "%" PRId32, p->partition);
     sl_metric_label_t l[] = {{"sluice_job", rt->conf->name}, {"topic", p->topic}, {"partition", partition}};
-    if (p->committed >= 0) sl_metrics_set_value(set, fam[0], l, 3, (double)p->committed);
+    sl_metrics_set_value(set, fam[F_LATE], l, 3, (double)p->late);
+    if (p->committed >= 0) sl_metrics_set_value(set, fam[F_COMMITTED], l, 3, (double)p->committed);
     int64_t low, high;
     if (sl_kafka_consumer_offsets(rt->consumer, p->topic, p->partition, &low, &high)) continue;
     int64_t at = p->next_offset >= 0 ? p->next_offset : p->committed >= 0 ? p->committed : low;
-    sl_metrics_set_value(set, fam[1], l, 3, (double)high);
-    sl_metrics_set_value(set, fam[2], l, 3, high > at ? (double)(high - at) : 0);
+    sl_metrics_set_value(set, fam[F_END], l, 3, (double)high);
+    sl_metrics_set_value(set, fam[F_LAG], l, 3, high > at ? (double)(high - at) : 0);
   }
 }
 
@@ -683,17 +688,22 @@ static void offsets_add(const job_rt_t *rt, sl_metrics_set_t *set, const int fam
 static void publish_offsets(jobs_stage_t *st) {
   sl_metrics_set_t *set = st->offsets ? sl_metrics_set_new() : NULL;
   if (!set) return;
-  int fam[3] = {
-      sl_metrics_set_family(set, SL_METRIC_GAUGE, "sluice_job_committed_offset",
+  int fam[N_PART_FAMILIES] = {
+      [F_COMMITTED] = sl_metrics_set_family(set, SL_METRIC_GAUGE, "sluice_job_committed_offset",
                             "The consumer group's committed offset of an assigned partition (the next record a "
                             "restart reads)."),
-      sl_metrics_set_family(set, SL_METRIC_GAUGE, "sluice_job_end_offset",
+      [F_END] = sl_metrics_set_family(set, SL_METRIC_GAUGE, "sluice_job_end_offset",
                             "An assigned partition's end (high-water) offset, as the latest fetch told."),
-      sl_metrics_set_family(set, SL_METRIC_GAUGE, "sluice_job_consumer_lag",
+      [F_LAG] = sl_metrics_set_family(set, SL_METRIC_GAUGE, "sluice_job_consumer_lag",
                             "Records of an assigned partition the job has not read yet (end offset minus the "
                             "position)."),
+      [F_LATE] = sl_metrics_set_family(set, SL_METRIC_COUNTER, "sluice_job_partition_records_late_total",
+                            "Records of an assigned partition too late for every window they belong to, "
+                            "since the job started (what late_policy does with them: the job's)."),
   };
-  for (size_t i = 0; fam[0] >= 0 && fam[1] >= 0 && fam[2] >= 0 && i < st->n_jobs; i++)
+  bool ok = true;
+  for (int f = 0; f < N_PART_FAMILIES; f++) ok &= fam[f] >= 0;
+  for (size_t i = 0; ok && i < st->n_jobs; i++)
     if (st->jobs[i].consumer && !st->jobs[i].consumer_closed) offsets_add(&st->jobs[i], set, fam);
   sl_metrics_source_publish(st->offsets, set, NULL, 0);
 }

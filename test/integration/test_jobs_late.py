@@ -160,6 +160,9 @@ for j in ["drop", "sink"]:
     t.eq(as_reference(final_rows(j)), {k: v for k, v in reference(on_time).items() if k[0] < 300000},
          f"{j}: the rows are the on-time records' only")
     t.eq(metric("sluice_job_records_late_total", j), 4.0, f"{j}: the 4 late records are counted")
+    key = f'sluice_job_partition_records_late_total{{sluice_job="{j}",topic="late",partition="0"}}'
+    t.ok(wait_for(lambda: s.metric(key) == 4.0, 10, f"{j}'s late records by partition"),
+         f"{j}: and counted by partition", s.metric(key))
     t.eq(metric("sluice_job_records_late_updated_total", j), 0.0, f"{j}: none updated a window")
 late_sunk = read(paths["late_sink"])
 t.eq(sorted((r["record"]["k"], r["record"]["v"]) for r in late_sunk) if late_sunk and "record" in late_sunk[0]
