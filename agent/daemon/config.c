@@ -89,12 +89,18 @@ static int check_sinks_jobs(const sl_config_t *c, const sl_toml_value_t *sinks, 
     const sl_job_conf_t *j = &jobs[k];
     size_t n = j->aggregates.n;
     const char **names = calloc(n + 1, sizeof *names), **fns = calloc(n + 1, sizeof *fns);
-    bool parsed = names && fns;
+    if (!names || !fns) {
+      free(names);
+      free(fns);
+      return SL_ENOMEM;
+    }
+    /* A job whose aggregates do not parse has its own errors already. */
+    bool parsed = true;
     for (size_t a = 0; a < n && parsed; a++) {
       sl_agg_spec_t spec;
       parsed = sl_agg_parse(j->aggregates.items[a].value, &spec, NULL) == 0;
       names[a] = j->aggregates.items[a].key;
-      fns[a] = sl_agg_fn_name(spec.fn);
+      fns[a] = parsed ? sl_agg_fn_name(spec.fn) : NULL;
     }
     sluice_job_info_t info = {.name = j->name, .n_aggregates = n, .aggregates = names, .functions = fns};
     for (size_t i = 0; parsed && i < sinks->u.arr.len; i++) {

@@ -493,20 +493,16 @@ static void on_assign(void *arg, const sl_kafka_partition_t *parts, size_t n) {
              parts[i].partition);
       continue;
     }
-    int64_t wm;
-    const char *why = NULL;
-    bool unread = sl_watermark_meta_parse(parts[i].metadata, parts[i].metadata_len, &wm, &why) != 0;
-    if (parts[i].offset >= 0 && wm == SL_WATERMARK_NONE) {
-      /* An offset without a checkpoint watermark: committed by another
-       * consumer, by a version before it, or its metadata expired with
-       * the broker's offsets.retention.minutes. */
-      wm = SL_WATERMARK_FROM_FIRST;
+    const char *why;
+    int64_t wm = sl_watermark_assigned(parts[i].metadata, parts[i].metadata_len, parts[i].offset,
+                                       rt->conf->time == 1, &why);
+    if (wm == SL_WATERMARK_FROM_FIRST) {
       sl_log(SL_LOG_WARN, "jobs",
              "job %s: partition %s/%" PRId32 ": committed offset %" PRId64 " has %s: windows before the first "
              "record's (its time - allowed_lateness) are taken as emitted",
              rt->conf->name, parts[i].topic, parts[i].partition, parts[i].offset,
-             unread ? why : "no checkpoint watermark");
-    } else if (unread) {
+             why ? why : "no checkpoint watermark");
+    } else if (why) {
       sl_log(SL_LOG_WARN, "jobs", "job %s: partition %s/%" PRId32 ": commit metadata not understood (%s)",
              rt->conf->name, parts[i].topic, parts[i].partition, why);
     }

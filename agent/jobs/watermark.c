@@ -242,3 +242,18 @@ void sl_watermark_touch_one(sl_watermark_t *wm, int partition, int64_t now_ms) {
   sl_watermark_part_t *p = part(wm, partition);
   if (p && p->last_seen < now_ms) p->last_seen = now_ms;
 }
+
+int64_t sl_watermark_assigned(const void *meta, size_t len, int64_t offset, bool processing, const char **why) {
+  const char *s = meta, *bad_why = NULL;
+  int64_t wm;
+  if (why) *why = NULL;
+  while (s && len && s[len - 1] == '\0') len--;
+  bool present = s && len;
+  if (sl_watermark_meta_parse(meta, len, &wm, &bad_why)) {
+    present = false;
+    if (why) *why = bad_why;
+  }
+  if (processing) return SL_WATERMARK_NONE;
+  if (!present) return offset >= 0 ? SL_WATERMARK_FROM_FIRST : SL_WATERMARK_NONE;
+  return wm;
+}

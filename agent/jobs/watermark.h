@@ -153,4 +153,15 @@ int sl_watermark_meta_format(int64_t wm_ms, char *buf, size_t len);
  * other than wm=, so later ones can be added without a new version. */
 int sl_watermark_meta_parse(const void *meta, size_t len, int64_t *wm_ms, const char **why);
 
+/* What a partition assigned at committed `offset` (-1: none) with commit
+ * metadata meta[0..len) starts from, for sl_job_assign: the checkpoint
+ * watermark sluice wrote (SL_WATERMARK_NONE too, when it had none yet);
+ * SL_WATERMARK_FROM_FIRST for a committed offset whose metadata is missing
+ * or not sluice's (another consumer, an older version, metadata expired
+ * with the broker's offsets.retention.minutes); SL_WATERMARK_NONE without
+ * a committed offset, and always for processing-time jobs, which have no
+ * watermark.  *why (may be NULL) is set to why the metadata could not be
+ * read, or NULL when it was read or there was none. */
+int64_t sl_watermark_assigned(const void *meta, size_t len, int64_t offset, bool processing, const char **why);
+
 #endif

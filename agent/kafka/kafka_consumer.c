@@ -365,6 +365,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   } else {
     rd_kafka_assign(rk, NULL);
     c->assigned = 0;
+    /* Everything is unassigned, whatever the revocation named: so are the
+     * partitions paused one by one (made lazily again when needed). */
+    if (c->held) rd_kafka_topic_partition_list_destroy(c->held);
+    c->held = NULL;
   }
   flush_metrics(c);
 }

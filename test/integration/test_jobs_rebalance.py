@@ -67,6 +67,8 @@ mark = a.log.count(r"partitions? (revoked|lost)|assigned at|assigned; no committ
 t.eq(b.stop(signal.SIGTERM), 0, "b stops (a static member does not leave the group)")
 b = member("b")
 restarted = time.monotonic()
+t.ok(b.log.seen(r"job rb: reading 1 topic as group sluice-rb, instance b", 10),
+     "b comes back as the same static member b (what makes a restart calm on a real broker)")
 try:
     wait_for(lambda: assigned(b) == 2, 90, "b, restarted within session.timeout.ms, to get its partitions back")
 except TimeoutError:

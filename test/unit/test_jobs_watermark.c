@@ -388,6 +388,24 @@ static void meta(void) {
   is_int(sl_watermark_meta_format(5, small, sizeof small), SL_ERANGE, "a short buffer is refused");
   is_str(small, "", "and left empty");
 
+  /* What an assigned partition starts from. */
+  char none_meta[SL_WATERMARK_META_MAX];
+  sl_watermark_meta_format(NONE, none_meta, sizeof none_meta);
+  const char *reason = "x";
+  is_int(sl_watermark_assigned(none_meta, strlen(none_meta), 5, false, &reason), NONE,
+         "sluice's own commit without a watermark yet: none, not the first record's");
+  ok(reason == NULL, "and nothing to say about it");
+  is_int(sl_watermark_assigned("sluice1 wm=1000", 15, 5, false, &reason), 1000, "sluice's watermark: kept");
+  is_int(sl_watermark_assigned(NULL, 0, 5, false, &reason), SL_WATERMARK_FROM_FIRST,
+         "a committed offset without metadata: from the first record");
+  is_int(sl_watermark_assigned("\0", 1, 5, false, &reason), SL_WATERMARK_FROM_FIRST, "nor with a lone terminator");
+  is_int(sl_watermark_assigned("kcat was here", 13, 5, false, &reason), SL_WATERMARK_FROM_FIRST,
+         "metadata not sluice's: from the first record");
+  ok(reason && strstr(reason, "not written by sluice"), "saying why (%s)", reason ? reason : "");
+  is_int(sl_watermark_assigned(NULL, 0, -1, false, &reason), NONE, "no committed offset: none");
+  is_int(sl_watermark_assigned(NULL, 0, 5, true, &reason), NONE, "processing time: none, whatever was committed");
+  is_int(sl_watermark_assigned("sluice1 wm=1000", 15, 5, true, &reason), NONE, "even with a watermark");
+
   int64_t w = 7;
   const char *why = NULL;
   is_int(sl_watermark_meta_parse(NULL, 0, &w, &why), 0, "no metadata is not an error");

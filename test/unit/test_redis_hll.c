@@ -173,30 +173,41 @@ static void test_round_trip(void) {
   }
 }
 
+/* Whether bytes[0..len) with byte `at` set to `v` (at < 0: none) is
+ * refused; each case starts from the good string, so it has one fault. */
+static int refused_with(const uint8_t *good, size_t len, long at, uint8_t v) {
+  uint8_t *b = malloc(len ? len : 1);
+  memcpy(b, good, len);
+  if (at >= 0) b[at] = v;
+  sl_redis_hll_t back;
+  int r = sl_redis_hll_from_redis(&back, b, len);
+  if (!r) sl_redis_hll_free(&back);
+  free(b);
+  return r == SL_EBADSTATE;
+}
+
 static void test_corrupt(void) {
-  sl_redis_hll_t h = {0}, back;
+  sl_redis_hll_t h = {0};
   for (int i = 0; i < 3000; i++) add_u(&h, (uint64_t)i);
   sl_buf_t dense = {0};
   sl_redis_hll_to_redis(&h, &dense);
-  ok(sl_redis_hll_from_redis(&back, dense.data, dense.len - 1) == SL_EBADSTATE, "a dense string one byte short is refused");
-  dense.data[16] |= 0x3f; /* register 0 = 63 */
-  ok(sl_redis_hll_from_redis(&back, dense.data, dense.len) == SL_EBADSTATE, "a register above 51 is refused");
-  memcpy(dense.data, "HYLX", 4);
-  ok(sl_redis_hll_from_redis(&back, dense.data, dense.len) == SL_EBADSTATE, "a wrong magic is refused");
+  const uint8_t *d = (const uint8_t *)dense.data;
+  ok(dense.len == SL_REDIS_HLL_DENSE_SIZE && !refused_with(d, dense.len, -1, 0), "the dense string itself is taken");
+  ok(refused_with(d, dense.len - 1, -1, 0), "a dense string one byte short is refused");
+  ok(refused_with(d, dense.len, 16, (uint8_t)(d[16] | 0x3f)), "a register above 51 is refused");
+  ok(refused_with(d, dense.len, 3, 'X'), "a wrong magic is refused");
+  ok(refused_with(d, dense.len, 4, 2), "an unknown encoding is refused");
+  ok(refused_with(d, 10, -1, 0), "a string shorter than the header is refused");
   sl_buf_free(&dense);
   sl_redis_hll_free(&h);
 
-  const uint8_t hdr[16] = {'H', 'Y', 'L', 'L', 1};
-  uint8_t s[24];
-  memcpy(s, hdr, 16);
-  s[16] = 0x7f, s[17] = 0xfe; /* 16383 zeros: one short */
-  ok(sl_redis_hll_from_redis(&back, s, 18) == SL_EBADSTATE, "sparse runs short of 16384 registers are refused");
-  s[17] = 0xff, s[18] = 0x80; /* 16384 zeros, then one more register */
-  ok(sl_redis_hll_from_redis(&back, s, 19) == SL_EBADSTATE, "sparse runs past 16384 registers are refused");
-  ok(sl_redis_hll_from_redis(&back, s, 17) == SL_EBADSTATE, "a cut XZERO opcode is refused");
-  s[4] = 2;
-  ok(sl_redis_hll_from_redis(&back, s, 18) == SL_EBADSTATE, "an unknown encoding is refused");
-  ok(sl_redis_hll_from_redis(&back, s, 10) == SL_EBADSTATE, "a string shorter than the header is refused");
+  /* The empty sparse string: one XZERO of 16384 registers, then a byte to
+   * spare for the cases that use it. */
+  const uint8_t sparse[19] = {'H', 'Y', 'L', 'L', 1, [15] = 0x80, [16] = 0x7f, [17] = 0xff, [18] = 0x80};
+  ok(!refused_with(sparse, 18, -1, 0), "the empty sparse string itself is taken");
+  ok(refused_with(sparse, 18, 17, 0xfe), "sparse runs short of 16384 registers are refused");
+  ok(refused_with(sparse, 19, -1, 0), "sparse runs past 16384 registers are refused");
+  ok(refused_with(sparse, 17, -1, 0), "a cut XZERO opcode is refused");
 }
 
 static void test_accuracy(void) {
